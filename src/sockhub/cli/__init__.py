@@ -1,0 +1,1 @@
+"""Terminal commands; ``sockhub.cli.main:main`` is the console script."""

@@ -1,0 +1,132 @@
+"""``sockhub echo`` and ``sockhub time``, over TCP or UDP."""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+from typing import Any
+
+from ..client import parse_address
+from ..client.common import Reply, TimeResult, echo_fields, time_fields
+from ..protocol.errors import error_from_header
+from ..protocol.frames import decode_datagram, encode_frame
+from ..protocol.text import escape
+from .common import (
+    EXIT_CONNECT,
+    EXIT_USAGE,
+    CliError,
+    add_client_args,
+    command,
+    connect,
+    emit_json,
+    examples,
+)
+
+__all__ = ["register"]
+
+UDP_TRIES = 3
+
+
+def udp_request(server: str, timeout: float, op: str, body: bytes, fields: dict[str, Any]) -> Reply:
+    """One request in one datagram, retried a few times: UDP may drop either datagram."""
+    try:
+        addr = parse_address(server)
+    except ValueError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from exc
+    if addr.unix is not None:
+        raise CliError("--udp needs a HOST:PORT server, not a UNIX socket", EXIT_USAGE)
+    infos = socket.getaddrinfo(addr.host, addr.port, type=socket.SOCK_DGRAM)
+    family, _, _, _, sockaddr = infos[0]
+    frame = encode_frame({"op": op, "id": 1, **fields}, body)
+    if len(frame) > 65_507:
+        raise CliError(
+            f"{len(frame)} bytes do not fit one UDP datagram (65,507 at most)", EXIT_USAGE
+        )
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        sock.connect(sockaddr)
+        sock.settimeout(timeout / UDP_TRIES)
+        for _ in range(UDP_TRIES):
+            sock.send(frame)
+            try:
+                while True:
+                    data = sock.recv(65_535)
+                    try:
+                        reply = decode_datagram(data, max_body=65_507)
+                    except Exception:
+                        continue
+                    if reply.header.get("re") == 1:
+                        if reply.header.get("op") == "error":
+                            raise error_from_header(reply.header)
+                        return Reply(reply.header, reply.body)
+            except TimeoutError:
+                continue
+            except ConnectionRefusedError as exc:
+                raise CliError(f"{addr}: nothing listens on that UDP port", EXIT_CONNECT) from exc
+    raise CliError(f"{addr}: no UDP answer after {UDP_TRIES} tries", EXIT_CONNECT)
+
+
+@command
+def _echo(args: argparse.Namespace) -> int:
+    body = " ".join(args.text).encode()
+    if args.udp:
+        out = udp_request(args.server, args.timeout, "echo", body, echo_fields(args.upper)).body
+    else:
+        with connect(args) as client:
+            out = client.echo(body, upper=args.upper)
+    if args.json:
+        emit_json({"ok": True, "text": out.decode("utf-8", "replace"), "size": len(out)})
+    else:
+        sys.stdout.write(escape(out.decode("utf-8", "replace"), None, keep_lines=True) + "\n")
+    return 0
+
+
+@command
+def _time(args: argparse.Namespace) -> int:
+    fields = time_fields(args.format, args.utc)
+    if args.udp:
+        result = TimeResult.from_reply(udp_request(args.server, args.timeout, "time", b"", fields))
+    else:
+        with connect(args) as client:
+            result = client.time(args.format, utc=args.utc)
+    if args.json:
+        emit_json({"ok": True, "unix": result.unix, "text": result.text, "tz": result.tz})
+    else:
+        print(escape(result.text, None))
+    return 0
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "echo",
+        help="send text and print what comes back",
+        description="Send TEXT to the server's echo service and print the reply.",
+        **examples("""
+  sockhub echo hello                      # -> hello
+  sockhub echo --upper hello world        # -> HELLO WORLD
+  sockhub echo --udp ping                 # one datagram each way
+  sockhub echo --json hi                  # {"ok": true, "text": "hi", "size": 2}
+  sockhub echo -s 10.0.0.5:9696 hi        # another server (or SOCKHUB_SERVER)
+"""),
+    )
+    p.add_argument("text", nargs="+", help="words to send (joined by spaces)")
+    p.add_argument("--upper", action="store_true", help="ask the server to upper-case it")
+    p.add_argument("--udp", action="store_true", help="use one UDP datagram instead of TCP")
+    add_client_args(p)
+    p.set_defaults(func=_echo)
+
+    p = sub.add_parser(
+        "time",
+        help="print the server's clock",
+        description="Ask the server for its time, formatted with a strftime FORMAT.",
+        **examples("""
+  sockhub time                            # 2026-11-22 10:06:40
+  sockhub time --utc --format '%H:%M:%S %Z'
+  sockhub time --udp --json               # {"ok": true, "unix": ..., "text": ..., "tz": ...}
+"""),
+    )
+    p.add_argument("--format", "-f", help="strftime format, at most 256 characters")
+    p.add_argument("--utc", action="store_true", help="UTC instead of the server's local time")
+    p.add_argument("--udp", action="store_true", help="use one UDP datagram instead of TCP")
+    add_client_args(p)
+    p.set_defaults(func=_time)

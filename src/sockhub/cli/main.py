@@ -1,0 +1,52 @@
+"""The ``sockhub`` command: one subcommand per module, each teaching by example in --help."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from .. import __version__
+from . import basic, serve, user
+from .common import EXIT_USAGE, examples
+
+__all__ = ["build_parser", "main"]
+
+COMMANDS = (serve, user, basic)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sockhub",
+        description=(
+            "One server, one port, one framed protocol: echo, time, chat, files and remote exec "
+            "over TCP, TLS, UNIX sockets and UDP."
+        ),
+        **examples("""
+  sockhub serve                          # start a local server (prints how to connect)
+  sockhub echo hello                     # talk to it
+  sockhub time --utc
+  sockhub user add alice --grant chat,files > alice.key
+  sockhub COMMAND --help                 # every command has examples
+exit codes: 0 ok, 1 the operation failed, 2 usage error, 3 cannot connect or authenticate
+"""),
+    )
+    parser.add_argument("--version", action="version", version=f"sockhub {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in COMMANDS:
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

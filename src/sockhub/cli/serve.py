@@ -1,0 +1,143 @@
+"""``sockhub serve``: run the server; with no flags, a safe local server that says how to use it."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..server import Config, ConfigError, Listening, Server, load_config
+from ..server.loop import run
+from ..services import default_services
+from .common import EXIT_CONNECT, EXIT_USAGE, CliError, command, examples
+
+__all__ = ["banner", "register"]
+
+
+def banner(config: Config, listening: Listening, services: list[str]) -> str:
+    lines = [f"sockhub {__version__} serving {', '.join(services)}"]
+    for host, port in listening.tcp:
+        lines.append(f"  {'tls' if config.tls else 'tcp'}  {host}:{port}")
+    for host, port in listening.udp:
+        lines.append(f"  udp  {host}:{port}  (echo, time)")
+    if listening.unix is not None:
+        lines.append(f"  unix {listening.unix}")
+    lines.append(f"  data {config.data.resolve()}")
+    anon = ", ".join(config.anonymous_grants) or "nothing"
+    lines.append(f"  anonymous clients may use: {anon}")
+    if listening.tls_fingerprint:
+        made = " (new self-signed certificate)" if listening.tls_new else ""
+        lines.append(f"  TLS fingerprint SHA256 {listening.tls_fingerprint}{made}")
+    host, port = listening.tcp[0] if listening.tcp else ("127.0.0.1", config.port)
+    target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    tls = " --tls" if config.tls else ""
+    lines += [
+        "try, from another terminal:",
+        f"  sockhub echo -s {target}{tls} hello",
+        f"  sockhub time -s {target}{tls}",
+        "  sockhub user add NAME --grant chat,files   # then SOCKHUB_KEY=... sockhub ... --user NAME",
+        "stop with Ctrl-C (clients are told the server is shutting down)",
+    ]
+    return "\n".join(lines)
+
+
+async def _serve(config: Config) -> None:
+    services = default_services(config)
+    server = Server(config, services)
+    try:
+        listening = await server.start()
+    except OSError as exc:
+        await server.shutdown()
+        raise CliError(
+            f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}", EXIT_CONNECT
+        ) from exc
+    print(banner(config, listening, server.ctx.services), flush=True)
+    await server.serve_forever()
+
+
+def _limit_flags(pairs: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise CliError(f"--limit wants NAME=VALUE, not {pair!r}", EXIT_USAGE)
+        out[name.strip().replace("-", "_")] = value.strip()
+    return out
+
+
+@command
+def _run(args: argparse.Namespace) -> int:
+    flags: dict[str, Any] = {
+        "host": args.host,
+        "port": args.port,
+        "unix": args.unix,
+        "data": args.data,
+        "tls": True if args.tls else None,
+        "tls_cert": args.tls_cert,
+        "tls_key": args.tls_key,
+        "udp": False if args.no_udp else None,
+        "anonymous_grants": args.anonymous,
+        "log_level": args.log_level,
+        **_limit_flags(args.limit),
+    }
+    try:
+        config = load_config(flags, Path(args.config) if args.config else None)
+    except ConfigError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from exc
+    logging.basicConfig(
+        level=config.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    run(_serve(config))
+    return 0
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="run a sockhub server",
+        description=(
+            "Run the server. With no flags: TCP and UDP on 127.0.0.1:9696, data in "
+            "./sockhub-data, echo+time+chat open to anonymous clients, files for users "
+            "with the grant, exec off. Settings come from flags, then --config FILE "
+            "(TOML), then SOCKHUB_* variables (SOCKHUB_PORT, SOCKHUB_LIMIT_MAX_BODY...)."
+        ),
+        **examples("""
+  sockhub serve                                  # local only, prints how to connect
+  sockhub serve --host 0.0.0.0 --tls             # LAN, self-signed cert, fingerprint printed
+  sockhub serve --unix /tmp/sockhub.sock         # also on a UNIX socket
+  sockhub serve --limit idle_timeout=60 --limit max_connections=500
+  sockhub serve --config sockhub.toml            # [limits] table for the limits
+"""),
+    )
+    p.add_argument("--host", help="address to listen on (default 127.0.0.1; 0.0.0.0 or :: for LAN)")
+    p.add_argument("--port", "-p", type=int, help="TCP and UDP port (default 9696; 0 picks one)")
+    p.add_argument("--unix", metavar="PATH", help="also listen on a UNIX-domain socket")
+    p.add_argument("--data", metavar="DIR", help="data folder (default ./sockhub-data)")
+    p.add_argument("--config", metavar="FILE", help="TOML config file (or SOCKHUB_CONFIG)")
+    p.add_argument(
+        "--tls", action="store_true", help="TLS on the TCP port (self-signed if no cert)"
+    )
+    p.add_argument("--tls-cert", metavar="PEM", help="certificate chain (with --tls-key)")
+    p.add_argument("--tls-key", metavar="PEM", help="private key for --tls-cert")
+    p.add_argument("--no-udp", action="store_true", help="do not serve echo/time over UDP")
+    p.add_argument(
+        "--anonymous",
+        metavar="GRANTS",
+        help="what clients without a user may use (default echo,time,chat)",
+    )
+    p.add_argument(
+        "--limit",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set one limit (see docs/limits.md)",
+    )
+    p.add_argument(
+        "--log-level", choices=["debug", "info", "warning", "error"], help="default info"
+    )
+    p.set_defaults(func=_run)

@@ -1,0 +1,123 @@
+"""Typed access to header fields: every ill-typed field becomes a ``bad.request`` naming it.
+
+Services read their request fields through these helpers so the rule "a field of the
+wrong type or out of range is a non-fatal bad.request naming the field" (section 1)
+holds everywhere without each service re-implementing it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import BadRequest
+from .frames import MAX_ID
+
+__all__ = [
+    "get_bool",
+    "get_id",
+    "get_int",
+    "get_number",
+    "get_str",
+    "get_str_list",
+    "get_str_map",
+]
+
+_MISSING: Any = object()
+
+
+def _missing(name: str) -> BadRequest:
+    return BadRequest(f"field '{name}' is required")
+
+
+def get_id(header: dict[str, Any], name: str = "id") -> int | None:
+    """A request id (1 .. 2^53-1) or None when absent."""
+    value = header.get(name)
+    if value is None:
+        return None
+    if value.__class__ is not int or not 1 <= value <= MAX_ID:
+        raise BadRequest(f"field '{name}' must be an integer from 1 to 2^53-1")
+    return int(value)
+
+
+def get_str(
+    header: dict[str, Any], name: str, default: Any = _MISSING, *, max_len: int | None = None
+) -> Any:
+    value = header.get(name, default)
+    if value is _MISSING:
+        raise _missing(name)
+    if value is default and default is not _MISSING:
+        return value
+    if not isinstance(value, str):
+        raise BadRequest(f"field '{name}' must be a string")
+    if max_len is not None and len(value) > max_len:
+        raise BadRequest(f"field '{name}' is longer than {max_len} characters")
+    return value
+
+
+def get_bool(header: dict[str, Any], name: str, default: bool = False) -> bool:
+    value = header.get(name, default)
+    if not isinstance(value, bool):
+        raise BadRequest(f"field '{name}' must be true or false")
+    return value
+
+
+def get_int(
+    header: dict[str, Any],
+    name: str,
+    default: Any = _MISSING,
+    *,
+    lo: int | None = None,
+    hi: int | None = None,
+) -> Any:
+    value = header.get(name, default)
+    if value is _MISSING:
+        raise _missing(name)
+    if value is default and default is not _MISSING:
+        return value
+    if value.__class__ is not int:
+        raise BadRequest(f"field '{name}' must be an integer")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise BadRequest(f"field '{name}' must be between {lo} and {hi}")
+    return value
+
+
+def get_number(
+    header: dict[str, Any],
+    name: str,
+    default: Any = _MISSING,
+    *,
+    lo: float | None = None,
+    hi: float | None = None,
+) -> Any:
+    value = header.get(name, default)
+    if value is _MISSING:
+        raise _missing(name)
+    if value is default and default is not _MISSING:
+        return value
+    if value.__class__ not in (int, float) or value != value:
+        raise BadRequest(f"field '{name}' must be a number")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise BadRequest(f"field '{name}' must be between {lo} and {hi}")
+    return value
+
+
+def get_str_list(header: dict[str, Any], name: str, default: Any = _MISSING) -> Any:
+    value = header.get(name, default)
+    if value is _MISSING:
+        raise _missing(name)
+    if value is default and default is not _MISSING:
+        return value
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise BadRequest(f"field '{name}' must be a list of strings")
+    return value
+
+
+def get_str_map(header: dict[str, Any], name: str, default: Any = _MISSING) -> Any:
+    value = header.get(name, default)
+    if value is _MISSING:
+        raise _missing(name)
+    if value is default and default is not _MISSING:
+        return value
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise BadRequest(f"field '{name}' must be an object of strings")
+    return value

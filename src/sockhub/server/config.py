@@ -1,0 +1,164 @@
+"""Server configuration: flags, then a TOML file, then ``SOCKHUB_*`` variables, then defaults.
+
+Precedence is DESIGN.md's: a flag beats the config file, which beats the environment.
+Unknown keys are an error that names them, so a typo never silently keeps a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .limits import Limits
+
+__all__ = ["Config", "ConfigError", "load_config"]
+
+DEFAULT_PORT = 9696
+DEFAULT_WEB_PORT = 9697
+
+
+class ConfigError(ValueError):
+    """A configuration value or key that cannot be used; the message says which."""
+
+
+@dataclass(kw_only=True, slots=True)
+class Config:
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    udp: bool = True
+    unix: Path | None = None
+    data: Path = Path("sockhub-data")
+    tls: bool = False
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    exec: bool = False
+    broker: str = "memory"
+    workers: int = 1
+    web: bool = True
+    web_port: int = DEFAULT_WEB_PORT
+    classic: bool = False
+    anonymous_grants: tuple[str, ...] = ("echo", "time", "chat")
+    log_level: str = "info"
+    limits: Limits = field(default_factory=Limits)
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Config) if f.name != "limits"}
+_LIMIT_FIELDS = {f.name: f for f in dataclasses.fields(Limits)}
+_NEVER_ANONYMOUS = frozenset({"files", "exec"})
+
+
+def _convert(name: str, kind: Any, value: Any) -> Any:
+    """``value`` (from TOML, the environment or a flag) as the field's type."""
+    kind = str(kind)
+    try:
+        if kind.startswith("bool"):
+            if isinstance(value, str):
+                low = value.strip().lower()
+                if low in ("1", "true", "yes", "on"):
+                    return True
+                if low in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError(value)
+            if not isinstance(value, bool):
+                raise ValueError(value)
+            return value
+        if kind.startswith("int"):
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError(value)
+            return int(value)
+        if kind.startswith("float"):
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return float(value)
+        if kind.startswith("Path"):
+            return None if value in (None, "") else Path(str(value)).expanduser()
+        if kind.startswith("tuple"):
+            items = value.split(",") if isinstance(value, str) else list(value)
+            return tuple(str(i).strip() for i in items if str(i).strip())
+        return str(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{name}: cannot use {value!r} as {kind}") from exc
+
+
+def _from_env(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    top: dict[str, Any] = {}
+    limits: dict[str, Any] = {}
+    for name, f in _FIELDS.items():
+        raw = env.get(f"SOCKHUB_{name.upper()}")
+        if raw is not None:
+            top[name] = _convert(f"SOCKHUB_{name.upper()}", f.type, raw)
+    for name, f in _LIMIT_FIELDS.items():
+        raw = env.get(f"SOCKHUB_LIMIT_{name.upper()}")
+        if raw is not None:
+            limits[name] = _convert(f"SOCKHUB_LIMIT_{name.upper()}", f.type, raw)
+    return top, limits
+
+
+def _from_toml(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    try:
+        with path.open("rb") as fh:
+            doc = tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    raw_limits = doc.pop("limits", {})
+    unknown = sorted(set(doc) - set(_FIELDS)) + [
+        f"limits.{k}" for k in sorted(set(raw_limits) - set(_LIMIT_FIELDS))
+    ]
+    if unknown:
+        raise ConfigError(f"config file {path}: unknown key(s) {', '.join(unknown)}")
+    top = {k: _convert(k, _FIELDS[k].type, v) for k, v in doc.items()}
+    limits = {k: _convert(f"limits.{k}", _LIMIT_FIELDS[k].type, v) for k, v in raw_limits.items()}
+    return top, limits
+
+
+def load_config(
+    flags: Mapping[str, Any] | None = None,
+    config_file: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Config:
+    """Merge the sources; ``flags`` holds only what the user actually gave (None = not given).
+
+    Limits may be given as flags too, under their own names.
+    """
+    env = os.environ if env is None else env
+    top, limits = _from_env(env)
+    file = config_file or (Path(env["SOCKHUB_CONFIG"]) if env.get("SOCKHUB_CONFIG") else None)
+    if file is not None:
+        file_top, file_limits = _from_toml(file)
+        top.update(file_top)
+        limits.update(file_limits)
+    for key, value in (flags or {}).items():
+        if value is None:
+            continue
+        if key in _FIELDS:
+            top[key] = _convert(key, _FIELDS[key].type, value)
+        elif key in _LIMIT_FIELDS:
+            limits[key] = _convert(key, _LIMIT_FIELDS[key].type, value)
+        else:
+            raise ConfigError(f"unknown setting {key}")
+    config = Config(**top, limits=Limits(**limits))
+    _check(config)
+    return config
+
+
+def _check(config: Config) -> None:
+    if not 0 <= config.port <= 65535:
+        raise ConfigError(f"port {config.port} is not between 0 and 65535")
+    leaked = _NEVER_ANONYMOUS & set(config.anonymous_grants)
+    if leaked:
+        raise ConfigError(f"anonymous_grants may not include {', '.join(sorted(leaked))}")
+    if (config.tls_cert is None) != (config.tls_key is None):
+        raise ConfigError("tls_cert and tls_key go together")
+    for f in dataclasses.fields(Limits):
+        value = getattr(config.limits, f.name)
+        if value <= 0:
+            raise ConfigError(f"limits.{f.name} must be positive, not {value}")
+    if config.limits.max_header < 64:
+        raise ConfigError("limits.max_header must be at least 64")

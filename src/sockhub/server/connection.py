@@ -1,0 +1,502 @@
+"""One client connection on a stream transport (TCP, TLS, UNIX): the hot path.
+
+An ``asyncio.Protocol`` rather than streams: frames are decoded straight from
+``data_received`` and every frame queued during one event-loop turn leaves in one
+write, which is what lets a Python server keep up with pipelined clients and fan-out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import socket
+import struct
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any
+
+from ..protocol.errors import (
+    BadRequest,
+    FrameBad,
+    FrameTooLarge,
+    Internal,
+    LimitIdle,
+    LimitSlowConsumer,
+    OpUnknown,
+    ProtocolError,
+    error_header,
+)
+from ..protocol.fields import get_id
+from ..protocol.frames import BodyChunk, Decoder, Frame, FrameStart, encode_header_into
+from ..protocol.text import escape
+from .service import BodySink, OpSpec, Request
+
+if TYPE_CHECKING:
+    from .app import Server
+
+__all__ = ["Connection", "ConnectionClosed"]
+
+log = logging.getLogger("sockhub.server")
+
+_LINGER_ABORT = struct.pack("ii", 1, 0)
+
+# reasons to stop reading a client, as bits: reading resumes when none is left
+_PAUSE_WRITE = 1
+_PAUSE_INFLIGHT = 2
+_PAUSE_SERVICE = 4
+_PAUSE_DONE = 8
+
+
+class ConnectionClosed(ConnectionError):
+    """The connection ended (by us, by the peer or by the network) while a service used it."""
+
+
+class Connection(asyncio.Protocol):
+    __slots__ = (
+        "_close_callbacks",
+        "_closing",
+        "_drain_waiters",
+        "_flush_scheduled",
+        "_inflight",
+        "_linger",
+        "_loop",
+        "_out",
+        "_paused",
+        "_receiving",
+        "_sink",
+        "_sink_target",
+        "_tasks",
+        "closed",
+        "decoder",
+        "grants",
+        "kind",
+        "last_data",
+        "last_frame",
+        "nonce",
+        "opened",
+        "peer",
+        "server",
+        "spoke",
+        "transport",
+        "user",
+        "write_paused_at",
+    )
+
+    def __init__(self, server: Server, kind: str) -> None:
+        self.server = server
+        self.kind = kind
+        self._loop = server.loop
+        self.transport: asyncio.Transport | None = None
+        self.peer = ""
+        self.user: str | None = None
+        self.grants: frozenset[str] = server.anonymous_grants
+        self.closed = False
+        self._closing = False
+        self._out = bytearray()
+        self._flush_scheduled = False
+        self._receiving = False
+        self._paused = 0
+        self._inflight: dict[int, asyncio.Task[None]] | None = None
+        self._tasks: set[asyncio.Task[Any]] | None = None
+        self._close_callbacks: list[Callable[[], object]] | None = None
+        self._drain_waiters: list[asyncio.Future[None]] | None = None
+        self._sink: BodySink | None = None
+        self._sink_target: tuple[Request, OpSpec] | None = None
+        self._linger: asyncio.TimerHandle | None = None
+        limits = server.limits
+        self.decoder = Decoder(max_header=limits.max_header, policy=self._body_policy)
+        self.nonce = b""
+        self.opened = self.last_data = self.last_frame = self._loop.time()
+        self.write_paused_at: float | None = None
+        self.spoke = False
+
+    # asyncio.Protocol ---------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's are not subclasses
+        peer = transport.get_extra_info("peername")
+        self.peer = str(peer[0]) if isinstance(peer, tuple) else "unix"
+        refusal = self.server.admit(self)
+        if refusal is not None:
+            log.warning("refused %s %s: %s", self.kind, self.peer, refusal.message)
+            self.close(refusal)
+            return
+        self.nonce = self.server.new_nonce()
+        self.send(self.server.hello_header(base64.b64encode(self.nonce).decode()))
+        self._flush()
+        log.info("open %s %s", self.kind, self.peer)
+
+    def data_received(self, data: bytes) -> None:
+        if self._closing:
+            return
+        now = self._loop.time()
+        self.last_data = now
+        decoder = self.decoder
+        decoder.receive_data(data)
+        self._receiving = True
+        complete = False
+        try:
+            while (event := decoder.next_event()) is not None:
+                cls = event.__class__
+                if cls is Frame:
+                    complete = True
+                    self._on_frame(event.header, event.body)  # type: ignore[union-attr]
+                elif cls is BodyChunk:
+                    if self._sink is not None:
+                        self._sink.write(event.data)  # type: ignore[union-attr]
+                elif cls is FrameStart:
+                    self._on_stream_start(event.header)  # type: ignore[union-attr]
+                else:
+                    complete = True
+                    self._on_stream_end()
+                if self._closing:
+                    break
+        except (FrameBad, FrameTooLarge) as exc:
+            log.info("%s %s sent a bad frame: %s", self.kind, self.peer, exc.message)
+            self.close(exc)
+        finally:
+            self._receiving = False
+        if complete:
+            self.last_frame = now
+            self.spoke = True
+        self._flush()
+
+    def eof_received(self) -> bool:
+        if self._closing:
+            return False
+        self._finish_when_idle()
+        return True
+
+    def pause_writing(self) -> None:
+        self.write_paused_at = self._loop.time()
+        self._pause(_PAUSE_WRITE)
+
+    def resume_writing(self) -> None:
+        self.write_paused_at = None
+        self._resume(_PAUSE_WRITE)
+        self._wake_drainers(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._closing = True
+        if self._linger is not None:
+            self._linger.cancel()
+        if self._sink is not None:
+            sink, self._sink = self._sink, None
+            self._guarded(sink.abort)
+        self._wake_drainers(ConnectionClosed("connection closed"))
+        if self._tasks:
+            for task in self._tasks:
+                task.cancel()
+        callbacks, self._close_callbacks = self._close_callbacks, None
+        for callback in callbacks or ():
+            self._guarded(callback)
+        self.server.forget(self)
+        log.info("close %s %s%s", self.kind, self.peer, f" user={self.user}" if self.user else "")
+
+    # what services use (server.service.Session) ----------------------------------
+
+    def send(self, header: dict[str, Any], body: bytes | bytearray | memoryview = b"") -> None:
+        if self.closed:
+            return
+        out = self._out
+        encode_header_into(out, header, len(body))
+        if body:
+            out += body
+        self._queued()
+
+    def send_raw(self, frame: bytes) -> None:
+        if self.closed:
+            return
+        self._out += frame
+        self._queued()
+
+    async def drain(self) -> None:
+        if self.closed:
+            raise ConnectionClosed("connection closed")
+        self._flush()
+        if self._paused & _PAUSE_WRITE:
+            waiter: asyncio.Future[None] = self._loop.create_future()
+            if self._drain_waiters is None:
+                self._drain_waiters = []
+            self._drain_waiters.append(waiter)
+            await waiter
+
+    async def sendfile(self, file: Any, offset: int, count: int) -> None:
+        await self.drain()
+        assert self.transport is not None
+        try:
+            await self._loop.sendfile(self.transport, file, offset, count)
+        except (NotImplementedError, RuntimeError):
+            await self._send_file_copy(file, offset, count)
+
+    async def _send_file_copy(self, file: Any, offset: int, count: int) -> None:
+        """Fallback where the loop or transport (TLS) cannot send a file zero-copy."""
+        file.seek(offset)
+        left = count
+        while left > 0:
+            chunk = await asyncio.to_thread(file.read, min(left, 1 << 20))
+            if not chunk:
+                raise OSError("file shrank while it was being sent")
+            left -= len(chunk)
+            self.send_raw(chunk)
+            await self.drain()
+
+    def pause_reading(self) -> None:
+        self._pause(_PAUSE_SERVICE)
+
+    def resume_reading(self) -> None:
+        self._resume(_PAUSE_SERVICE)
+
+    def on_close(self, callback: Callable[[], object]) -> None:
+        if self.closed:
+            self._guarded(callback)
+            return
+        if self._close_callbacks is None:
+            self._close_callbacks = []
+        self._close_callbacks.append(callback)
+
+    def spawn(self, coro: Coroutine[Any, Any, object]) -> asyncio.Task[object]:
+        task: asyncio.Task[object] = self._loop.create_task(coro)
+        self._own(task)
+        if self.closed:
+            task.cancel()
+        return task
+
+    def close(self, exc: BaseException | None = None) -> None:
+        """Close, sending ``exc`` first as a fatal error when it is a protocol error.
+
+        After a fatal error the socket half-closes and lingers, discarding input, so the
+        kernel does not answer unread input with a reset that destroys the error frame.
+        """
+        if self._closing or self.transport is None:
+            return
+        self._closing = True
+        transport = self.transport
+        if isinstance(exc, ProtocolError):
+            exc.fatal = True
+            self.send(error_header(exc))
+        if isinstance(exc, LimitSlowConsumer):
+            self._abort()
+            return
+        self._flush()
+        if self._paused:
+            self._paused = 0
+            transport.resume_reading()
+        if transport.can_write_eof():
+            transport.write_eof()
+        self._linger = self._loop.call_later(self.server.linger, self._linger_done)
+
+    # internals --------------------------------------------------------------------
+
+    def _linger_done(self) -> None:
+        """The lingering close is over: whatever the client did not read is dropped."""
+        if self.transport is None or self.closed:
+            return
+        if self.transport.get_write_buffer_size():
+            self._abort()
+        else:
+            self.transport.close()
+
+    def _abort(self) -> None:
+        """Close at once with a reset, so an unread socket cannot pin kernel buffers."""
+        assert self.transport is not None
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_ABORT)
+        self.transport.abort()
+
+    def _finish_when_idle(self) -> None:
+        """Stop reading; close gracefully once every running request has answered."""
+        self._pause(_PAUSE_DONE)
+        if not self._inflight:
+            self._flush()
+            self._closing = True
+            if self.transport is not None:
+                self.transport.close()
+
+    def _queued(self) -> None:
+        if len(self._out) > self.server.limits.max_outbound:
+            self._out.clear()
+            self.close(LimitSlowConsumer("outbound queue overflowed: read faster"))
+            return
+        if not self._receiving and not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if not self._out or self.transport is None or self.closed:
+            return
+        data = bytes(self._out)
+        self._out.clear()
+        self.transport.write(data)
+        if (
+            not self._closing
+            and self.transport.get_write_buffer_size() > self.server.limits.max_outbound
+        ):
+            self.close(LimitSlowConsumer("outbound queue overflowed: read faster"))
+
+    def _pause(self, reason: int) -> None:
+        if not self._paused and self.transport is not None and not self._closing:
+            self.transport.pause_reading()
+        self._paused |= reason
+
+    def _resume(self, reason: int) -> None:
+        if not self._paused & reason:
+            return
+        self._paused &= ~reason
+        if not self._paused and self.transport is not None and not self._closing:
+            self.transport.resume_reading()
+
+    def _wake_drainers(self, exc: BaseException | None) -> None:
+        waiters, self._drain_waiters = self._drain_waiters, None
+        for waiter in waiters or ():
+            if not waiter.done():
+                if exc is None:
+                    waiter.set_result(None)
+                else:
+                    waiter.set_exception(exc)
+
+    def _guarded(self, callback: Callable[[], object]) -> None:
+        try:
+            callback()
+        except Exception:
+            log.exception("cleanup for %s %s failed", self.kind, self.peer)
+
+    def _own(self, task: asyncio.Task[Any]) -> None:
+        if self._tasks is None:
+            self._tasks = set()
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _body_policy(self, header: dict[str, Any]) -> tuple[int, bool]:
+        spec = self.server.ops.get(header.get("op"))  # type: ignore[arg-type]
+        if spec is not None:
+            plan = spec.body(self, header)
+            if plan is not None:
+                return plan
+        return (self.server.limits.max_body, False)
+
+    def _send_error(self, exc: ProtocolError, header: dict[str, Any], rid: int | None) -> None:
+        target = header.get("target")
+        self.send(error_header(exc, re=rid, target=target if target.__class__ is int else None))
+        if exc.fatal:
+            log.info("%s %s: fatal %s: %s", self.kind, self.peer, exc.code, escape(exc.message))
+            self.close()
+
+    def _admit_request(self, header: dict[str, Any]) -> tuple[OpSpec, int | None] | None:
+        """The op's spec and id, or None after answering why the frame cannot run."""
+        try:
+            rid = get_id(header)
+        except BadRequest as exc:
+            self._send_error(exc, header, None)
+            return None
+        op = header.get("op")
+        spec = self.server.ops.get(op) if op.__class__ is str else None
+        try:
+            if op.__class__ is not str:
+                raise BadRequest("field 'op' must be a string")
+            if spec is None:
+                if rid is not None:
+                    raise OpUnknown(f"unknown op {escape(op, 64)}")
+                return None
+            if spec.grant is not None and spec.grant not in self.grants:
+                raise self.server.grant_error(spec, self.user)
+            if rid is not None and self._inflight is not None and rid in self._inflight:
+                raise BadRequest(f"id {rid} is still in flight on this connection")
+        except ProtocolError as exc:
+            self._send_error(exc, header, rid)
+            return None
+        return spec, rid
+
+    def _on_frame(self, header: dict[str, Any], body: bytes) -> None:
+        admitted = self._admit_request(header)
+        if admitted is None:
+            return
+        spec, rid = admitted
+        req = Request(self, header, body, rid)
+        try:
+            result = spec.handler(req)
+        except ProtocolError as exc:
+            self._send_error(exc, header, rid)
+            return
+        except Exception:
+            log.exception("op %s from %s %s failed", spec.op, self.kind, self.peer)
+            self._send_error(Internal("internal error; the server logged it"), header, rid)
+            return
+        if result is not None:
+            self._run(req, result)
+
+    def _run(self, req: Request, awaitable: Awaitable[None]) -> None:
+        task = self._loop.create_task(self._guard(req, awaitable))
+        self._own(task)
+        if req.id is not None:
+            if self._inflight is None:
+                self._inflight = {}
+            self._inflight[req.id] = task
+        if self._inflight and len(self._inflight) >= self.server.limits.max_inflight:
+            self._pause(_PAUSE_INFLIGHT)
+
+    async def _guard(self, req: Request, awaitable: Awaitable[None]) -> None:
+        try:
+            await awaitable
+        except ProtocolError as exc:
+            self._send_error(exc, req.header, req.id)
+        except ConnectionClosed:
+            pass
+        except Exception:
+            log.exception("op %s from %s %s failed", req.op, self.kind, self.peer)
+            self._send_error(Internal("internal error; the server logged it"), req.header, req.id)
+        finally:
+            if req.id is not None and self._inflight is not None:
+                self._inflight.pop(req.id, None)
+                if len(self._inflight) < self.server.limits.max_inflight:
+                    self._resume(_PAUSE_INFLIGHT)
+            if self._paused & _PAUSE_DONE and not self._inflight:
+                self._finish_when_idle()
+
+    def _on_stream_start(self, header: dict[str, Any]) -> None:
+        admitted = self._admit_request(header)
+        if admitted is None:
+            return
+        spec, rid = admitted
+        req = Request(self, header, b"", rid)
+        try:
+            self._sink = spec.handler(req)  # type: ignore[assignment]
+            self._sink_target = (req, spec)
+        except ProtocolError as exc:
+            self._send_error(exc, header, rid)
+        except Exception:
+            log.exception("op %s from %s %s failed", spec.op, self.kind, self.peer)
+            self._send_error(Internal("internal error; the server logged it"), header, rid)
+
+    def _on_stream_end(self) -> None:
+        sink, self._sink = self._sink, None
+        target, self._sink_target = self._sink_target, None
+        if sink is None or target is None:
+            return
+        req, spec = target
+        try:
+            sink.end()
+        except ProtocolError as exc:
+            self._send_error(exc, req.header, req.id)
+        except Exception:
+            log.exception("op %s from %s %s failed", spec.op, self.kind, self.peer)
+            self._send_error(Internal("internal error; the server logged it"), req.header, req.id)
+
+    def check_timers(self, now: float) -> None:
+        """Called about once a second by the server: idle, handshake and send timeouts."""
+        if self._closing:
+            return
+        limits = self.server.limits
+        if self.write_paused_at is not None and now - self.write_paused_at > limits.send_timeout:
+            self.close(LimitSlowConsumer(f"nothing could be sent for {limits.send_timeout:g} s"))
+        elif not self.spoke and now - self.opened > limits.handshake_timeout:
+            self.close(LimitIdle(f"no complete frame within {limits.handshake_timeout:g} s"))
+        elif self.decoder.in_frame and now - self.last_data > limits.handshake_timeout:
+            self.close(LimitIdle(f"frame stalled for {limits.handshake_timeout:g} s"))
+        elif now - self.last_frame > limits.idle_timeout and not self._inflight:
+            self.close(LimitIdle(f"idle for {limits.idle_timeout:g} s; send ping to stay"))

@@ -1,0 +1,70 @@
+"""Every limit the server enforces, in one place, each with a safe default.
+
+Sizes are bytes, times are seconds, counts are counts. ``docs/limits.md`` is the page
+that explains them; ``hello`` advertises the ones a client has to respect.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+__all__ = ["Limits"]
+
+KiB = 1024
+MiB = 1024 * KiB
+GiB = 1024 * MiB
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Limits:
+    # framing (PROTOCOL.md section 1)
+    max_header: int = 65_536
+    max_body: int = 1 * MiB
+    # connection lifecycle (section 2)
+    idle_timeout: float = 300.0
+    handshake_timeout: float = 10.0
+    send_timeout: float = 30.0
+    max_outbound: int = 8 * MiB
+    """Bytes queued for one client before it is cut off as a slow consumer."""
+    max_inflight: int = 256
+    """Requests one connection may have running before the server stops reading it."""
+    max_connections: int = 10_000
+    max_connections_per_ip: int = 512
+    auth_failures_per_ip: int = 10
+    auth_failure_window: float = 60.0
+    shutdown_grace: float = 3.0
+    # UDP (section 1): replies per second and burst, per source address
+    udp_replies_per_sec: float = 200.0
+    udp_burst: int = 400
+    # chat (section 6)
+    chat_text_max: int = 16 * KiB
+    chat_history_keep: int = 1000
+    chat_history_max_join: int = 1000
+    chat_rooms_per_connection: int = 64
+    # files (section 7)
+    file_max_size: int = 16 * GiB
+    file_quota: int = 64 * GiB
+    file_partial_max_age: float = 7 * 24 * 3600.0
+    # exec (section 8)
+    exec_timeout_default: float = 60.0
+    exec_timeout_max: float = 3600.0
+    exec_kill_grace: float = 2.0
+    exec_output_max: int = 64 * MiB
+    exec_per_connection: int = 4
+    exec_per_user: int = 8
+    exec_total: int = 32
+
+    def advertised(self) -> dict[str, Any]:
+        """The limits a client needs to know, for ``hello``."""
+        return {
+            "max_header": self.max_header,
+            "max_body": self.max_body,
+            "idle_timeout": self.idle_timeout,
+            "handshake_timeout": self.handshake_timeout,
+            "send_timeout": self.send_timeout,
+            "chat_text_max": self.chat_text_max,
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)

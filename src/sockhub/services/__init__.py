@@ -1,0 +1,15 @@
+"""The services a server can run; ``default_services`` is what ``sockhub serve`` runs."""
+
+from __future__ import annotations
+
+from ..server.config import Config
+from ..server.service import Service
+from .clock import ClockService
+from .echo import EchoService
+
+__all__ = ["default_services"]
+
+
+def default_services(config: Config) -> list[Service]:
+    """Every service this configuration enables, in the order ``hello`` lists them."""
+    return [EchoService(), ClockService()]
