@@ -4,8 +4,7 @@
 ``PROTOCOL.md`` so a program never writes the length-prefix recv loop again.
 """
 
-__version__ = "0.1.0"
-
+from ._version import __version__
 from .client import AsyncClient, Client, ConnectError
 from .protocol.errors import ProtocolError
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
+from .._version import __version__
 from ..server import Config, ConfigError, Listening, Server, load_config
 from ..server.loop import run
 from ..services import default_services

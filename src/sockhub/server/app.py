@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
+from .._version import __version__
 from ..protocol.auth import METHOD
 from ..protocol.client import PROTO
 from ..protocol.errors import AuthRequired, LimitBusy, ProtocolError, ServerShuttingDown
