@@ -119,10 +119,21 @@ def b64(key: bytes) -> str:
 class RawPeer:
     """A plain socket speaking raw bytes, to send what no client would and read frames back."""
 
-    def __init__(self, port: int, host: str = "127.0.0.1", timeout: float = 10.0) -> None:
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+    def __init__(
+        self,
+        port: int,
+        host: str = "127.0.0.1",
+        timeout: float = 10.0,
+        *,
+        expect_hello: bool = True,
+        source: str | None = None,
+    ) -> None:
+        self.sock = socket.create_connection(
+            (host, port), timeout=timeout, source_address=(source, 0) if source else None
+        )
         self.decoder = Decoder(max_header=1 << 24, max_body=1 << 30)
-        self.hello = self.frame()
+        if expect_hello:
+            self.hello = self.frame()
 
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)

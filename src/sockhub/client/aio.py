@@ -165,12 +165,7 @@ class AsyncClient:
             rid, frame = self._core.auth_request(opts.user, opts.key)
             future = self._register(rid)
             transport.write(frame)
-            try:
-                reply = await future
-            except ProtocolError as exc:
-                self._core.auth_reply({"op": "error", "code": exc.code, "message": exc.message})
-                raise
-            self._core.auth_reply(reply.header)
+            self._core.auth_reply((await future).header)
 
     @property
     def hello(self) -> Any:

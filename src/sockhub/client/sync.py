@@ -108,12 +108,7 @@ class Client:
         if opts.user is not None and opts.key is not None:
             rid, frame = self._core.auth_request(opts.user, opts.key)
             self._write(frame)
-            try:
-                reply = self._wait_final(rid, frozenset(), deadline)
-            except ProtocolError as exc:
-                self._core.auth_reply({"op": "error", "code": exc.code, "message": exc.message})
-                raise
-            self._core.auth_reply(reply.header)
+            self._core.auth_reply(self._wait_final(rid, frozenset(), deadline).header)
 
     @property
     def hello(self) -> Any:

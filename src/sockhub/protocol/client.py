@@ -121,8 +121,6 @@ class ClientConnection:
             raise RuntimeError("auth_reply without an auth request")
         rid, key, cnonce, user = self._auth
         self._auth = None
-        if header.get("op") == "error":
-            raise error_from_header(header)
         expected = auth.server_mac(key, self.hello.nonce, cnonce, user)
         if header.get("re") != rid or not auth.verify(expected, header.get("mac")):
             raise AuthFailed("the server could not prove it knows your key (wrong server?)")

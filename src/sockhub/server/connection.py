@@ -150,8 +150,8 @@ class Connection(asyncio.Protocol):
                 else:
                     complete = True
                     self._on_stream_end()
-                if self._closing:
-                    break
+                if self._closing or self._paused & _PAUSE_DONE:
+                    break  # after a fatal error or bye nothing more is read
         except (FrameBad, FrameTooLarge) as exc:
             log.info("%s %s sent a bad frame: %s", self.kind, self.peer, exc.message)
             self.close(exc)
