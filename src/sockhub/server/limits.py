@@ -6,7 +6,7 @@ that explains them; ``hello`` advertises the ones a client has to respect.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["Limits"]
@@ -65,6 +65,3 @@ class Limits:
             "send_timeout": self.send_timeout,
             "chat_text_max": self.chat_text_max,
         }
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
