@@ -48,6 +48,10 @@ _PAUSE_SERVICE = 4
 _PAUSE_DONE = 8
 
 
+_SPENT = Decoder()
+"""Stands in for a closed connection's decoder, which is never fed again."""
+
+
 class ConnectionClosed(ConnectionError):
     """The connection ended (by us, by the peer or by the network) while a service used it."""
 
@@ -193,6 +197,7 @@ class Connection(asyncio.Protocol):
         for callback in callbacks or ():
             self._guarded(callback)
         self.server.forget(self)
+        self.decoder = _SPENT  # the decoder's policy refers back to us: break the cycle
         log.info("close %s %s%s", self.kind, self.peer, f" user={self.user}" if self.user else "")
 
     # what services use (server.service.Session) ----------------------------------
