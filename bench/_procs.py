@@ -1,0 +1,99 @@
+"""Process plumbing shared by benchmarks: servers in their own process, RSS, file limits.
+
+A loopback benchmark whose server shares the client's process measures one core doing
+both jobs; each server here runs in a spawned process so client and server get a core
+each, as they would on two machines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import resource
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from multiprocessing.connection import Connection
+from typing import Any
+
+__all__ = [
+    "SPAWN",
+    "median",
+    "raise_nofile",
+    "report_port",
+    "rss_bytes",
+    "spawn_server",
+    "timed_rounds",
+]
+
+SPAWN = multiprocessing.get_context("spawn")
+
+
+def raise_nofile() -> int:
+    """Raise the soft open-files limit to the hard one; the new soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of a live process, from /proc (no psutil needed)."""
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+@contextlib.contextmanager
+def spawn_server(
+    target: Callable[..., None], *args: Any, timeout: float = 30.0
+) -> Iterator[tuple[int, int]]:
+    """Run ``target(ready, *args)`` in a fresh process; yield (pid, port) it reported.
+
+    ``target`` sends its listening port through ``ready`` and serves until terminated.
+    """
+    ours, theirs = SPAWN.Pipe()
+    proc = SPAWN.Process(target=target, args=(theirs, *args), daemon=True)
+    proc.start()
+    theirs.close()
+    try:
+        if not ours.poll(timeout):
+            raise RuntimeError(f"{target.__name__} did not start within {timeout:g} s")
+        port = int(ours.recv())
+        assert proc.pid is not None
+        yield proc.pid, port
+    finally:
+        proc.terminate()
+        proc.join(5)
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
+        ours.close()
+
+
+def report_port(ready: Connection, port: int) -> None:
+    """What a server target calls once it listens."""
+    ready.send(port)
+    ready.close()
+
+
+def timed_rounds(
+    variants: dict[str, Callable[[], float]], rounds: int, *, pause: float = 0.05
+) -> dict[str, float]:
+    """Median of each variant over ``rounds``, interleaved (A B C A B C ...).
+
+    Interleaving spreads the machine's slow moments over every variant instead of
+    letting one variant's rounds all land in them.
+    """
+    results: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(rounds):
+        for name, measure in variants.items():
+            results[name].append(measure())
+            time.sleep(pause)
+    return {name: median(values) for name, values in results.items()}

@@ -1,0 +1,291 @@
+"""Core benchmark: echo rate, RSS per idle connection, header codecs — each beside a baseline.
+
+``python -m bench core``. Every figure is measured in this run beside its baseline and
+printed as a ratio with the target it should meet:
+
+1. echo, 64-byte bodies, one connection, server and client in separate processes:
+   ping-pong (1 in flight) and pipelined (100 in flight, the window refilled as replies
+   arrive). sockhub (``Server`` with the default services, uvloop) driven by
+   ``AsyncClient.request`` futures, beside a raw uvloop ``asyncio.Protocol`` length-prefix
+   echo and pyzmq REQ/REP and DEALER/ROUTER. Rounds are interleaved; the median is shown.
+2. RSS per idle connection: 10,000 connections held from another process, server RSS
+   delta divided by the count, sockhub beside the raw Protocol server.
+3. header codecs: decode + encode of a typical request header per second.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import tempfile
+import time
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
+
+import msgspec
+import orjson
+import uvloop
+
+from sockhub.client.aio import AsyncClient
+from sockhub.protocol.frames import encode_header, parse_header
+from sockhub.server import Server, load_config
+from sockhub.services import default_services
+
+from ._baselines import (
+    raw_echo_rate,
+    serve_raw_echo,
+    serve_zmq,
+    zmq_dealer_rate,
+    zmq_req_rate,
+)
+from ._idle import hold_idle
+from ._procs import SPAWN, raise_nofile, report_port, rss_bytes, spawn_server, timed_rounds
+
+__all__ = ["main"]
+
+BODY = bytes(range(64))
+WINDOW = 100
+ROUNDS = 5
+SECONDS = 1.5
+IDLE_CONNECTIONS = 10_000
+CODEC_ROUNDS = 5
+CODEC_LOOPS = 50_000
+HEADER = {"op": "chat.say", "id": 48213, "room": "lobby", "size": 64}
+
+TARGET_PIPELINED_ZMQ = 2.0
+TARGET_PIPELINED_RAW = 0.5
+TARGET_PINGPONG_ZMQ = 1.3
+TARGET_IDLE_KB = 4.0
+
+
+# the sockhub side ------------------------------------------------------------------------
+
+
+def serve_sockhub(ready: Connection, data: str) -> None:
+    """Process target: a sockhub server with the default services on a free port.
+
+    The per-address connection cap is raised so one loopback address can hold the
+    idle-connection test's 10,000 connections; every other setting is the default.
+    """
+    raise_nofile()
+    flags = {
+        "host": "127.0.0.1",
+        "port": 0,
+        "udp": False,
+        "data": data,
+        "max_connections": 2 * IDLE_CONNECTIONS,
+        "max_connections_per_ip": 2 * IDLE_CONNECTIONS,
+    }
+
+    async def main() -> None:
+        config = load_config(flags, env={})
+        server = Server(config, default_services(config))
+        listening = await server.start()
+        report_port(ready, listening.tcp[0][1])
+        await server.serve_forever()
+
+    uvloop.run(main())
+
+
+def sockhub_rate(port: int, window: int, seconds: float, warmup: float = 0.2) -> float:
+    """One round: ``window`` echo requests in flight through ``AsyncClient.request``."""
+
+    async def run() -> float:
+        client = await AsyncClient.connect(f"127.0.0.1:{port}", keepalive=False)
+        inflight = collections.deque(client.request("echo", BODY) for _ in range(window))
+        replies = 0
+        now = time.perf_counter()
+        marks = (now + warmup, now + warmup + seconds)
+        first = start = 0.0
+        while True:
+            await inflight.popleft()
+            replies += 1
+            if replies & 63 == 0:
+                now = time.perf_counter()
+                if not start and now >= marks[0]:
+                    first, start = replies, now
+                elif start and now >= marks[1]:
+                    break
+            inflight.append(client.request("echo", BODY))
+        for future in inflight:
+            await future
+        await client.close()
+        return (replies - first) / (now - start)
+
+    return uvloop.run(run())
+
+
+# report helpers --------------------------------------------------------------------------
+
+
+def _verdict(ratio: float, target: float, higher_is_better: bool = True) -> str:
+    met = ratio >= target if higher_is_better else ratio <= target
+    return "met" if met else "MISSED"
+
+
+def _row(cells: list[str], widths: list[int]) -> str:
+    return "  ".join(
+        c.ljust(w) if i == 0 else c.rjust(w)
+        for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+    )
+
+
+def _table(head: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    print(_row(head, widths))
+    for r in rows:
+        print(_row(r, widths))
+
+
+# 1. echo ---------------------------------------------------------------------------------
+
+
+def bench_echo() -> None:
+    with (
+        tempfile.TemporaryDirectory(prefix="sockhub-bench-") as data,
+        spawn_server(serve_sockhub, data) as (_, ours),
+        spawn_server(serve_raw_echo) as (_, raw),
+        spawn_server(serve_raw_echo, True) as (_, batched),
+        spawn_server(serve_zmq, "rep") as (_, rep),
+        spawn_server(serve_zmq, "router") as (_, router),
+    ):
+        variants: dict[str, Callable[[], float]] = {
+            "ours_pp": lambda: sockhub_rate(ours, 1, SECONDS),
+            "raw_pp": lambda: raw_echo_rate(raw, BODY, 1, SECONDS),
+            "zmq_pp": lambda: zmq_req_rate(rep, BODY, SECONDS),
+            "ours_pl": lambda: sockhub_rate(ours, WINDOW, SECONDS),
+            "raw_pl": lambda: raw_echo_rate(raw, BODY, WINDOW, SECONDS),
+            "batched_pl": lambda: raw_echo_rate(batched, BODY, WINDOW, SECONDS, batch=True),
+            "zmq_pl": lambda: zmq_dealer_rate(router, BODY, WINDOW, SECONDS),
+        }
+        r = timed_rounds(variants, ROUNDS)
+    print(
+        f"echo, {len(BODY)}-byte bodies, one connection, server in its own process; "
+        f"messages/s, median of {ROUNDS} interleaved rounds of {SECONDS:g} s"
+    )
+    _table(
+        ["", "ping-pong (1 in flight)", f"pipelined ({WINDOW} in flight)"],
+        [
+            ["sockhub Server <- AsyncClient", f"{r['ours_pp']:,.0f}", f"{r['ours_pl']:,.0f}"],
+            ["raw uvloop Protocol echo", f"{r['raw_pp']:,.0f}", f"{r['raw_pl']:,.0f}"],
+            ["  the same, one write per read", "", f"{r['batched_pl']:,.0f}"],
+            ["pyzmq REQ/REP | DEALER/ROUTER", f"{r['zmq_pp']:,.0f}", f"{r['zmq_pl']:,.0f}"],
+        ],
+    )
+    checks = [
+        ("ping-pong vs pyzmq REQ/REP", r["ours_pp"] / r["zmq_pp"], TARGET_PINGPONG_ZMQ),
+        ("ping-pong vs raw Protocol", r["ours_pp"] / r["raw_pp"], None),
+        ("pipelined vs pyzmq DEALER/ROUTER", r["ours_pl"] / r["zmq_pl"], TARGET_PIPELINED_ZMQ),
+        ("pipelined vs raw Protocol", r["ours_pl"] / r["raw_pl"], TARGET_PIPELINED_RAW),
+        ("pipelined vs raw, one write per read", r["ours_pl"] / r["batched_pl"], None),
+    ]
+    print()
+    _table(
+        ["sockhub ratio", "x", "target", ""],
+        [
+            [name, f"{ratio:.2f}x"]
+            + ([f">= {target:g}x", _verdict(ratio, target)] if target else ["", ""])
+            for name, ratio, target in checks
+        ],
+    )
+
+
+# 2. idle connections ---------------------------------------------------------------------
+
+
+def _rss_per_connection(server: Callable[..., None], sockhub: bool, *args: Any) -> float:
+    """Server RSS growth per idle connection, in bytes."""
+    with spawn_server(server, *args) as (pid, port):
+        before = rss_bytes(pid)
+        ours, theirs = SPAWN.Pipe()
+        holder = SPAWN.Process(
+            target=hold_idle, args=(theirs, port, IDLE_CONNECTIONS, sockhub), daemon=True
+        )
+        holder.start()
+        theirs.close()
+        try:
+            held = ours.recv()
+            if not isinstance(held, int):
+                raise RuntimeError(f"idle connections to {server.__name__}: {held}")
+            after = rss_bytes(pid)
+            ours.send("close")
+        finally:
+            ours.close()
+            holder.join(30)
+            if holder.is_alive():
+                holder.kill()
+                holder.join()
+    return (after - before) / held
+
+
+def bench_idle() -> None:
+    raise_nofile()
+    with tempfile.TemporaryDirectory(prefix="sockhub-bench-") as data:
+        ours = _rss_per_connection(serve_sockhub, True, data)
+    raw = _rss_per_connection(serve_raw_echo, False)
+    print(f"RSS per idle connection, {IDLE_CONNECTIONS:,} held from another process")
+    _table(
+        ["server", "KB", "x raw", "target", ""],
+        [
+            [
+                "sockhub Server",
+                f"{ours / 1024:.2f}",
+                f"{ours / raw:.2f}x",
+                f"<= {TARGET_IDLE_KB:g} KB",
+                _verdict(ours / 1024, TARGET_IDLE_KB, higher_is_better=False),
+            ],
+            ["raw uvloop Protocol", f"{raw / 1024:.2f}", "1.00x", "", ""],
+        ],
+    )
+
+
+# 3. header codecs ------------------------------------------------------------------------
+
+
+def _codec_rate(
+    decode: Callable[[bytes], Any], encode: Callable[[Any], object]
+) -> Callable[[], float]:
+    raw = json.dumps(HEADER, separators=(",", ":")).encode()
+
+    def measure() -> float:
+        start = time.perf_counter()
+        for _ in range(CODEC_LOOPS):
+            encode(decode(raw))
+        return CODEC_LOOPS / (time.perf_counter() - start)
+
+    return measure
+
+
+def bench_codecs() -> None:
+    stdlib_encoder = json.JSONEncoder(separators=(",", ":"))
+    variants = {
+        "msgspec": _codec_rate(msgspec.json.Decoder(dict).decode, msgspec.json.Encoder().encode),
+        "orjson": _codec_rate(orjson.loads, orjson.dumps),
+        "json (stdlib)": _codec_rate(json.loads, lambda h: stdlib_encoder.encode(h).encode()),
+        "sockhub frames": _codec_rate(parse_header, encode_header),
+    }
+    r = timed_rounds(variants, CODEC_ROUNDS, pause=0)
+    base = r["json (stdlib)"]
+    print(
+        f"header decode + encode, {json.dumps(HEADER)}; per second, median of {CODEC_ROUNDS} rounds"
+    )
+    notes = {
+        "msgspec": "the codec protocol/frames.py uses",
+        "sockhub frames": "parse_header + encode_header (codec + checks + prefix)",
+    }
+    _table(
+        ["codec", "per s", "x json", ""],
+        [
+            [name, f"{rate:,.0f}", f"{rate / base:.2f}x", notes.get(name, "")]
+            for name, rate in r.items()
+        ],
+    )
+
+
+def main() -> None:
+    for section in (bench_echo, bench_idle, bench_codecs):
+        print(flush=True)
+        start = time.perf_counter()
+        section()
+        print(f"({time.perf_counter() - start:.0f} s)", flush=True)
