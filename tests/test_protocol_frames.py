@@ -152,7 +152,9 @@ frames = st.lists(st.tuples(headers, st.binary(max_size=300)), min_size=1, max_s
 
 @settings(max_examples=200, deadline=None)
 @given(frames, st.data())
-def test_any_chunking_gives_the_same_frames(items: list[tuple[dict, bytes]], data: st.DataObject) -> None:
+def test_any_chunking_gives_the_same_frames(
+    items: list[tuple[dict, bytes]], data: st.DataObject
+) -> None:
     stream = b"".join(encode_frame(dict(h), b) for h, b in items)
     cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=20)))
     decoder = Decoder()
@@ -180,7 +182,13 @@ def test_random_input_decodes_or_raises_documented_error(blob: bytes, step: int)
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.recursive(st.integers() | st.text(max_size=5), lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=3), c, max_size=3), max_leaves=40))
+@given(
+    st.recursive(
+        st.integers() | st.text(max_size=5),
+        lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=3), c, max_size=3),
+        max_leaves=40,
+    )
+)
 def test_json_values_in_headers(value: object) -> None:
     header = json.dumps({"op": "x", "v": value}).encode()
     try:
