@@ -29,8 +29,9 @@ def test_udp_echo_time_and_unknown_op(srv: RunningServer) -> None:
     assert reply is not None and decode_datagram(reply).body == b"HI"
     reply = udp_exchange(srv.port, encode_frame({"op": "time", "id": 2, "utc": True}))
     assert reply is not None and decode_datagram(reply).header["tz"] == "UTC"
-    reply = udp_exchange(srv.port, encode_frame({"op": "auth", "id": 3}))
-    assert reply is not None and decode_datagram(reply).header["code"] == "op.unknown"
+    for op in ("auth", "ping", "nope"):  # only echo and time are served over UDP
+        reply = udp_exchange(srv.port, encode_frame({"op": op, "id": 3}))
+        assert reply is not None and decode_datagram(reply).header["code"] == "op.unknown"
 
 
 def test_udp_garbage_is_dropped_silently(srv: RunningServer) -> None:

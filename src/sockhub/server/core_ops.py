@@ -72,7 +72,7 @@ def _bye(req: Request) -> None:
 
 CORE_OPS = (
     OpSpec("auth", _auth, "core"),
-    OpSpec("ping", _ping, "core", udp=True),
+    OpSpec("ping", _ping, "core"),
     OpSpec("pong", _ignore, "core"),
     OpSpec("error", _ignore, "core"),
     OpSpec("bye", _bye, "core"),

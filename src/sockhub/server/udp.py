@@ -1,6 +1,6 @@
 """The UDP endpoint on the server's port: one whole frame per datagram (section 1).
 
-Only ops marked ``udp`` (echo, time, ping) are served, with inline handlers; replies are
+Only ops marked ``udp`` (echo and time) are served, with inline handlers; replies are
 rate-limited per source so a spoofed source cannot turn the server into an amplifier.
 Anything that is not one valid frame is dropped without a word.
 """
