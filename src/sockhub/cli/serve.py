@@ -10,8 +10,10 @@ from typing import Any
 
 from .._version import __version__
 from ..server import Config, ConfigError, Listening, Server, load_config
+from ..server.config import CLASSIC_SERVICES
 from ..server.loop import run
 from ..services import default_services
+from ..services.classic import ClassicService
 from .common import EXIT_CONNECT, EXIT_USAGE, CliError, command, examples
 
 __all__ = ["banner", "register"]
@@ -55,6 +57,9 @@ async def _serve(config: Config) -> None:
             f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}", EXIT_CONNECT
         ) from exc
     print(banner(config, listening, server.ctx.services), flush=True)
+    for service in services:
+        if isinstance(service, ClassicService):
+            print("\n".join(service.describe()), flush=True)
     await server.serve_forever()
 
 
@@ -66,6 +71,13 @@ def _limit_flags(pairs: list[str]) -> dict[str, Any]:
             raise CliError(f"--limit wants NAME=VALUE, not {pair!r}", EXIT_USAGE)
         out[name.strip().replace("-", "_")] = value.strip()
     return out
+
+
+def _classic_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """--classic turns every classic service on; naming some or giving a port implies it."""
+    ports = {f"classic_{s}_port": getattr(args, f"classic_{s}_port") for s in CLASSIC_SERVICES}
+    chosen = args.classic or args.classic_services or any(p is not None for p in ports.values())
+    return {"classic": True if chosen else None, "classic_services": args.classic_services, **ports}
 
 
 @command
@@ -81,6 +93,9 @@ def _run(args: argparse.Namespace) -> int:
         "udp": False if args.no_udp else None,
         "anonymous_grants": args.anonymous,
         "log_level": args.log_level,
+        "exec": True if args.exec else None,
+        "exec_root": args.exec_root,
+        **_classic_flags(args),
         **_limit_flags(args.limit),
     }
     try:
@@ -112,6 +127,9 @@ def register(sub: Any) -> None:
   sockhub serve --unix /tmp/sockhub.sock         # also on a UNIX socket
   sockhub serve --limit idle_timeout=60 --limit max_connections=500
   sockhub serve --config sockhub.toml            # [limits] table for the limits
+  sockhub serve --exec --limit exec_timeout_max=600   # remote exec for users granted it
+  sockhub serve --classic                        # + echo/daytime/time/SNTP on 10007/10013/10037/10123
+  rdate -n -p -o 10123 127.0.0.1                 #   ... then ask it the time over SNTP
 """),
     )
     p.add_argument("--host", help="address to listen on (default 127.0.0.1; 0.0.0.0 or :: for LAN)")
@@ -137,6 +155,22 @@ def register(sub: Any) -> None:
         metavar="NAME=VALUE",
         help="set one limit (see docs/limits.md)",
     )
+    p.add_argument(
+        "--classic",
+        action="store_true",
+        help="also serve RFC echo/daytime/time and SNTP for rdate, nc, socat (docs/classic.md)",
+    )
+    p.add_argument("--classic-services", metavar="LIST", help="only these: echo,daytime,time,sntp")
+    for name in CLASSIC_SERVICES:
+        p.add_argument(
+            f"--classic-{name}-port", type=int, metavar="PORT", help="default: standard + 10000"
+        )
+    p.add_argument(
+        "--exec",
+        action="store_true",
+        help="enable remote exec for users with the exec grant (docs/exec.md)",
+    )
+    p.add_argument("--exec-root", metavar="DIR", help="where commands run (default DATA/exec)")
     p.add_argument(
         "--log-level", choices=["debug", "info", "warning", "error"], help="default info"
     )

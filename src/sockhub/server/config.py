@@ -16,10 +16,11 @@ from typing import Any
 
 from .limits import Limits
 
-__all__ = ["Config", "ConfigError", "load_config"]
+__all__ = ["CLASSIC_SERVICES", "Config", "ConfigError", "load_config"]
 
 DEFAULT_PORT = 9696
 DEFAULT_WEB_PORT = 9697
+CLASSIC_SERVICES = ("echo", "daytime", "time", "sntp")
 
 
 class ConfigError(ValueError):
@@ -42,6 +43,12 @@ class Config:
     web: bool = True
     web_port: int = DEFAULT_WEB_PORT
     classic: bool = False
+    classic_services: tuple[str, ...] = ("echo", "daytime", "time", "sntp")
+    """Which classic services ``classic`` turns on (docs/classic.md)."""
+    classic_echo_port: int = 10007
+    classic_daytime_port: int = 10013
+    classic_time_port: int = 10037
+    classic_sntp_port: int = 10123
     anonymous_grants: tuple[str, ...] = ("echo", "time", "chat")
     log_level: str = "info"
     limits: Limits = field(default_factory=Limits)
@@ -149,8 +156,16 @@ def load_config(
 
 
 def _check(config: Config) -> None:
-    if not 0 <= config.port <= 65535:
-        raise ConfigError(f"port {config.port} is not between 0 and 65535")
+    for name in ("port", *(f"classic_{s}_port" for s in CLASSIC_SERVICES)):
+        port = getattr(config, name)
+        if not 0 <= port <= 65535:
+            raise ConfigError(f"{name} {port} is not between 0 and 65535")
+    unknown = set(config.classic_services) - set(CLASSIC_SERVICES)
+    if unknown:
+        raise ConfigError(
+            f"classic_services: unknown {', '.join(sorted(unknown))} "
+            f"(choose from {', '.join(CLASSIC_SERVICES)})"
+        )
     leaked = _NEVER_ANONYMOUS & set(config.anonymous_grants)
     if leaked:
         raise ConfigError(f"anonymous_grants may not include {', '.join(sorted(leaked))}")

@@ -55,6 +55,12 @@ class Limits:
     exec_per_user: int = 8
     exec_total: int = 32
 
+    # classic services (docs/classic.md): TCP connections in all and per source address,
+    # and how long an echo connection may stay silent; UDP replies use udp_* above
+    classic_connections: int = 256
+    classic_connections_per_ip: int = 16
+    classic_idle_timeout: float = 60.0
+
     def advertised(self) -> dict[str, Any]:
         """The limits a client needs to know, for ``hello``."""
         return {
