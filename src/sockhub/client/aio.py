@@ -15,6 +15,7 @@ from typing import Any
 from ..protocol.errors import ProtocolError, error_from_header
 from ..protocol.frames import BodyChunk, Frame, FrameStart, encode_frame
 from .address import Address
+from .chat import AsyncChatMixin
 from .common import Options, Reply, TimeResult, as_bytes, echo_fields, new_core, time_fields
 from .errors import ConnectError, ConnectionClosed
 from .tls import check_peer, client_context
@@ -63,7 +64,7 @@ class _Protocol(asyncio.Protocol):
         self.client._wake_writers()
 
 
-class AsyncClient:
+class AsyncClient(AsyncChatMixin):
     """A connection to a sockhub server for asyncio programs."""
 
     def __init__(self, options: Options) -> None:

@@ -17,6 +17,7 @@ from ..protocol.errors import ProtocolError, error_from_header
 from ..protocol.frames import BodyChunk, BodyEnd, Frame, FrameStart, encode_frame
 from .address import Address
 from .aio import Chunk
+from .chat import ChatMixin
 from .common import Options, Reply, TimeResult, as_bytes, echo_fields, new_core, time_fields
 from .errors import ConnectError, ConnectionClosed
 from .tls import check_peer, client_context
@@ -26,7 +27,7 @@ __all__ = ["Client"]
 _RECV = 256 * 1024
 
 
-class Client:
+class Client(ChatMixin):
     """A blocking connection to a sockhub server."""
 
     def __init__(self, options: Options) -> None:

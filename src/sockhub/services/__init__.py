@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..server.config import Config
 from ..server.service import Service
+from .chat import ChatService
 from .classic import ClassicService
 from .clock import ClockService
 from .echo import EchoService
@@ -13,7 +14,7 @@ __all__ = ["default_services"]
 
 def default_services(config: Config) -> list[Service]:
     """Every service this configuration enables, in the order ``hello`` lists them."""
-    services: list[Service] = [EchoService(), ClockService()]
+    services: list[Service] = [EchoService(), ClockService(), ChatService()]
     if config.classic:
         services.append(ClassicService())
     return services

@@ -1,0 +1,288 @@
+"""Chat (PROTOCOL.md section 6) on both clients: ``ChatMixin`` and ``AsyncChatMixin``.
+
+Requests are built and replies read here once; each client method is a thin shell
+around them. A server is not trusted to follow the rules: every field of a push is
+read defensively, and text is decoded with replacement, never raised on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .common import Reply, as_bytes
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from .aio import Chunk
+
+__all__ = [
+    "AsyncChatMixin",
+    "ChatEvent",
+    "ChatMessage",
+    "ChatMixin",
+    "Joined",
+    "RoomInfo",
+    "parse_push",
+]
+
+HISTORY_OPS = ("chat.msg",)
+
+
+def _str(header: dict[str, Any], key: str, default: str = "") -> str:
+    value = header.get(key, default)
+    return value if isinstance(value, str) else default
+
+
+def _int(header: dict[str, Any], key: str) -> int | None:
+    value = header.get(key)
+    return value if value.__class__ is int else None
+
+
+def _float(header: dict[str, Any], key: str) -> float:
+    value = header.get(key)
+    return float(value) if value.__class__ in (int, float) else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    """A room message (``room`` set, ``seq`` set) or a direct message (``dm``, ``to``)."""
+
+    room: str | None
+    sender: str
+    text: str
+    ts: float
+    seq: int | None = None
+    dm: bool = False
+    to: str | None = None
+    history: bool = False
+
+    @classmethod
+    def from_reply(cls, reply: Reply) -> ChatMessage:
+        h = reply.header
+        dm = h.get("dm") is True
+        return cls(
+            room=None if dm else _str(h, "room"),
+            sender=_str(h, "from", "?"),
+            text=reply.body.decode("utf-8", "replace"),
+            ts=_float(h, "ts"),
+            seq=_int(h, "seq"),
+            dm=dm,
+            to=_str(h, "to") if dm else None,
+            history=h.get("history") is True,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ChatEvent:
+    """Someone else joined, left, or changed nick (``old`` holds the previous one)."""
+
+    room: str
+    event: str
+    nick: str
+    ts: float
+    old: str | None = None
+
+    @classmethod
+    def from_reply(cls, reply: Reply) -> ChatEvent:
+        h = reply.header
+        old = h.get("old")
+        return cls(
+            _str(h, "room"),
+            _str(h, "event"),
+            _str(h, "nick", "?"),
+            _float(h, "ts"),
+            old if isinstance(old, str) else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Joined:
+    """The answer to a join: who is there, the room's latest ``seq``, and the history."""
+
+    room: str
+    nick: str
+    members: list[str]
+    seq: int
+    history: list[ChatMessage] = field(default_factory=list)
+
+    @classmethod
+    def from_replies(cls, replies: Iterable[Reply | Chunk]) -> Joined:
+        history: list[ChatMessage] = []
+        for reply in replies:
+            if not isinstance(reply, Reply):
+                continue
+            if reply.op == "chat.msg":
+                history.append(ChatMessage.from_reply(reply))
+                continue
+            h = reply.header
+            members = h.get("members")
+            return cls(
+                _str(h, "room"),
+                _str(h, "nick"),
+                [m for m in members if isinstance(m, str)] if isinstance(members, list) else [],
+                _int(h, "seq") or 0,
+                history,
+            )
+        raise ValueError("the join ended without its reply")
+
+
+@dataclass(frozen=True, slots=True)
+class RoomInfo:
+    room: str
+    members: int
+
+
+def parse_push(reply: Reply) -> ChatMessage | ChatEvent | None:
+    """The chat meaning of a pushed frame; None for a push of another service."""
+    if reply.op == "chat.msg":
+        return ChatMessage.from_reply(reply)
+    if reply.op == "chat.event":
+        return ChatEvent.from_reply(reply)
+    return None
+
+
+def join_fields(nick: str | None, history: int, since: int | None) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    if nick is not None:
+        fields["nick"] = nick
+    if since is not None:
+        fields["since"] = since
+    elif history:
+        fields["history"] = history
+    return fields
+
+
+def said_seq(reply: Reply) -> int:
+    return _int(reply.header, "seq") or 0
+
+
+def who_members(reply: Reply) -> list[str]:
+    members = reply.header.get("members")
+    return [m for m in members if isinstance(m, str)] if isinstance(members, list) else []
+
+
+def room_list(reply: Reply) -> list[RoomInfo]:
+    rooms = reply.header.get("rooms")
+    return [
+        RoomInfo(_str(r, "room"), _int(r, "members") or 0)
+        for r in (rooms if isinstance(rooms, list) else [])
+        if isinstance(r, dict)
+    ]
+
+
+class ChatMixin:
+    """Chat ops for the blocking ``Client``."""
+
+    if TYPE_CHECKING:
+
+        def request(
+            self, op: str, body: bytes = b"", *, timeout: float | None = None, **fields: Any
+        ) -> Reply: ...
+
+        def stream(
+            self, op: str, body: bytes = b"", *, partial: Iterable[str], **fields: Any
+        ) -> Iterator[Reply | Chunk]: ...
+
+        def next_push(self, timeout: float | None = None) -> Reply: ...
+
+    def join(
+        self, room: str, nick: str | None = None, *, history: int = 0, since: int | None = None
+    ) -> Joined:
+        """Join ``room`` (created if new); ``since`` replays every kept message after it."""
+        fields = join_fields(nick, history, since)
+        return Joined.from_replies(
+            self.stream("chat.join", partial=HISTORY_OPS, room=room, **fields)
+        )
+
+    def say(self, room: str, text: str | bytes) -> int:
+        """Send to ``room``; returns the message's ``seq`` once the server has stored it."""
+        return said_seq(self.request("chat.say", as_bytes(text), room=room))
+
+    def dm(self, to: str, text: str | bytes) -> None:
+        self.request("chat.dm", as_bytes(text), to=to)
+
+    def leave(self, room: str) -> None:
+        self.request("chat.leave", room=room)
+
+    def nick(self, room: str, nick: str) -> None:
+        self.request("chat.nick", room=room, nick=nick)
+
+    def who(self, room: str) -> list[str]:
+        return who_members(self.request("chat.who", room=room))
+
+    def rooms(self) -> list[RoomInfo]:
+        return room_list(self.request("chat.rooms"))
+
+    def next_chat(self, timeout: float | None = None) -> ChatMessage | ChatEvent:
+        """The next message or event; ``TimeoutError`` after ``timeout`` seconds."""
+        while True:
+            item = parse_push(self.next_push(timeout))
+            if item is not None:
+                return item
+
+    def chat_events(self, timeout: float | None = None) -> Iterator[ChatMessage | ChatEvent]:
+        """Messages and events as they come; ends after ``timeout`` seconds of silence."""
+        while True:
+            try:
+                yield self.next_chat(timeout)
+            except TimeoutError:
+                return
+
+
+class AsyncChatMixin:
+    """Chat ops for the asyncio ``AsyncClient``."""
+
+    if TYPE_CHECKING:
+
+        def request(self, op: str, body: bytes = b"", **fields: Any) -> asyncio.Future[Reply]: ...
+
+        def stream(
+            self, op: str, body: bytes = b"", *, partial: Iterable[str], **fields: Any
+        ) -> AsyncIterator[Reply | Chunk]: ...
+
+        async def next_push(self, timeout: float | None = None) -> Reply: ...
+
+    async def join(
+        self, room: str, nick: str | None = None, *, history: int = 0, since: int | None = None
+    ) -> Joined:
+        """Join ``room`` (created if new); ``since`` replays every kept message after it."""
+        fields = join_fields(nick, history, since)
+        replies = self.stream("chat.join", partial=HISTORY_OPS, room=room, **fields)
+        return Joined.from_replies([reply async for reply in replies])
+
+    async def say(self, room: str, text: str | bytes) -> int:
+        """Send to ``room``; returns the message's ``seq`` once the server has stored it."""
+        return said_seq(await self.request("chat.say", as_bytes(text), room=room))
+
+    async def dm(self, to: str, text: str | bytes) -> None:
+        await self.request("chat.dm", as_bytes(text), to=to)
+
+    async def leave(self, room: str) -> None:
+        await self.request("chat.leave", room=room)
+
+    async def nick(self, room: str, nick: str) -> None:
+        await self.request("chat.nick", room=room, nick=nick)
+
+    async def who(self, room: str) -> list[str]:
+        return who_members(await self.request("chat.who", room=room))
+
+    async def rooms(self) -> list[RoomInfo]:
+        return room_list(await self.request("chat.rooms"))
+
+    async def next_chat(self, timeout: float | None = None) -> ChatMessage | ChatEvent:
+        """The next message or event; ``TimeoutError`` after ``timeout`` seconds."""
+        while True:
+            item = parse_push(await self.next_push(timeout))
+            if item is not None:
+                return item
+
+    async def chat_events(self) -> AsyncIterator[ChatMessage | ChatEvent]:
+        """Messages and events until the connection closes."""
+        while True:
+            try:
+                yield await self.next_chat()
+            except ConnectionError:
+                return

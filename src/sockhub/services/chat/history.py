@@ -1,0 +1,136 @@
+"""Chat history in SQLite: WAL mode, bounded per room, every batch one transaction.
+
+All database work runs on one worker thread, in submission order, so a read queued
+after a write sees it, and the event loop never waits on the disk. ``rooms`` keeps
+each room's last ``seq`` even after old messages are trimmed, so numbering never
+restarts after a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+from .broker import Message
+
+__all__ = ["HistoryStore"]
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS rooms (
+    room TEXT PRIMARY KEY,
+    last_seq INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS messages (
+    room TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    sender TEXT NOT NULL,
+    ts REAL NOT NULL,
+    text BLOB NOT NULL,
+    PRIMARY KEY (room, seq)
+);
+"""
+
+
+class HistoryStore:
+    """The kept messages of every room; at most ``keep`` per room survive a batch."""
+
+    def __init__(self, path: Path, keep: int) -> None:
+        self.path = path
+        self.keep = keep
+        self._db: sqlite3.Connection | None = None
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sockhub-chat-db")
+
+    def _run(self, fn: Callable[[], T]) -> asyncio.Future[T]:
+        return asyncio.get_running_loop().run_in_executor(self._pool, fn)
+
+    async def open(self) -> dict[str, int]:
+        """Open (creating) the database; every room's last ``seq``."""
+        return await self._run(self._open)
+
+    def _open(self) -> dict[str, int]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.executescript(_SCHEMA)
+        self._db = db
+        return dict(db.execute("SELECT room, last_seq FROM rooms").fetchall())
+
+    def write(self, batch: Sequence[Message]) -> asyncio.Future[None]:
+        """Store a batch in one transaction, trimming each room it touches to ``keep``."""
+        return self._run(lambda: self._write(batch))
+
+    def _write(self, batch: Sequence[Message]) -> None:
+        db = self._conn()
+        last: dict[str, int] = {}
+        for msg in batch:
+            last[msg.room] = msg.seq
+        db.execute("BEGIN")
+        try:
+            db.executemany(
+                "INSERT INTO messages (room, seq, sender, ts, text) VALUES (?, ?, ?, ?, ?)",
+                [(m.room, m.seq, m.sender, m.ts, m.text) for m in batch],
+            )
+            db.executemany(
+                "INSERT INTO rooms (room, last_seq) VALUES (?, ?) "
+                "ON CONFLICT (room) DO UPDATE SET last_seq = excluded.last_seq",
+                last.items(),
+            )
+            db.executemany(
+                "DELETE FROM messages WHERE room = ? AND seq <= ?",
+                [(room, seq - self.keep) for room, seq in last.items() if seq > self.keep],
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    async def read(self, room: str, *, since: int | None, count: int) -> tuple[list[Message], int]:
+        """Kept messages after ``since`` (else the ``count`` latest), oldest first, and the
+        room's last stored ``seq``."""
+        return await self._run(lambda: self._read(room, since, count))
+
+    def _read(self, room: str, since: int | None, count: int) -> tuple[list[Message], int]:
+        db = self._conn()
+        db.execute("BEGIN")
+        try:
+            if since is not None:
+                rows = db.execute(
+                    "SELECT seq, sender, ts, text FROM messages WHERE room = ? AND seq > ? "
+                    "ORDER BY seq",
+                    (room, since),
+                ).fetchall()
+            else:
+                rows = db.execute(
+                    "SELECT seq, sender, ts, text FROM messages WHERE room = ? "
+                    "ORDER BY seq DESC LIMIT ?",
+                    (room, count),
+                ).fetchall()
+                rows.reverse()
+            found = db.execute("SELECT last_seq FROM rooms WHERE room = ?", (room,)).fetchone()
+        finally:
+            db.execute("COMMIT")
+        messages = [Message(room, seq, sender, ts, bytes(text)) for seq, sender, ts, text in rows]
+        return messages, found[0] if found else 0
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise RuntimeError("the chat history is not open")
+        return self._db
+
+    async def close(self) -> None:
+        """Close after every job already submitted has run."""
+        if self._db is not None:
+            await self._run(self._close)
+        self._pool.shutdown(wait=True)
+
+    def _close(self) -> None:
+        db, self._db = self._db, None
+        if db is not None:
+            db.close()

@@ -1,0 +1,297 @@
+"""The chat service (PROTOCOL.md section 6): the ops, per-connection rooms, and cleanup.
+
+Handlers check everything they can before they await anything, so a request that
+breaks a rule is answered at once, and a connection's messages reach the broker in
+the order it sent them (``publish`` is called synchronously from the handler).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Coroutine, Iterable
+from typing import Any
+
+from ...protocol.errors import (
+    BadRequest,
+    ChatNickTaken,
+    ChatNoSuchNick,
+    ChatNotJoined,
+    LimitBusy,
+    ProtocolError,
+)
+from ...protocol.fields import get_int, get_str
+from ...protocol.frames import MAX_ID
+from ...protocol.text import check_text, escape
+from ...server.config import ConfigError
+from ...server.service import OpSpec, Request, ServerContext, Service, Session
+from .broker import ChatBroker, Direct, Member
+from .fanout import LocalNode, Membership, history_header
+from .history import HistoryStore
+from .memory import MemoryBroker
+from .names import check_nick, check_room, nick_key
+
+__all__ = ["HISTORY_FILE", "ChatService", "make_broker"]
+
+log = logging.getLogger("sockhub.chat")
+
+HISTORY_FILE = "chat.sqlite3"
+
+
+def make_broker(ctx: ServerContext) -> ChatBroker:
+    """The broker the configuration names (``memory``: this process, SQLite history)."""
+    if ctx.config.broker == "memory":
+        return MemoryBroker(HistoryStore(ctx.data / HISTORY_FILE, ctx.limits.chat_history_keep))
+    raise ConfigError(f"chat broker {ctx.config.broker!r} is not supported (use 'memory')")
+
+
+class _Conn:
+    """The chat state of one connection."""
+
+    __slots__ = ("id", "rooms", "session")
+
+    def __init__(self, conn_id: str, session: Session) -> None:
+        self.id = conn_id
+        self.session = session
+        self.rooms: dict[str, Membership] = {}
+
+
+class ChatService(Service):
+    name = "chat"
+
+    def __init__(self, broker: ChatBroker | None = None) -> None:
+        self._given_broker = broker
+        self._broker: ChatBroker | None = None
+        self._ctx: ServerContext | None = None
+        self.node = LocalNode()
+        self._conns: dict[Session, _Conn] = {}
+        self._prefix = secrets.token_hex(4)
+        self._ids = itertools.count(1)
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def ops(self) -> Iterable[OpSpec]:
+        table = {
+            "chat.join": self._join,
+            "chat.say": self._say,
+            "chat.dm": self._dm,
+            "chat.leave": self._leave,
+            "chat.nick": self._nick,
+            "chat.who": self._who,
+            "chat.rooms": self._rooms,
+        }
+        return tuple(OpSpec(op, handler, "chat", grant="chat") for op, handler in table.items())
+
+    async def start(self, ctx: ServerContext) -> None:
+        self._ctx = ctx
+        self._broker = self._given_broker or make_broker(ctx)
+        await self._broker.start(self.node)
+
+    async def stop(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._broker is not None:
+            await self._broker.stop()
+
+    @property
+    def broker(self) -> ChatBroker:
+        assert self._broker is not None, "the chat service has not started"
+        return self._broker
+
+    @property
+    def ctx(self) -> ServerContext:
+        assert self._ctx is not None, "the chat service has not started"
+        return self._ctx
+
+    # connections and memberships ------------------------------------------------------
+
+    def _conn(self, session: Session) -> _Conn:
+        conn = self._conns.get(session)
+        if conn is None:
+            conn = self._conns[session] = _Conn(f"{self._prefix}.{next(self._ids)}", session)
+            self.node.sessions[conn.id] = session
+            session.on_close(lambda: self._closed(conn))
+        return conn
+
+    def _closed(self, conn: _Conn) -> None:
+        """A disconnect leaves every room; the others hear it."""
+        self._conns.pop(conn.session, None)
+        self.node.sessions.pop(conn.id, None)
+        for m in conn.rooms.values():
+            self.node.remove(m)
+            self._spawn(self._release(m))
+        conn.rooms.clear()
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """A task the service owns: it outlives the connection, and ``stop`` waits for it."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _release(self, m: Membership) -> None:
+        """Leave in the broker once the join has settled (a join may still be running)."""
+        if m.joining is not None:
+            try:
+                await asyncio.shield(m.joining)
+            except Exception:
+                return
+        await self.broker.leave(m.room, m.member)
+        log.info("chat %s left %s (%s)", m.session.peer, m.room, escape(m.nick, 64))
+
+    def _membership(self, req: Request) -> Membership:
+        room = check_room(get_str(req.header, "room"))
+        conn = self._conns.get(req.session)
+        m = conn.rooms.get(room) if conn is not None else None
+        if m is None:
+            raise ChatNotJoined(f"you are not in {room}; join it first")
+        return m
+
+    def _check_reserved(self, nick: str, user: str | None) -> None:
+        key = nick_key(nick)
+        for registered in self.ctx.users.all():
+            if registered.name != user and nick_key(registered.name) == key:
+                raise ChatNickTaken(f"the nick {nick} is reserved for a registered user")
+
+    async def _settled(self, m: Membership) -> None:
+        """Wait until ``m``'s join has been answered (pipelined requests behind it)."""
+        if m.joining is not None and not m.joining.done():
+            await asyncio.shield(m.joining)
+
+    # ops --------------------------------------------------------------------------------
+
+    def _join(self, req: Request) -> Awaitable[None]:
+        header, session = req.header, req.session
+        limits = self.ctx.limits
+        room = check_room(get_str(header, "room"))
+        if "nick" in header or session.user is None:
+            nick = check_nick(get_str(header, "nick"))
+        else:
+            nick = session.user
+        since = get_int(header, "since", None, lo=0, hi=MAX_ID)
+        count = get_int(header, "history", 0, lo=0, hi=limits.chat_history_max_join)
+        conn = self._conn(session)
+        if room in conn.rooms:
+            raise BadRequest(f"you are already in {room}")
+        if len(conn.rooms) >= limits.chat_rooms_per_connection:
+            raise LimitBusy(f"a connection may be in {limits.chat_rooms_per_connection} rooms")
+        self._check_reserved(nick, session.user)
+        member = Member(f"{conn.id}.{next(self._ids)}", conn.id, session.user)
+        m = Membership(session, room, member, nick)
+        conn.rooms[room] = m
+        self.node.add(m)
+        m.joining = self._spawn(self.broker.join(room, member, nick, since=since, count=count))
+        return self._joined(req, conn, m)
+
+    async def _joined(self, req: Request, conn: _Conn, m: Membership) -> None:
+        assert m.joining is not None
+        try:
+            joined = await asyncio.shield(m.joining)
+        except Exception as exc:
+            self._forget(conn, m, exc)
+            raise
+        log.info("chat %s joined %s as %s", req.session.peer, m.room, escape(m.nick, 64))
+        for msg in joined.history:
+            req.send(history_header(msg), msg.text)
+        req.reply(
+            {
+                "op": "chat.joined",
+                "room": m.room,
+                "nick": m.nick,
+                "members": joined.members,
+                "seq": joined.seq,
+            }
+        )
+        self.node.go_live(m, joined.seq)
+        for go in m.queued:
+            if not go.done():
+                go.set_result(None)
+
+    def _forget(self, conn: _Conn, m: Membership, exc: Exception) -> None:
+        """The join failed: the messages queued behind it fail too."""
+        if conn.rooms.get(m.room) is m:
+            del conn.rooms[m.room]
+        self.node.remove(m)
+        why = exc.message if isinstance(exc, ProtocolError) else "internal error"
+        for go in m.queued:
+            if not go.done():
+                go.set_exception(ChatNotJoined(f"the join of {m.room} failed: {why}"))
+
+    def _say(self, req: Request) -> Awaitable[None]:
+        m = self._membership(req)
+        check_text(req.body, self.ctx.limits.chat_text_max)
+        if m.live:
+            return self._acked(req, self.broker.publish(m.room, m.nick, req.body))
+        go: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        m.queued.append(go)
+        return self._say_when_joined(req, m, go)
+
+    async def _say_when_joined(self, req: Request, m: Membership, go: asyncio.Future[None]) -> None:
+        """A message sent right behind its join: published, in order, once the join is done."""
+        try:
+            await go
+        finally:
+            m.queued.remove(go)
+        await self._acked(req, self.broker.publish(m.room, m.nick, req.body))
+
+    @staticmethod
+    async def _acked(req: Request, stored: Awaitable[int]) -> None:
+        req.ok(seq=await stored)
+
+    def _dm(self, req: Request) -> Awaitable[None]:
+        to = check_nick(get_str(req.header, "to"))
+        check_text(req.body, self.ctx.limits.chat_text_max)
+        conn = self._conns.get(req.session)
+        if conn is None or not conn.rooms:
+            raise ChatNotJoined("join a room before sending direct messages")
+        sender = req.session.user or next(iter(conn.rooms.values())).nick
+        return self._sent_direct(req, Direct(to, sender, time.time(), req.body))
+
+    async def _sent_direct(self, req: Request, dm: Direct) -> None:
+        if not await self.broker.direct(dm, nick_key(dm.to)):
+            raise ChatNoSuchNick(f"nobody called {dm.to} is in any room")
+        req.ok()
+
+    def _leave(self, req: Request) -> Awaitable[None]:
+        m = self._membership(req)
+        conn = self._conns[req.session]
+        del conn.rooms[m.room]
+        self.node.remove(m)
+        return self._left(req, m)
+
+    async def _left(self, req: Request, m: Membership) -> None:
+        await self._release(m)
+        req.ok()
+
+    def _nick(self, req: Request) -> Awaitable[None]:
+        m = self._membership(req)
+        nick = check_nick(get_str(req.header, "nick"))
+        self._check_reserved(nick, req.session.user)
+        return self._renamed(req, m, nick)
+
+    async def _renamed(self, req: Request, m: Membership, nick: str) -> None:
+        await self._settled(m)
+        old = await self.broker.rename(m.room, m.member, nick)
+        m.nick = nick
+        log.info(
+            "chat %s in %s: %s is now %s",
+            req.session.peer,
+            m.room,
+            escape(old, 64),
+            escape(nick, 64),
+        )
+        req.ok()
+
+    def _who(self, req: Request) -> Awaitable[None]:
+        return self._listed(req, self._membership(req))
+
+    async def _listed(self, req: Request, m: Membership) -> None:
+        await self._settled(m)
+        members = await self.broker.members(m.room)
+        req.reply({"op": "chat.who", "room": m.room, "members": members})
+
+    async def _rooms(self, req: Request) -> None:
+        rooms = await self.broker.rooms()
+        req.reply({"op": "chat.rooms", "rooms": [{"room": r, "members": n} for r, n in rooms]})
