@@ -7,12 +7,12 @@ import sys
 from collections.abc import Sequence
 
 from .._version import __version__
-from . import basic, serve, talk, user
+from . import basic, files, serve, talk, user
 from .common import EXIT_USAGE, examples
 
 __all__ = ["build_parser", "main"]
 
-COMMANDS = (serve, user, basic, talk)
+COMMANDS = (serve, user, basic, talk, files)
 
 
 def build_parser() -> argparse.ArgumentParser:

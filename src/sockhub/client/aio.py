@@ -18,6 +18,7 @@ from .address import Address
 from .chat import AsyncChatMixin
 from .common import Options, Reply, TimeResult, as_bytes, echo_fields, new_core, time_fields
 from .errors import ConnectError, ConnectionClosed
+from .files import AsyncFilesMixin
 from .tls import check_peer, client_context
 
 __all__ = ["AsyncClient", "Chunk"]
@@ -64,7 +65,7 @@ class _Protocol(asyncio.Protocol):
         self.client._wake_writers()
 
 
-class AsyncClient(AsyncChatMixin):
+class AsyncClient(AsyncChatMixin, AsyncFilesMixin):
     """A connection to a sockhub server for asyncio programs."""
 
     def __init__(self, options: Options) -> None:

@@ -20,6 +20,7 @@ from .aio import Chunk
 from .chat import ChatMixin
 from .common import Options, Reply, TimeResult, as_bytes, echo_fields, new_core, time_fields
 from .errors import ConnectError, ConnectionClosed
+from .files import FilesMixin
 from .tls import check_peer, client_context
 
 __all__ = ["Client"]
@@ -27,7 +28,7 @@ __all__ = ["Client"]
 _RECV = 256 * 1024
 
 
-class Client(ChatMixin):
+class Client(ChatMixin, FilesMixin):
     """A blocking connection to a sockhub server."""
 
     def __init__(self, options: Options) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from . import auth
 from .errors import AuthFailed, FrameBad, ProtocolError, error_from_header
-from .frames import DEFAULT_MAX_HEADER, MAX_ID, Decoder, Event, Frame, encode_frame
+from .frames import DEFAULT_MAX_HEADER, MAX_ID, MAX_SIZE, Decoder, Event, Frame, encode_frame
 
 __all__ = ["PROTO", "ClientConnection", "Hello"]
 
@@ -56,7 +56,9 @@ class Hello:
 
 
 def _client_policy(header: dict[str, Any]) -> tuple[int, bool]:
-    return (CLIENT_MAX_BODY, header.get("op") in STREAMED_REPLY_OPS)
+    if header.get("op") in STREAMED_REPLY_OPS:
+        return (MAX_SIZE, True)  # a whole file, streamed to disk: never held in memory
+    return (CLIENT_MAX_BODY, False)
 
 
 class ClientConnection:

@@ -160,7 +160,16 @@ class Decoder:
     every later call raises the same error.
     """
 
-    __slots__ = ("_buf", "_error", "_max_header", "_pending", "_policy", "_pos", "_stream")
+    __slots__ = (
+        "_buf",
+        "_direct",
+        "_error",
+        "_max_header",
+        "_pending",
+        "_policy",
+        "_pos",
+        "_stream",
+    )
 
     def __init__(
         self,
@@ -175,6 +184,8 @@ class Decoder:
         self._policy = policy or _default_policy(max_body)
         self._pending: tuple[dict[str, Any], int] | None = None
         self._stream: tuple[dict[str, Any], int] | None = None
+        self._direct: bytes | None = None
+        """Bytes of a streamed body that arrived as one whole ``bytes``: handed on uncopied."""
         self._error: Exception | None = None
 
     @property
@@ -184,14 +195,22 @@ class Decoder:
 
     @property
     def buffered(self) -> int:
-        return len(self._buf) - self._pos
+        return len(self._buf) - self._pos + (len(self._direct) if self._direct else 0)
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
+        """Take the next bytes. A ``bytes`` that holds only streamed-body bytes is kept,
+        not copied, and becomes a ``BodyChunk`` as it is (file bodies move at disk speed)."""
         buf = self._buf
         if self._pos:
             del buf[: self._pos]
             self._pos = 0
-        buf += data
+        if self._direct is not None:
+            buf += self._direct
+            self._direct = None
+        if not buf and self._stream is not None and isinstance(data, bytes) and data:
+            self._direct = data
+        else:
+            buf += data
 
     def next_event(self) -> Event | None:
         if self._error is not None:
@@ -211,12 +230,23 @@ class Decoder:
             if left == 0:
                 self._stream = None
                 return BodyEnd(header)
+            direct = self._direct
+            if direct is not None:
+                self._direct = None
+                n = len(direct)
+                if n <= left:
+                    self._stream = (header, left - n)
+                    return BodyChunk(direct)
+                buf += direct[left:]  # the body ends inside: the rest is the next frame's
+                self._stream = (header, 0)
+                return BodyChunk(direct[:left])
             if avail == 0:
                 return None
             n = left if avail > left else avail
             self._pos = pos + n
             self._stream = (header, left - n)
-            return BodyChunk(bytes(buf[pos : pos + n]))
+            with memoryview(buf) as view:
+                return BodyChunk(bytes(view[pos : pos + n]))
         if self._pending is None:
             if avail < 4:
                 return None

@@ -11,6 +11,7 @@ import asyncio
 import base64
 import contextlib
 import logging
+import os
 import socket
 import struct
 from collections.abc import Awaitable, Callable, Coroutine
@@ -52,6 +53,11 @@ _SPENT = Decoder()
 """Stands in for a closed connection's decoder, which is never fed again."""
 
 
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 class ConnectionClosed(ConnectionError):
     """The connection ended (by us, by the peer or by the network) while a service used it."""
 
@@ -62,6 +68,7 @@ class Connection(asyncio.Protocol):
         "_closing",
         "_drain_waiters",
         "_flush_scheduled",
+        "_held",
         "_inflight",
         "_linger",
         "_loop",
@@ -98,6 +105,7 @@ class Connection(asyncio.Protocol):
         self.closed = False
         self._closing = False
         self._out = bytearray()
+        self._held: bytearray | None = None  # frames queued while a file body is being sent
         self._flush_scheduled = False
         self._receiving = False
         self._paused = 0
@@ -205,7 +213,7 @@ class Connection(asyncio.Protocol):
     def send(self, header: dict[str, Any], body: bytes | bytearray | memoryview = b"") -> None:
         if self.closed:
             return
-        out = self._out
+        out = self._out if self._held is None else self._held
         encode_header_into(out, header, len(body))
         if body:
             out += body
@@ -214,7 +222,10 @@ class Connection(asyncio.Protocol):
     def send_raw(self, frame: bytes) -> None:
         if self.closed:
             return
-        self._out += frame
+        if self._held is None:
+            self._out += frame
+        else:
+            self._held += frame
         self._queued()
 
     async def drain(self) -> None:
@@ -229,23 +240,80 @@ class Connection(asyncio.Protocol):
             await waiter
 
     async def sendfile(self, file: Any, offset: int, count: int) -> None:
-        await self.drain()
-        assert self.transport is not None
-        try:
-            await self._loop.sendfile(self.transport, file, offset, count)
-        except (NotImplementedError, RuntimeError):
-            await self._send_file_copy(file, offset, count)
+        """Send ``count`` bytes of ``file`` (anything with ``fileno()``) from ``offset``.
 
-    async def _send_file_copy(self, file: Any, offset: int, count: int) -> None:
-        """Fallback where the loop or transport (TLS) cannot send a file zero-copy."""
-        file.seek(offset)
-        left = count
-        while left > 0:
-            chunk = await asyncio.to_thread(file.read, min(left, 1 << 20))
+        Frames other tasks queue meanwhile are held back until the last byte is out, so
+        nothing lands inside the body. On plain TCP and UNIX sockets the bytes go from
+        the page cache to the socket with ``os.sendfile`` (uvloop has no
+        ``loop.sendfile``); TLS needs them in user space, so they are copied. A file that
+        ends early cannot complete its frame: the connection is aborted.
+        """
+        if self._held is not None:
+            raise RuntimeError("one sendfile at a time per connection")
+        if self.closed or self.transport is None:
+            raise ConnectionClosed("connection closed")
+        self._held = bytearray()
+        try:
+            sock = self.transport.get_extra_info("socket")
+            if sock is not None and self.transport.get_extra_info("sslcontext") is None:
+                await self._sendfile_zero_copy(sock.fileno(), file.fileno(), offset, count)
+            else:
+                await self._sendfile_copy(file.fileno(), offset, count)
+        except ConnectionClosed:
+            raise
+        except OSError as exc:
+            if not self.closed:
+                self._abort()
+            raise ConnectionClosed(f"sending a file failed: {exc}") from exc
+        finally:
+            held, self._held = self._held, None
+            if held:
+                self._out += held
+                self._queued()
+
+    async def _sendfile_zero_copy(
+        self, sock_fd: int, file_fd: int, offset: int, count: int
+    ) -> None:
+        self._flush()
+        out = os.dup(sock_fd)  # a second fd, so the loop lets us wait for it to be writable
+        try:
+            while self.transport is not None and self.transport.get_write_buffer_size():
+                await self._writable(out)
+            end = offset + count
+            while offset < end:
+                if self.closed:
+                    raise ConnectionClosed("connection closed")
+                try:
+                    n = os.sendfile(out, file_fd, offset, end - offset)
+                except BlockingIOError:
+                    await self._writable(out)
+                    continue
+                if n == 0:
+                    raise OSError(f"the file ended {end - offset} bytes early")
+                offset += n
+        finally:
+            os.close(out)
+
+    async def _writable(self, fd: int) -> None:
+        """Wait until ``fd`` takes more bytes; a reader stalled for ``send_timeout`` is cut off."""
+        waiter: asyncio.Future[None] = self._loop.create_future()
+        self._loop.add_writer(fd, _resolve, waiter)
+        try:
+            await asyncio.wait_for(waiter, self.server.limits.send_timeout)
+        except TimeoutError:
+            raise OSError("the client stopped reading") from None
+        finally:
+            self._loop.remove_writer(fd)
+
+    async def _sendfile_copy(self, file_fd: int, offset: int, count: int) -> None:
+        end = offset + count
+        while offset < end:
+            chunk = await asyncio.to_thread(os.pread, file_fd, min(end - offset, 1 << 20), offset)
             if not chunk:
-                raise OSError("file shrank while it was being sent")
-            left -= len(chunk)
-            self.send_raw(chunk)
+                raise OSError(f"the file ended {end - offset} bytes early")
+            offset += len(chunk)
+            self._out += chunk
+            self._flush()
             await self.drain()
 
     def pause_reading(self) -> None:
@@ -282,8 +350,8 @@ class Connection(asyncio.Protocol):
         if isinstance(exc, ProtocolError):
             exc.fatal = True
             self.send(error_header(exc))
-        if isinstance(exc, LimitSlowConsumer):
-            self._abort()
+        if isinstance(exc, LimitSlowConsumer) or self._held is not None:
+            self._abort()  # a slow reader, or a file body half sent: no frame can follow
             return
         self._flush()
         if self._paused:
@@ -323,8 +391,11 @@ class Connection(asyncio.Protocol):
                 self.transport.close()
 
     def _queued(self) -> None:
-        if len(self._out) > self.server.limits.max_outbound:
+        held = self._held
+        if len(self._out) + (len(held) if held else 0) > self.server.limits.max_outbound:
             self._out.clear()
+            if held:
+                held.clear()
             self.close(LimitSlowConsumer("outbound queue overflowed: read faster"))
             return
         if not self._receiving and not self._flush_scheduled:

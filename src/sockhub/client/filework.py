@@ -1,0 +1,262 @@
+"""What both clients' file methods share: results, request fields, local files.
+
+Transfers land safely on this side too: a download is written to a hidden partial file
+beside its target (``.NAME.sockhub-part``), hashed as it is written, and renamed into
+place only when its sha256 matches the one the server sent; an interrupted download
+resumes from what the partial holds. Names received from a server are checked with
+the protocol's path rules before they are joined onto a local folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..protocol.errors import FileExists, FileHashMismatch, ProtocolError
+from ..protocol.paths import check_name, check_path
+from .common import Reply
+
+__all__ = [
+    "Entry",
+    "FileInfo",
+    "LocalPartial",
+    "Progress",
+    "PutPlan",
+    "Transfer",
+    "file_sha256",
+    "local_name",
+]
+
+Progress = Callable[[int, int], object]
+"""Called as bytes move with (bytes the receiving side holds, total)."""
+
+PART_SUFFIX = ".sockhub-part"
+SLICE = 8 * 1024 * 1024
+"""Bytes sent between two progress reports on an upload."""
+_QUEUED = 64
+"""Chunks of a download that may wait for the local disk before the reader blocks."""
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """What a put or get did: the file's size and sha256, and what crossed the wire."""
+
+    path: str
+    local: Path
+    size: int
+    sha256: str
+    sent: int
+    """Bytes that actually crossed the network this time (0 when nothing had to move)."""
+    offset: int = 0
+    """Where this transfer started: bytes an earlier, interrupted one had already moved."""
+    unchanged: bool = False
+    """A put found the same content already on the server and sent nothing."""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One name in a remote directory listing."""
+
+    name: str
+    type: str
+    size: int | None
+    mtime: float
+
+    @property
+    def is_dir(self) -> bool:
+        return self.type == "dir"
+
+
+@dataclass(frozen=True, slots=True)
+class FileInfo:
+    path: str
+    type: str
+    size: int | None
+    mtime: float
+    sha256: str | None = None
+
+    @classmethod
+    def from_reply(cls, reply: Reply) -> FileInfo:
+        h = reply.header
+        return cls(
+            path=str(h.get("path", "")),
+            type=str(h.get("type", "")),
+            size=_opt_int(h.get("total")),
+            mtime=_float(h.get("mtime")),
+            sha256=h["sha256"] if isinstance(h.get("sha256"), str) else None,
+        )
+
+
+def _opt_int(value: object) -> int | None:
+    return value if value.__class__ is int else None
+
+
+def _float(value: object) -> float:
+    return float(value) if value.__class__ in (int, float) else 0.0
+
+
+def entries_of(reply: Reply) -> tuple[list[Entry], str | None]:
+    """A listing page's entries (names that break the path rules left out) and the
+    cursor for the next page (None after the last)."""
+    out = []
+    raw = reply.header.get("entries")
+    for item in raw if isinstance(raw, list) else []:
+        name = item.get("name") if isinstance(item, dict) else None
+        if not isinstance(name, str):
+            continue
+        try:
+            check_name(name)
+        except ProtocolError:
+            continue
+        kind = "dir" if item.get("type") == "dir" else "file"
+        out.append(Entry(name, kind, _opt_int(item.get("size")), _float(item.get("mtime"))))
+    more = reply.header.get("more") is True and out
+    return out, (out[-1].name if more else None)
+
+
+@dataclass(slots=True)
+class PutPlan:
+    """One upload's request fields, and which retry an error calls for.
+
+    ``file.exists`` without ``overwrite``: ask again with the sha256, so the same content
+    is accepted without a transfer. ``file.hash_mismatch`` after a resume: the server's
+    partial came from other content and is gone, so start once more from byte 0.
+    """
+
+    remote: str
+    total: int
+    overwrite: bool
+    sha256: str | None = None
+    offset: int = 0
+    fresh: bool = False
+
+    def fields(self) -> dict[str, Any]:
+        check_path(self.remote)
+        fields: dict[str, Any] = {
+            "path": self.remote,
+            "total": self.total,
+            "overwrite": self.overwrite,
+        }
+        if self.sha256 is not None:
+            fields["sha256"] = self.sha256
+        return fields
+
+    def retry(self, exc: ProtocolError) -> str:
+        """ "hash" (hash the file, then ask again), "fresh" (ask again) or "" (give up)."""
+        if isinstance(exc, FileExists) and not self.overwrite and self.sha256 is None:
+            return "hash"
+        if isinstance(exc, FileHashMismatch) and self.offset > 0 and not self.fresh:
+            self.fresh = True
+            return "fresh"
+        return ""
+
+
+def file_sha256(file: io.BufferedIOBase) -> str:
+    """sha256 of a whole local file from its start (releases the GIL while it reads)."""
+    file.seek(0)
+    return hashlib.file_digest(file, "sha256").hexdigest()
+
+
+def local_name(remote: str) -> str:
+    """The last segment of a checked remote path: a name safe to create locally."""
+    return check_path(remote)[-1]
+
+
+def server_sha(reply: Reply) -> str:
+    sha = reply.header.get("sha256")
+    if not isinstance(sha, str) or len(sha) != 64:
+        raise FileHashMismatch("the server sent no usable sha256")
+    return sha.lower()
+
+
+class LocalPartial:
+    """A download's hidden partial file beside ``target``, written and hashed by a thread.
+
+    The hash starts with the bytes the partial already holds (a resume), so the sha256
+    of the whole file is known the moment the last byte is written.
+    """
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+        self.path = target.with_name(f".{target.name}{PART_SUFFIX}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        flags = os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
+        self.file = os.fdopen(os.open(self.path, flags, 0o666), "ab+")
+        self.offset = self.file.tell()
+        self.written = self.offset
+        self._start()
+
+    def _start(self) -> None:
+        self._hash: Any = None
+        self._error: BaseException | None = None
+        self._queue: queue.Queue[bytes | None] = queue.Queue(_QUEUED)
+        self._thread: threading.Thread | None = threading.Thread(
+            target=self._run, name="sockhub-get", daemon=True
+        )
+        self._thread.start()
+
+    def restart(self) -> None:
+        """Throw away what the partial holds and start again from byte 0."""
+        self.finish_writes()
+        self.file.truncate(0)
+        self.offset = self.written = 0
+        self._start()
+
+    def _run(self) -> None:
+        try:
+            self.file.seek(0)
+            self._hash = hashlib.file_digest(self.file, "sha256")  # what a resume holds
+            while (chunk := self._queue.get()) is not None:
+                self.file.write(chunk)
+                self._hash.update(chunk)
+        except BaseException as exc:
+            self._error = exc
+            while self._queue.get() is not None:
+                pass
+
+    def put_nowait(self, chunk: bytes) -> bool:
+        """Queue a chunk unless the queue is full (the async client then waits in a thread)."""
+        try:
+            self._queue.put_nowait(chunk)
+        except queue.Full:
+            return False
+        self.written += len(chunk)
+        return True
+
+    def put(self, chunk: bytes) -> None:
+        self._queue.put(chunk)
+        self.written += len(chunk)
+
+    def finish_writes(self) -> str:
+        """Wait for every queued byte to be written; the sha256 of the whole partial."""
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            self._queue.put(None)
+            thread.join()
+        if self._error is not None:
+            raise self._error
+        self.file.flush()
+        return str(self._hash.hexdigest())
+
+    def publish(self) -> None:
+        """Rename the verified partial over the target."""
+        os.fsync(self.file.fileno())
+        self.file.close()
+        os.replace(self.path, self.target)
+
+    def abort(self, keep: bool) -> None:
+        """Stop; keep the partial for a resume, or remove it (its bytes were wrong)."""
+        with contextlib.suppress(Exception):
+            self.finish_writes()
+        self.file.close()
+        if not keep:
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()

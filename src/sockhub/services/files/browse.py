@@ -1,0 +1,123 @@
+"""``file.list``, ``file.stat`` and ``file.delete`` (PROTOCOL.md section 7, other ops).
+
+A listing is cut into pages that each fit a default-sized header (64 KiB), so any
+client can read it: a page that is not the last says ``"more": true`` and the client
+asks again with ``"after"`` set to the last name it got. Names that break the path
+rules (control characters, not UTF-8) are left out: no request could name them.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from typing import Any
+
+import msgspec
+
+from ...protocol.errors import FileBadPath, FileNotFound
+from ...protocol.fields import get_bool, get_str
+from ...protocol.paths import MAX_SEGMENT_BYTES, check_name, check_path
+from ...server.service import Request
+from .store import Store, fs_errors
+
+__all__ = ["Browse"]
+
+PAGE_BYTES = 60_000
+"""Encoded entries per file.list reply, below the 64 KiB header every client accepts."""
+
+
+def _entry(name: str, st: os.stat_result) -> dict[str, Any]:
+    if stat.S_ISDIR(st.st_mode):
+        return {"name": name, "type": "dir", "mtime": st.st_mtime}
+    return {"name": name, "type": "file", "size": st.st_size, "mtime": st.st_mtime}
+
+
+def _usable(name: str) -> bool:
+    try:
+        check_name(name)
+    except FileBadPath:
+        return False
+    return True
+
+
+class Browse:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def listing(self, req: Request) -> None:
+        segments = check_path(req.header.get("path", ""), root_ok=True)
+        path = "/".join(segments)
+        after = get_str(req.header, "after", "", max_len=MAX_SEGMENT_BYTES)
+        entries, more = await self.store.run(self._page, segments, path, after)
+        reply: dict[str, Any] = {"op": "file.list", "path": path, "entries": entries}
+        if more:
+            reply["more"] = True
+        req.reply(reply)
+
+    def _page(
+        self, segments: tuple[str, ...], path: str, after: str
+    ) -> tuple[list[dict[str, Any]], bool]:
+        with fs_errors(path):
+            found = sorted(
+                (name, st)
+                for name, st in self.store.tree.walk(segments)
+                if name > after and _usable(name)
+            )
+        page: list[dict[str, Any]] = []
+        used = 0
+        for name, st in found:
+            entry = _entry(name, st)
+            used += len(msgspec.json.encode(entry)) + 1
+            if used > PAGE_BYTES and page:
+                return page, True
+            page.append(entry)
+        return page, False
+
+    async def status(self, req: Request) -> None:
+        segments = check_path(req.header.get("path", ""), root_ok=True)
+        path = "/".join(segments)
+        want_hash = get_bool(req.header, "hash", False)
+        info = await self.store.run(self._stat, segments, path, want_hash)
+        req.reply({"op": "file.stat", "path": path, **info})
+
+    def _stat(self, segments: tuple[str, ...], path: str, want_hash: bool) -> dict[str, Any]:
+        with fs_errors(path), self.store.tree.locate(segments) as spot:
+            st = spot.lstat()
+            if st is None:
+                raise FileNotFound(f"{path}: no such file or directory")
+            if stat.S_ISDIR(st.st_mode):
+                return {"type": "dir", "mtime": st.st_mtime}
+            if not stat.S_ISREG(st.st_mode):
+                raise FileNotFound(f"{path} is not a regular file")
+            fd = spot.open_file()
+        try:
+            st = os.fstat(fd)
+            info: dict[str, Any] = {"type": "file", "total": st.st_size, "mtime": st.st_mtime}
+            if want_hash:
+                info["sha256"] = self.store.file_hash(fd, st)
+            return info
+        finally:
+            os.close(fd)
+
+    async def delete(self, req: Request) -> None:
+        segments = check_path(req.header.get("path"))
+        path = "/".join(segments)
+        freed = await self.store.run(self._delete, segments, path)
+        self.store.quota.removed(freed)
+        req.reply({"op": "ok", "path": path})
+
+    def _delete(self, segments: tuple[str, ...], path: str) -> int:
+        """Remove a file, a symlink (not its target) or an empty directory; bytes freed."""
+        with fs_errors(path), self.store.tree.locate(segments, follow_last=False) as spot:
+            assert spot.name is not None  # the last segment is never followed, so never ""
+            st = spot.lstat()
+            if st is None:
+                raise FileNotFound(f"{path}: no such file or directory")
+            if stat.S_ISDIR(st.st_mode):
+                os.rmdir(spot.name, dir_fd=spot.dir_fd)
+                return 0
+            os.unlink(spot.name, dir_fd=spot.dir_fd)
+        if stat.S_ISREG(st.st_mode):
+            self.store.hashes.forget(st)
+            return st.st_size
+        return 0

@@ -1,0 +1,394 @@
+"""``file.put``, ``file.data`` and ``file.end`` (PROTOCOL.md section 7, upload).
+
+One upload is one ``file.put`` request that stays in flight until its final reply:
+it answers ``file.ready`` with the offset its partial already holds, its ``file.data``
+body is streamed into a ``Spool`` (written and hashed off the loop), and ``file.end``
+brings the sha256 the client computed. Only when the two hashes agree is the partial
+renamed over ``path``, so a reader sees the old file or the new one, never a mix.
+After an upload failed, the frames the client had already sent for it are dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import os
+import stat
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ...protocol.errors import (
+    BadRequest,
+    FileExists,
+    FileHashMismatch,
+    FileIsDir,
+    FileNotFound,
+    FileTooLarge,
+    Internal,
+    LimitBusy,
+    LimitIdle,
+    ProtocolError,
+)
+from ...protocol.fields import get_bool, get_id, get_int
+from ...protocol.frames import MAX_SIZE
+from ...protocol.paths import check_path
+from ...protocol.text import escape
+from ...server.service import BodySink, Request, Session
+from .spool import Spool
+from .store import Store, fs_errors
+from .tree import os_error
+
+__all__ = ["Uploads", "get_sha256"]
+
+log = logging.getLogger("sockhub.files")
+
+SPOOL_HIGH = 16 * 1024 * 1024
+"""Bytes of one upload that may wait for the disk before the connection stops reading."""
+MAX_DEAD = 1024
+_HEX = frozenset("0123456789abcdef")
+
+
+def get_sha256(header: dict[str, Any], required: bool) -> str | None:
+    value = header.get("sha256")
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or len(value) != 64 or not set(value.lower()) <= _HEX:
+        raise BadRequest("field 'sha256' must be 64 hex digits")
+    return value.lower()
+
+
+class Phase(enum.Enum):
+    READY = "ready"  # file.ready sent, waiting for file.data
+    RECEIVING = "receiving"  # the file.data body is arriving
+    RECEIVED = "received"  # waiting for file.end
+
+
+class Upload:
+    """One running upload; ``ended`` gives the client's sha256 or the reason it failed."""
+
+    def __init__(self, session: Session, rid: int, path: str, total: int) -> None:
+        loop = asyncio.get_running_loop()
+        self.session = session
+        self.rid = rid
+        self.path = path
+        self.total = total
+        self.phase = Phase.READY
+        self.left = 0
+        self.key = ""
+        self.spool: Spool | None = None
+        self.ended: asyncio.Future[str] = loop.create_future()
+        self.released: asyncio.Future[None] = loop.create_future()
+        self.discard = False
+        self.published = False
+        self.last = loop.time()
+
+    def fail(self, exc: ProtocolError, *, discard: bool = False) -> None:
+        if not self.ended.done():
+            self.discard = self.discard or discard
+            self.ended.set_exception(exc)
+
+
+@dataclass(slots=True)
+class _Sessions:
+    """A connection's uploads: running ones, and failed ones whose frames may still come."""
+
+    active: dict[int, Upload] = field(default_factory=dict)
+    dead: dict[int, int] = field(default_factory=dict)
+    pressure: int = 0
+
+
+class _Sink:
+    """The ``file.data`` body of one upload, chunk by chunk into its spool."""
+
+    __slots__ = ("spool", "upload")
+
+    def __init__(self, upload: Upload, spool: Spool) -> None:
+        self.upload = upload
+        self.spool = spool
+
+    def write(self, chunk: bytes) -> None:
+        self.spool.write(chunk)
+
+    def end(self) -> None:
+        if self.upload.phase is Phase.RECEIVING:
+            self.upload.phase = Phase.RECEIVED
+            self.upload.last = asyncio.get_running_loop().time()
+
+    def abort(self) -> None:
+        """The connection dropped mid-body; the put task is cancelled and keeps the partial."""
+
+
+class Uploads:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.busy: dict[str, Upload] = {}
+        self.sessions: dict[Session, _Sessions] = {}
+        self.cleanups: set[asyncio.Task[None]] = set()
+
+    # file.put -------------------------------------------------------------------------
+
+    async def put(self, req: Request) -> None:
+        h = req.header
+        segments = check_path(h.get("path"))
+        path = "/".join(segments)
+        total = get_int(h, "total", lo=0, hi=MAX_SIZE)
+        overwrite = get_bool(h, "overwrite", False)
+        sha = get_sha256(h, required=False)
+        if req.id is None:
+            raise BadRequest("file.put needs an id: its replies are tied to it")
+        limit = self.store.limits.file_max_size
+        if total > limit:
+            raise FileTooLarge(f"{total} bytes is over the server's limit of {limit} per file")
+        await self._claim(path)
+        upload = Upload(req.session, req.id, path, total)
+        self.busy[path] = upload
+        try:
+            await self._run(req, upload, segments, overwrite, sha)
+        finally:
+            task = asyncio.get_running_loop().create_task(self._release(upload))
+            self.cleanups.add(task)
+            task.add_done_callback(self.cleanups.discard)
+            await asyncio.shield(task)
+
+    async def _claim(self, path: str) -> None:
+        """Wait for an upload of ``path`` whose connection is gone; refuse a live one."""
+        while (other := self.busy.get(path)) is not None:
+            if not other.session.closed:
+                raise LimitBusy(f"{path} is being uploaded by another request; try later")
+            await asyncio.shield(other.released)
+
+    async def _run(
+        self,
+        req: Request,
+        upload: Upload,
+        segments: tuple[str, ...],
+        overwrite: bool,
+        sha: str | None,
+    ) -> None:
+        store = self.store
+        path, total = upload.path, upload.total
+        replaced, same = await store.run(self._inspect, segments, path, total, overwrite, sha)
+        if same:
+            req.reply({"op": "ok", "path": path, "total": total, "sha256": sha, "unchanged": True})
+            return
+        key = store.partials.key(path, total)
+        await store.reserve(key, total, replaced)
+        upload.key = key
+        with fs_errors(path):
+            partial = await store.run(store.partials.open, path, total, sha)
+        state = self._session(req.session)
+        spool = Spool(
+            partial.fd,
+            partial.offset,
+            executor=store.executor,
+            loop=store.loop,
+            pressure=lambda on: self._pressure(req.session, on),
+            failed=lambda exc: self._spool_failed(upload, exc),
+            high=SPOOL_HIGH,
+        )
+        upload.spool = spool
+        upload.left = total - partial.offset
+        spool.start()
+        state.active[upload.rid] = upload
+        req.send({"op": "file.ready", "offset": partial.offset})
+        upload.last = store.loop.time()
+        claimed = await upload.ended
+        actual = await spool.finish()
+        if claimed != actual:
+            upload.discard = True
+            raise FileHashMismatch(
+                f"{path}: received bytes hash to {actual}, not {claimed}; nothing was stored"
+            )
+        with fs_errors(path):
+            replaced = await store.run(self._publish, upload, segments, overwrite, actual)
+        upload.published = True
+        store.quota.published(upload.key, total, replaced)
+        req.reply({"op": "ok", "path": path, "total": total, "sha256": actual})
+
+    def _inspect(
+        self, segments: tuple[str, ...], path: str, total: int, overwrite: bool, sha: str | None
+    ) -> tuple[int, bool]:
+        """(bytes a put would replace, whether the file there already is this content)."""
+        try:
+            with fs_errors(path), self.store.tree.locate(segments) as spot:
+                if spot.name is None:
+                    raise FileIsDir(f"{path} leads to the files root, a directory")
+                st = spot.lstat()
+                if st is None:
+                    return 0, False
+                if stat.S_ISDIR(st.st_mode):
+                    raise FileIsDir(f"{path} is a directory")
+                if sha is not None and stat.S_ISREG(st.st_mode) and st.st_size == total:
+                    fd = spot.open_file()
+                    try:
+                        if self.store.file_hash(fd, os.fstat(fd)) == sha:
+                            return st.st_size, True
+                    finally:
+                        os.close(fd)
+        except FileNotFound:
+            return 0, False  # a directory on the way is missing: the put creates it
+        if not overwrite:
+            raise FileExists(f"{path} exists; put with overwrite to replace it")
+        return (st.st_size if stat.S_ISREG(st.st_mode) else 0), False
+
+    def _publish(self, upload: Upload, segments: tuple[str, ...], overwrite: bool, sha: str) -> int:
+        """Rename the checked partial over ``path``; the bytes of the file it replaced."""
+        assert upload.spool is not None
+        store = self.store
+        fd = upload.spool.fd
+        now = time.time_ns()
+        os.utime(fd, ns=(now, now))  # a fine-grained mtime: see hashes.py
+        os.fsync(fd)
+        part = f"{upload.key}.part"
+        with store.tree.locate(segments, make_dirs=True) as spot:
+            if spot.name is None:
+                raise FileIsDir(f"{upload.path} leads to the files root, a directory")
+            old = spot.lstat()
+            if old is not None and stat.S_ISDIR(old.st_mode):
+                raise FileIsDir(f"{upload.path} is a directory")
+            if overwrite:
+                os.rename(part, spot.name, src_dir_fd=store.partials.fd, dst_dir_fd=spot.dir_fd)
+            else:
+                self._link_new(part, spot.dir_fd, spot.name, upload.path)
+            st = os.stat(spot.name, dir_fd=spot.dir_fd, follow_symlinks=False)
+        store.hashes.put(st, sha)
+        store.partials.forget_meta(upload.key)
+        if old is not None and stat.S_ISREG(old.st_mode):
+            store.hashes.forget(old)
+            return old.st_size
+        return 0
+
+    def _link_new(self, part: str, dir_fd: int, name: str, path: str) -> None:
+        """Put the partial at ``name`` only if nothing is there, atomically (link, unlink)."""
+        partials = self.store.partials.fd
+        try:
+            os.link(part, name, src_dir_fd=partials, dst_dir_fd=dir_fd, follow_symlinks=False)
+        except FileExistsError:
+            raise FileExists(
+                f"{path} appeared while it was uploaded; nothing was replaced"
+            ) from None
+        os.unlink(part, dir_fd=partials)
+
+    async def _release(self, upload: Upload) -> None:
+        """Close the partial (its queued bytes reach the disk first), then free the path."""
+        store = self.store
+        try:
+            state = self.sessions.get(upload.session)
+            if state is not None and state.active.get(upload.rid) is upload:
+                del state.active[upload.rid]
+            held = 0
+            if upload.spool is not None:
+                await upload.spool.close()
+                held = upload.spool.written
+            if upload.key and not upload.published:
+                if upload.discard:
+                    await store.run(store.partials.remove, upload.key)
+                    held = 0
+                store.quota.release(upload.key, held)
+        finally:
+            if self.busy.get(upload.path) is upload:
+                del self.busy[upload.path]
+            upload.released.set_result(None)
+
+    # file.data and file.end -------------------------------------------------------------
+
+    def data_body(self, session: Session, header: dict[str, Any]) -> tuple[int, bool] | None:
+        """A file.data body is exactly what its upload still needs, streamed to disk."""
+        state = self.sessions.get(session)
+        target = header.get("target")
+        if state is not None and target.__class__ is int:
+            upload = state.active.get(target)
+            if upload is not None and upload.phase is Phase.READY:
+                return (upload.left, True)
+            if target in state.dead:
+                return (state.dead[target], True)
+        return (self.store.limits.max_body, True)
+
+    def data(self, req: Request) -> BodySink | None:
+        upload = self._target(req)
+        if upload is None:
+            return None
+        size = req.header.get("size", 0)
+        if upload.phase is not Phase.READY:
+            self._fail(upload, BadRequest("file.data sent twice for one upload"))
+        elif size != upload.left:
+            self._fail(
+                upload,
+                BadRequest(f"file.data must carry exactly {upload.left} bytes, not {size}"),
+            )
+        else:
+            assert upload.spool is not None
+            upload.phase = Phase.RECEIVING
+            return _Sink(upload, upload.spool)
+        return None
+
+    def end(self, req: Request) -> None:
+        upload = self._target(req, ending=True)
+        if upload is None:
+            return
+        try:
+            sha = get_sha256(req.header, required=True)
+        except BadRequest as exc:
+            upload.fail(exc)
+            return
+        if upload.phase is Phase.RECEIVED or (upload.phase is Phase.READY and upload.left == 0):
+            assert sha is not None
+            upload.ended.set_result(sha)
+        else:
+            upload.fail(BadRequest("file.end before the upload's file.data"))
+
+    def _target(self, req: Request, *, ending: bool = False) -> Upload | None:
+        """The upload a file.data/file.end is for; None (after any error) when there is none."""
+        target = get_id(req.header, "target")
+        if target is None:
+            raise BadRequest(f"{req.op} needs 'target': the id of its file.put")
+        state = self.sessions.get(req.session)
+        upload = state.active.get(target) if state is not None else None
+        if upload is not None and not upload.ended.done():
+            return upload
+        if state is not None and target in state.dead:
+            if ending:
+                del state.dead[target]
+            return None
+        raise BadRequest(f"{req.op}: no upload with id {target} is running on this connection")
+
+    def _fail(self, upload: Upload, exc: ProtocolError) -> None:
+        """Fail an upload whose file.data and file.end may still be on their way."""
+        state = self._session(upload.session)
+        state.dead[upload.rid] = upload.left if upload.phase is Phase.READY else 0
+        while len(state.dead) > MAX_DEAD:
+            del state.dead[next(iter(state.dead))]
+        upload.fail(exc)
+
+    def _spool_failed(self, upload: Upload, exc: OSError) -> None:
+        err = os_error(exc, upload.path)
+        if not isinstance(err, ProtocolError):
+            log.error("writing the upload of %s failed: %s", escape(upload.path), exc)
+            err = Internal("the server could not store the file; it logged why")
+        upload.discard = True
+        self._fail(upload, err)
+
+    def _session(self, session: Session) -> _Sessions:
+        state = self.sessions.get(session)
+        if state is None:
+            state = self.sessions[session] = _Sessions()
+            session.on_close(lambda: self.sessions.pop(session, None))
+        return state
+
+    def _pressure(self, session: Session, on: bool) -> None:
+        """Stop reading a connection while any of its uploads waits for the disk."""
+        state = self._session(session)
+        state.pressure += 1 if on else -1
+        if on and state.pressure == 1:
+            session.pause_reading()
+        elif not on and state.pressure == 0:
+            session.resume_reading()
+
+    def expire(self, now: float, idle: float) -> None:
+        """Fail uploads whose client went quiet between frames (mid-body stalls the
+        connection's own timer catches)."""
+        for upload in list(self.busy.values()):
+            if upload.phase is not Phase.RECEIVING and now - upload.last > idle:
+                upload.fail(LimitIdle(f"upload of {upload.path} idle for {idle:g} s"))
