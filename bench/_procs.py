@@ -22,6 +22,7 @@ __all__ = [
     "raise_nofile",
     "report_port",
     "rss_bytes",
+    "serve_sockhub_with",
     "spawn_server",
     "timed_rounds",
 ]
@@ -81,6 +82,23 @@ def report_port(ready: Connection, port: int) -> None:
     """What a server target calls once it listens."""
     ready.send(port)
     ready.close()
+
+
+def serve_sockhub_with(ready: Connection, flags: dict[str, Any]) -> None:
+    """Process target: a sockhub ``Server`` on uvloop with the default services for ``flags``."""
+    import uvloop
+
+    from sockhub.server import Server, load_config
+    from sockhub.services import default_services
+
+    async def main() -> None:
+        config = load_config(flags, env={})
+        server = Server(config, default_services(config))
+        listening = await server.start()
+        report_port(ready, listening.tcp[0][1])
+        await server.serve_forever()
+
+    uvloop.run(main())
 
 
 def timed_rounds(

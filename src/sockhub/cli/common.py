@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from ..client import Client, ConnectError, ConnectionClosed, read_key
+from ..client import AsyncClient, Client, ConnectError, ConnectionClosed, read_key
 from ..protocol.errors import AuthFailed, LimitBusy, LimitRate, ProtocolError
 from ..protocol.text import escape
 
@@ -27,6 +27,7 @@ __all__ = [
     "add_client_args",
     "command",
     "connect",
+    "connect_async",
     "emit_json",
     "examples",
 ]
@@ -82,28 +83,45 @@ def add_client_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object per result")
 
 
-def connect(args: argparse.Namespace) -> Client:
-    """A blocking client from the common flags; errors become exit code 3."""
+def _connect_args(args: argparse.Namespace) -> dict[str, Any]:
     key = read_key(args.key_file) if (args.user or args.key_file) else None
     if args.key_file and not args.user:
         raise CliError("--key-file needs --user (or SOCKHUB_USER)", EXIT_USAGE)
-    try:
-        client = Client.connect(
-            args.server,
-            user=args.user,
-            key=key,
-            tls=args.tls,
-            fingerprint=args.tls_fingerprint,
-            known_hosts=args.known_hosts,
-            timeout=args.timeout,
-        )
-    except ValueError as exc:
-        raise CliError(str(exc), EXIT_USAGE) from exc
+    return {
+        "user": args.user,
+        "key": key,
+        "tls": args.tls,
+        "fingerprint": args.tls_fingerprint,
+        "known_hosts": args.known_hosts,
+        "timeout": args.timeout,
+    }
+
+
+def _report_pin(client: Client | AsyncClient) -> None:
     if client.pinned_now:
         print(
             f"sockhub: pinned TLS fingerprint of {client.options.address}: {client.fingerprint}",
             file=sys.stderr,
         )
+
+
+def connect(args: argparse.Namespace) -> Client:
+    """A blocking client from the common flags; errors become exit code 3."""
+    try:
+        client = Client.connect(args.server, **_connect_args(args))
+    except ValueError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from exc
+    _report_pin(client)
+    return client
+
+
+async def connect_async(args: argparse.Namespace) -> AsyncClient:
+    """``connect`` for commands that need to read and write at once (exec, chat)."""
+    try:
+        client = await AsyncClient.connect(args.server, **_connect_args(args))
+    except ValueError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from exc
+    _report_pin(client)
     return client
 
 

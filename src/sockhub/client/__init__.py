@@ -4,6 +4,7 @@ from .address import Address, parse_address
 from .aio import AsyncClient, Chunk
 from .common import Reply, TimeResult, read_key
 from .errors import ConnectError, ConnectionClosed, TlsPinError
+from .exec import Completed, Output, RemoteProcessError
 from .sync import Client
 
 __all__ = [
@@ -11,8 +12,11 @@ __all__ = [
     "AsyncClient",
     "Chunk",
     "Client",
+    "Completed",
     "ConnectError",
     "ConnectionClosed",
+    "Output",
+    "RemoteProcessError",
     "Reply",
     "TimeResult",
     "TlsPinError",

@@ -18,6 +18,7 @@ from .address import Address
 from .chat import AsyncChatMixin
 from .common import Options, Reply, TimeResult, as_bytes, echo_fields, new_core, time_fields
 from .errors import ConnectError, ConnectionClosed
+from .exec import AsyncExecMixin
 from .files import AsyncFilesMixin
 from .tls import check_peer, client_context
 
@@ -70,7 +71,7 @@ class _Protocol(asyncio.Protocol):
         self.client._wake_writers()
 
 
-class AsyncClient(AsyncChatMixin, AsyncFilesMixin):
+class AsyncClient(AsyncChatMixin, AsyncExecMixin, AsyncFilesMixin):
     """A connection to a sockhub server for asyncio programs."""
 
     def __init__(self, options: Options) -> None:
@@ -385,6 +386,8 @@ class AsyncClient(AsyncChatMixin, AsyncFilesMixin):
         body = event.body if cls is Frame else b""
         re = header.get("re")
         op = header.get("op")
+        if re is None and op == "error" and header.get("fatal") is False:
+            re = header.get("target")  # exec.in/exec.kill failed: tell the run it targeted
         if re is None:
             if op == "error":
                 self._fail(error_from_header(header))

@@ -20,6 +20,7 @@ from .aio import Chunk
 from .chat import ChatMixin
 from .common import Options, Reply, TimeResult, as_bytes, echo_fields, new_core, time_fields
 from .errors import ConnectError, ConnectionClosed
+from .exec import ExecMixin
 from .files import FilesMixin
 from .tls import check_peer, client_context
 
@@ -28,7 +29,7 @@ __all__ = ["Client"]
 _RECV = 256 * 1024
 
 
-class Client(ChatMixin, FilesMixin):
+class Client(ChatMixin, ExecMixin, FilesMixin):
     """A blocking connection to a sockhub server."""
 
     def __init__(self, options: Options) -> None:
@@ -203,6 +204,8 @@ class Client(ChatMixin, FilesMixin):
             return
         header = event.header
         re = header.get("re")
+        if re is None and header.get("op") == "error" and header.get("fatal") is False:
+            re = header.get("target")  # exec.in/exec.kill failed: tell the run it targeted
         if re is None:
             if header.get("op") == "error":
                 self._fail(error_from_header(header))

@@ -38,6 +38,8 @@ class Config:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     exec: bool = False
+    exec_root: Path | None = None
+    """Where commands run (``cwd`` is relative to it); default the data folder's ``exec/``."""
     broker: str = "memory"
     workers: int = 1
     web: bool = True

@@ -8,6 +8,7 @@ from .chat import ChatService
 from .classic import ClassicService
 from .clock import ClockService
 from .echo import EchoService
+from .exec import ExecService
 from .files import FilesService
 
 __all__ = ["default_services"]
@@ -17,6 +18,7 @@ def default_services(config: Config) -> list[Service]:
     """Every service this configuration enables, in the order ``hello`` lists them."""
     services: list[Service] = [EchoService(), ClockService(), ChatService()]
     services.append(FilesService())
+    services.append(ExecService(enabled=config.exec))
     if config.classic:
         services.append(ClassicService())
     return services

@@ -1,0 +1,242 @@
+"""Starting a command fast on any event loop, and knowing when it and its group have ended.
+
+uvloop's own subprocess support forks the whole server, three times slower than the
+default loop (BASELINES.md). ``subprocess.Popen`` uses vfork on Linux, so we spawn with
+it and attach the rest to the running loop ourselves: the pipes through ``add_reader``
+and ``add_writer`` (``pipes.py``), the exit through a pidfd, which becomes readable the
+moment the process ends. The exit of the main process is what ends a run, never the
+closing of its pipes: a background child may hold them open for ever.
+
+Every run starts a new session, so its process group is its own and can be signalled
+and emptied as a whole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import fcntl
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["Child", "Exit", "SpawnError", "signal_name", "spawn"]
+
+log = logging.getLogger("sockhub.exec")
+
+PIPE_SIZE = 256 * 1024
+"""Bigger pipes than the default 64 KiB make bulk output markedly faster (bench_exec)."""
+_F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+_HAS_PIDFD = hasattr(os, "pidfd_open")
+_PROC = Path("/proc")
+
+
+class SpawnError(Exception):
+    """The command could not be started; ``status`` is what a shell would have returned."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class Exit:
+    """How the main process ended: an exit status, or the signal that ended it."""
+
+    status: int | None
+    signal: str | None
+
+
+def signal_name(number: int) -> str:
+    """``TERM`` for SIGTERM: the protocol names signals without the ``SIG`` prefix."""
+    try:
+        return signal.Signals(number).name.removeprefix("SIG")
+    except ValueError:
+        return str(number)
+
+
+def _exit_from_status(status: int) -> Exit:
+    if os.WIFSIGNALED(status):
+        return Exit(None, signal_name(os.WTERMSIG(status)))
+    return Exit(os.WEXITSTATUS(status), None)
+
+
+def _pipe() -> tuple[int, int]:
+    r, w = os.pipe()
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(r, _F_SETPIPE_SZ, PIPE_SIZE)
+    return r, w
+
+
+_CANNOT_EXECUTE = frozenset({errno.EACCES, errno.ENOEXEC, errno.EISDIR, errno.ENOTDIR, errno.EPERM})
+
+
+def _start_error(exc: OSError, argv0: str) -> SpawnError | None:
+    """What sh would say for a program it cannot run: 127 not found, 126 not executable."""
+    what = f"{exc.filename or argv0}: {exc.strerror or exc}"
+    if exc.errno == errno.ENOENT:
+        return SpawnError(what, 127)
+    if exc.errno in _CANNOT_EXECUTE:
+        return SpawnError(what, 126)
+    return None
+
+
+def spawn(argv: Sequence[str], cwd: Path, env: dict[str, str], stdin: bool) -> Child:
+    """Start ``argv`` in a new session; raises SpawnError when the program cannot run.
+
+    Other OSErrors (no memory, no process slots, no file descriptors) propagate: they
+    are the server's trouble, not the command's.
+    """
+    out_r, out_w = _pipe()
+    err_r, err_w = _pipe()
+    in_r, in_w = os.pipe() if stdin else (subprocess.DEVNULL, -1)
+    try:
+        popen = subprocess.Popen(
+            list(argv),
+            stdin=in_r,
+            stdout=out_w,
+            stderr=err_w,
+            cwd=cwd,
+            env=env,
+            start_new_session=True,
+            close_fds=True,
+        )
+    except OSError as exc:
+        for fd in (out_r, err_r, in_w):
+            if fd >= 0:
+                os.close(fd)
+        error = _start_error(exc, argv[0])
+        if error is None:
+            raise
+        raise error from exc
+    finally:
+        for fd in (out_w, err_w, in_r):
+            if fd >= 0:
+                os.close(fd)
+    for fd in (out_r, err_r, in_w):
+        if fd >= 0:
+            os.set_blocking(fd, False)
+    return Child(popen, out_r, err_r, in_w if stdin else None)
+
+
+class Child:
+    """A started command: its pipes, its exit, and its process group.
+
+    ``exited`` resolves with the main process's ``Exit`` once it has ended and been
+    reaped; the pid stays reserved until then, so signalling it is never a mistake.
+    """
+
+    def __init__(self, popen: subprocess.Popen[bytes], stdout: int, stderr: int, stdin: int | None):
+        self._popen = popen  # kept so Popen never reaps it behind our back (its _active list)
+        self.pid = popen.pid
+        self.pgid = popen.pid
+        self.stdout = stdout
+        self.stderr = stderr
+        self.stdin = stdin
+        self._loop = asyncio.get_running_loop()
+        self.exited: asyncio.Future[Exit] = self._loop.create_future()
+        self._pidfd = -1
+        self._watch()
+
+    # the main process ---------------------------------------------------------------
+
+    def _watch(self) -> None:
+        if _HAS_PIDFD:
+            try:
+                self._pidfd = os.pidfd_open(self.pid)
+            except OSError:
+                self._pidfd = -1
+        if self._pidfd >= 0:
+            self._loop.add_reader(self._pidfd, self._reap)
+        else:
+            threading.Thread(
+                target=self._wait_in_thread, name="sockhub-exec-wait", daemon=True
+            ).start()
+
+    def _reap(self) -> None:
+        try:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+        except ChildProcessError:  # pragma: no cover - someone else reaped it
+            pid, status = self.pid, 0
+        if pid == 0:
+            return  # a spurious wake-up: not ended yet
+        self._loop.remove_reader(self._pidfd)
+        os.close(self._pidfd)
+        self._pidfd = -1
+        self._ended(status)
+
+    def _wait_in_thread(self) -> None:
+        """Where there is no pidfd (macOS), a thread waits for the one pid it owns."""
+        _, status = os.waitpid(self.pid, 0)
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting
+            self._loop.call_soon_threadsafe(self._ended, status)
+
+    def _ended(self, status: int) -> None:
+        self._popen.returncode = os.waitstatus_to_exitcode(status)
+        if not self.exited.done():
+            self.exited.set_result(_exit_from_status(status))
+
+    # the process group ----------------------------------------------------------------
+
+    def signal_group(self, sig: int) -> bool:
+        """Send ``sig`` to every process of the run; False when the group is already empty."""
+        try:
+            os.killpg(self.pgid, sig)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True  # a member changed its user (setuid program): it still exists
+        return True
+
+    def group_alive(self) -> bool:
+        """Whether any process of the group is still running (zombies do not count).
+
+        A member orphaned by the main process is adopted by init, which does not reap
+        everywhere (a container's PID 1 often does not), so ``killpg(0)`` alone would
+        call a group of zombies alive. Those of them that are our children we reap.
+        """
+        self._reap_group()
+        if not self.signal_group(0):
+            return False
+        if sys.platform != "linux":
+            return True
+        return _has_live_member(self.pgid)
+
+    def _reap_group(self) -> None:
+        """Reap members that became our children (when this server is PID 1 or a subreaper)."""
+        if not self.exited.done() or not hasattr(os, "P_PGID"):
+            return
+        while True:
+            try:
+                if os.waitid(os.P_PGID, self.pgid, os.WEXITED | os.WNOHANG) is None:
+                    return
+            except ChildProcessError:
+                return
+
+
+def _has_live_member(pgid: int) -> bool:
+    try:
+        entries = os.scandir(_PROC)
+    except OSError:
+        return True
+    with entries:
+        for entry in entries:
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/stat", "rb") as fh:
+                    stat = fh.read()
+            except OSError:
+                continue  # it ended while we looked
+            # fields after "(comm)": state ppid pgrp ...
+            fields = stat[stat.rfind(b")") + 2 :].split(b" ", 3)
+            if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+                return True
+    return False
