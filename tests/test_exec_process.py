@@ -156,14 +156,30 @@ def test_server_shutdown_kills_running_commands(tmp_path: Path) -> None:
     c.close()
 
 
-def test_no_zombies_after_30_runs(ex: Exec) -> None:
+def test_a_process_that_left_the_group_does_not_hold_the_run(ex: Exec) -> None:
+    """setsid takes a process out of the run's group (documented); its open stdout and
+    its endless writing must still not keep the run from ending."""
+    with ex.client() as c:
+        r = c.run("setsid sh -c 'while :; do echo x; done' & echo $! >&2")
+    escaped = _pids(r.stderr)[0]
+    try:
+        assert r.status == 0
+    finally:
+        os.kill(escaped, 9)
+        wait_ended([escaped])
+
+
+def test_no_zombies_or_descriptors_left_after_30_runs(ex: Exec) -> None:
     mains = []
     with ex.client() as c:
+        c.run("true")
+        fds = len(os.listdir("/proc/self/fd"))
         for i in range(30):
             cmd = ["true & true & echo $$", "echo $$; exit 3", "sleep 0.01 & echo $$; kill -9 $$"][
                 i % 3
             ]
             mains.append(_pids(c.run(cmd).stdout)[0])
+        assert len(os.listdir("/proc/self/fd")) == fds
     zombies = set(zombie_children())
     assert not zombies & set(mains)
     for main in mains:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 from collections.abc import Iterator
@@ -278,3 +279,21 @@ def test_kill_sends_the_signal_to_the_group(ex: Exec) -> None:
         result = killed.wait()
         assert (result.status, result.signal, result.timed_out) == (None, "KILL", False)
         assert c.run("true").ok
+
+
+def test_big_input_over_tls_both_clients(tmp_path: Path) -> None:
+    """The blocking client interleaves writing and reading on a TLS socket too."""
+    data = os.urandom(6 * 1024 * 1024)
+    known = str(tmp_path / "known_hosts")
+    with running_server(tmp_path / "data", exec=True, tls=True) as srv:
+        key = srv.add_user("alice", ("exec",))
+        with Client.connect(srv.address, user="alice", key=key, tls=True, known_hosts=known) as c:
+            assert c.run("cat", input=data).stdout == data
+
+        async def run_async() -> bytes:
+            async with await AsyncClient.connect(
+                srv.address, user="alice", key=key, tls=True, known_hosts=known
+            ) as c:
+                return (await c.run("cat", input=data)).stdout
+
+        assert asyncio.run(run_async()) == data

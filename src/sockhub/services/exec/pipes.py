@@ -18,6 +18,8 @@ from collections.abc import Awaitable, Callable
 __all__ = ["InputPipe", "OutputPipe"]
 
 READ_SIZE = 256 * 1024
+FINISH_MAX = 1024 * 1024
+"""Bytes still read after the group is gone: more than any pipe holds (256 KiB here)."""
 INPUT_HIGH = 1024 * 1024
 """Bytes of stdin queued for one run before its client is paused."""
 INPUT_LOW = INPUT_HIGH // 4
@@ -26,13 +28,14 @@ INPUT_LOW = INPUT_HIGH // 4
 class OutputPipe:
     """Copies one pipe to ``deliver`` as bytes arrive, until EOF or until told to finish."""
 
-    __slots__ = ("_fd", "_finishing", "_loop", "_waiter", "deliver")
+    __slots__ = ("_fd", "_finishing", "_left", "_loop", "_waiter", "deliver")
 
     def __init__(self, fd: int, deliver: Callable[[bytes], Awaitable[None]]) -> None:
         self._fd = fd
         self._loop = asyncio.get_running_loop()
         self._waiter: asyncio.Future[None] | None = None
         self._finishing = False
+        self._left = 0
         self.deliver = deliver
 
     async def run(self) -> None:
@@ -48,6 +51,10 @@ class OutputPipe:
                     continue
                 if not data:
                     return
+                if self._finishing:
+                    self._left -= len(data)
+                    if self._left < 0:
+                        return  # an escaped writer keeps the pipe full: what it adds is dropped
                 await self.deliver(data)
                 if len(data) == READ_SIZE:
                     await asyncio.sleep(0)  # a fast writer must not starve the other clients
@@ -57,6 +64,7 @@ class OutputPipe:
     def finish(self) -> None:
         """Read what the pipe holds now, then stop, even if a writer escaped the group."""
         self._finishing = True
+        self._left = FINISH_MAX
         self._wake()
 
     async def _readable(self) -> None:

@@ -116,7 +116,7 @@ class Run:
             self.timed_out = self._stop_reason == "timeout" and not child.exited.done()
             if not child.exited.done():
                 await self._end_group(child, main_alive=True)
-            ended = child.exited.result()
+            ended = await asyncio.shield(child.exited)
             elapsed = self._loop.time() - self._started
             if self.stdin is not None:
                 self.stdin.close()
@@ -127,6 +127,8 @@ class Run:
             self._reply(ended, elapsed)
         finally:
             timer.cancel()
+            if not child.exited.done():  # cancelled (the loop is closing) or a bug: no orphans
+                child.signal_group(signal.SIGKILL)
             if self.stdin is not None:
                 self.stdin.close()
             for task in readers:
