@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from sockhub.cli.main import main
 from sockhub.talk import AddressBook
 
 SOCKHUB = [sys.executable, "-m", "sockhub"]
@@ -28,45 +29,48 @@ def talk(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_address_book_add_list_remove(tmp_path: Path) -> None:
-    book = str(tmp_path / "conf" / "talk.toml")
-    made = talk("--book", book, "--add", "bob", "127.0.0.1:9698", "--new-key")
-    assert made.returncode == 0, made
-    key = base64.b64decode(made.stdout.strip(), validate=True)
-    assert len(key) == 32 and made.stdout.count("\n") == 1  # the key alone on stdout
+def book_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """``sockhub talk ARGS`` in this process (the book commands need no event loop)."""
+    code = main(["talk", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_address_book_add_list_remove(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    book = ["--book", str(tmp_path / "conf" / "talk.toml")]
+    code, out, _ = book_cli(capsys, *book, "--add", "bob", "127.0.0.1:9698", "--new-key")
+    assert code == 0
+    key = base64.b64decode(out.strip(), validate=True)
+    assert len(key) == 32 and out.count("\n") == 1  # the key alone on stdout
     assert (tmp_path / "conf" / "talk.toml").stat().st_mode & 0o777 == 0o600
-    (tmp_path / "bob.key").write_text(made.stdout)
-    assert (
-        talk(
-            "--book", book, "--add", "carol", "[::1]:7000", "--key-file", str(tmp_path / "bob.key")
-        ).returncode
-        == 0
-    )
-    assert talk("--book", book, "--add", "dave", "10.0.0.4:9698").returncode == 0
-    listed = talk("--book", book, "--list").stdout.splitlines()
-    assert listed == [
+    (tmp_path / "bob.key").write_text(out)
+    key_file = ["--key-file", str(tmp_path / "bob.key")]
+    assert book_cli(capsys, *book, "--add", "carol", "[::1]:7000", *key_file)[0] == 0
+    assert book_cli(capsys, *book, "--add", "dave", "10.0.0.4:9698")[0] == 0
+    assert book_cli(capsys, *book, "--list")[1].splitlines() == [
         "bob\t127.0.0.1:9698\tkey",
         "carol\t[::1]:7000\tkey",
         "dave\t10.0.0.4:9698\t-",
     ]
-    loaded = AddressBook.load(Path(book))
+    loaded = AddressBook.load(tmp_path / "conf" / "talk.toml")
     assert loaded.entries["bob"].key == key == loaded.entries["carol"].key
-    assert talk("--book", book, "--remove", "dave").returncode == 0
-    assert "dave" not in talk("--book", book, "--list").stdout
+    assert book_cli(capsys, *book, "--remove", "dave")[0] == 0
+    assert "dave" not in book_cli(capsys, *book, "--list")[1]
     for bad in (
         ["--add", "eve", "no-port"],
         ["--add", "eve", "unix:/tmp/x"],
         ["--add", "e ve", "127.0.0.1:1"],
         ["--add", "/eve", "127.0.0.1:1"],
         ["--remove", "nobody"],
-        ["--key-file", str(tmp_path / "bob.key")],
+        key_file,
         ["--add", "eve", "127.0.0.1:1", "--key-file", str(tmp_path / "missing.key")],
+        ["--add", "eve", "127.0.0.1:1", *key_file, "--new-key"],
     ):
-        failed = talk("--book", book, *bad)
-        assert failed.returncode == 2 and failed.stderr.startswith("sockhub: "), (bad, failed)
+        code, _, err = book_cli(capsys, *book, *bad)
+        assert code == 2 and err.startswith("sockhub: "), (bad, err)
     (tmp_path / "broken.toml").write_text("[peers.x]\naddress = 5\n")
-    broken = talk("--book", str(tmp_path / "broken.toml"), "--list")
-    assert broken.returncode == 2 and "peers.x" in broken.stderr
+    code, _, err = book_cli(capsys, "--book", str(tmp_path / "broken.toml"), "--list")
+    assert code == 2 and "peers.x" in err
 
 
 @pytest.fixture
@@ -129,6 +133,24 @@ def test_piped_lines_are_sent_and_reported(
     assert {(g["from"], g["name"], g["trust"]) for g in got} == {("alice", "alice", "verified")}
     proc.communicate("")  # EOF on bob's stdin: bob leaves
     assert proc.returncode == 0
+
+
+def test_stdin_from_a_file_or_dev_null(
+    tmp_path: Path, bob: tuple[subprocess.Popen[str], str]
+) -> None:
+    """Files and /dev/null cannot be watched by epoll; talk reads them directly."""
+    proc, address = bob
+    lines = tmp_path / "lines.txt"
+    lines.write_text(f"/to {address}\nfrom a file\n")
+    book = str(tmp_path / "a.toml")
+    for source in (lines, Path(os.devnull)):
+        with source.open() as stdin:
+            done = subprocess.run(
+                [*LISTENER, "--book", book, "--json"], stdin=stdin, capture_output=True, timeout=60
+            )
+        assert done.returncode == 0, done
+    assert proc.stdout is not None
+    assert json.loads(proc.stdout.readline())["text"] == "from a file"
 
 
 def read_until(fd: int, pattern: str, limit: float = 30.0) -> str:

@@ -7,6 +7,8 @@ hold any character, and none of them may move the cursor or rewrite the screen.
 from __future__ import annotations
 
 import asyncio
+import os
+import stat
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -191,20 +193,20 @@ async def line_source() -> AsyncIterator[str]:
     """stdin lines when it is not a terminal: a pipe, a socket, a file."""
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=1 << 20)
-    try:
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    except (ValueError, OSError):  # a regular file or /dev/null: reading it never blocks
+    mode = os.fstat(sys.stdin.fileno()).st_mode
+    if stat.S_ISREG(mode) or (stat.S_ISCHR(mode) and not sys.stdin.isatty()):
+        # a file or /dev/null: reading never blocks, and epoll refuses to watch them
         for line in sys.stdin:
             yield line.rstrip("\r\n")
         return
-    while True:
-        try:
-            raw = await reader.readline()
-        except ValueError:  # a line over the limit: it could never be sent anyway
-            raise TalkError("an input line is over 1 MiB") from None
-        if not raw:
-            return
-        yield raw.decode("utf-8", "surrogateescape").rstrip("\r\n")
+    pipe, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    try:
+        while raw := await reader.readline():
+            yield raw.decode("utf-8", "surrogateescape").rstrip("\r\n")
+    except ValueError:  # a line over the limit: it could never be sent anyway
+        raise TalkError("an input line is over 1 MiB") from None
+    finally:
+        pipe.close()
 
 
 async def prompt_source(prompt: Callable[[], str]) -> AsyncIterator[str]:
