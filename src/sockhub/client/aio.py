@@ -90,6 +90,7 @@ class AsyncClient(AsyncChatMixin, AsyncExecMixin, AsyncFilesMixin):
         self._write_paused = False
         self._write_waiters: list[asyncio.Future[None]] = []
         self._out = bytearray()
+        self._held: bytearray | None = None
         self._flush_scheduled = False
         self._reading_paused = False
         self._keepalive: asyncio.Task[None] | None = None
@@ -334,6 +335,9 @@ class AsyncClient(AsyncChatMixin, AsyncExecMixin, AsyncFilesMixin):
         Pipelined requests then cost one system call per batch instead of one each, and
         a lone request waits only for the end of the current turn.
         """
+        if self._held is not None:  # a file body is being sent: frames wait behind it
+            self._held += frame
+            return
         if len(frame) >= _WRITE_NOW:
             self._flush()
             assert self._transport is not None

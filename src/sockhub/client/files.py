@@ -1,11 +1,10 @@
 """Files (PROTOCOL.md section 7) on both clients: ``FilesMixin`` and ``AsyncFilesMixin``.
 
-``put`` sends a file zero-copy (``socket.sendfile``) while a thread hashes it, so the
-sha256 is ready when the last byte has left; the server resumes an interrupted upload
-by itself. ``get`` writes into a local partial, verifies, then renames. Both retry once
-where the protocol says a fresh start helps: an upload refused with ``file.exists`` is
-asked again with its sha256 (the same content is then accepted without a transfer), and
-a resumed transfer whose whole-file hash is wrong starts again from byte 0.
+``put`` sends a file with ``sendfile`` (zero copy where the socket allows) while a
+thread hashes it, so the sha256 is ready when the last byte has left; the server resumes
+an interrupted upload by itself. ``get`` writes into a local partial, verifies, then
+renames. The request shapes, reply checks and retry rules live in ``filework`` and
+here once; each client method is the thin loop that moves the bytes its own way.
 """
 
 from __future__ import annotations
@@ -29,11 +28,12 @@ from .filework import (
     SLICE,
     Entry,
     FileInfo,
+    GetPlan,
+    Listing,
     LocalPartial,
     Progress,
     PutPlan,
     Transfer,
-    entries_of,
     file_sha256,
     local_name,
     server_sha,
@@ -46,13 +46,7 @@ __all__ = ["AsyncFilesMixin", "FilesMixin"]
 
 READY = ("file.ready",)
 DATA = ("file.data",)
-
-
-def _ready_offset(reply: Reply, total: int) -> int:
-    offset = reply.header.get("offset")
-    if offset.__class__ is not int or not 0 <= offset <= total:
-        raise ProtocolError(f"the server answered file.put with a bad offset {offset!r}")
-    return int(offset)
+_COPY = 1 << 20
 
 
 def _target(remote: str, local: str | os.PathLike[str] | None) -> Path:
@@ -64,7 +58,7 @@ def _target(remote: str, local: str | os.PathLike[str] | None) -> Path:
     return path / name if path.is_dir() else path
 
 
-def _hash_in_thread(path: str, ino: int) -> Future[str]:
+def _hash_in_thread(path: Path, ino: int) -> Future[str]:
     """Hash a local file on a thread, through its own open file (sendfile moves ours)."""
     result: Future[str] = Future()
 
@@ -81,9 +75,58 @@ def _hash_in_thread(path: str, ino: int) -> Future[str]:
     return result
 
 
+def _ready(reply: Reply | Chunk, plan: PutPlan, local: Path) -> Transfer | None:
+    """After file.ready: None, with ``plan.offset`` set; the result when the server already
+    holds this content and wants no data."""
+    if not isinstance(reply, Reply):
+        raise ProtocolError("the server sent a body before its file.ready")
+    if reply.op != "file.ready":
+        return Transfer(plan.remote, local, plan.total, server_sha(reply), 0, 0, True)
+    offset = reply.header.get("offset")
+    if offset.__class__ is not int or not 0 <= offset <= plan.total:
+        raise ProtocolError(f"the server answered file.put with a bad offset {offset!r}")
+    plan.offset = offset
+    return None
+
+
+def _data_header(rid: int, size: int) -> bytes:
+    return bytes(encode_header({"op": "file.data", "target": rid}, size))
+
+
+def _end_frame(rid: int, sha: str) -> bytes:
+    return encode_frame({"op": "file.end", "target": rid, "sha256": sha})
+
+
+def _sent(plan: PutPlan, local: Path, final: Reply | Chunk) -> Transfer:
+    if not isinstance(final, Reply):
+        raise ProtocolError("the server sent a body instead of the upload's result")
+    sha = server_sha(final)
+    return Transfer(plan.remote, local, plan.total, sha, plan.total - plan.offset, plan.offset)
+
+
+def _got(remote: str, part: LocalPartial, item: Reply, total: int) -> tuple[int, str]:
+    """(total, sha256) after one of a download's replies (file.data, then file.end)."""
+    if item.op != "file.data":
+        return total, server_sha(item)
+    size = item.header.get("total")
+    if size.__class__ is not int or item.header.get("offset") != part.offset:
+        raise ProtocolError(f"{remote}: the server's file.data does not match the request")
+    return size, ""
+
+
+def _verified(remote: str, part: LocalPartial, total: int, sha: str) -> Transfer:
+    mine = part.finish_writes()
+    if part.written != total or mine != sha:
+        raise FileHashMismatch(f"{remote}: the bytes received do not match the server's sha256")
+    return Transfer(remote, part.target, total, sha, total - part.offset, part.offset)
+
+
 def _progress(progress: Progress | None, done: int, total: int) -> None:
     if progress is not None:
         progress(done, total)
+
+
+# the blocking client ---------------------------------------------------------------
 
 
 class _SyncHost(Protocol):
@@ -118,6 +161,7 @@ class FilesMixin:
 
         ``sha256=True`` hashes the file first so the server skips it when it already
         holds the same content (even with ``overwrite``); a hex string is trusted as is.
+        A result's ``sent`` says how many bytes actually crossed the network.
         """
         with open(local, "rb") as src:
             plan = PutPlan(remote, os.fstat(src.fileno()).st_size, overwrite)
@@ -126,10 +170,7 @@ class FilesMixin:
                 try:
                     return _put_once(self, src, Path(local), plan, progress)
                 except ProtocolError as exc:
-                    retry = plan.retry(exc)
-                    if not retry:
-                        raise
-                    if retry == "hash":
+                    if plan.retry(exc):
                         plan.sha256 = file_sha256(src)
 
     def get(
@@ -141,40 +182,26 @@ class FilesMixin:
     ) -> Transfer:
         """Download ``remote`` to ``local`` (a file, or a folder to put it in); an
         interrupted download of it resumes from its partial file."""
-        target = _target(remote, local)
-        part = LocalPartial(target)
-        keep = True
-        try:
-            try:
-                result = _get_once(self, remote, part, progress)
-            except FileHashMismatch:
-                if part.offset == 0:
-                    raise
-                part.restart()
-                result = _get_once(self, remote, part, progress)
-            part.publish()
-            return result
-        except FileHashMismatch:
-            keep = False
-            raise
-        finally:
-            if not part.file.closed:
-                part.abort(keep)
+        with GetPlan(_target(remote, local)) as plan:
+            while True:
+                try:
+                    return plan.done(_get_once(self, remote, plan.part, progress))
+                except FileHashMismatch as exc:
+                    plan.retry(exc)
 
     def list(self: _SyncHost, path: str = "") -> builtins.list[Entry]:
         """The entries of a remote directory (every page of it), sorted by name."""
-        out: builtins.list[Entry] = []
-        after: str | None = ""
-        while after is not None:
-            fields: dict[str, Any] = {"after": after} if after else {}
-            entries, after = entries_of(self.request("file.list", path=path, **fields))
-            out += entries
-        return out
+        listing = Listing(path)
+        while not listing.done:
+            listing.add(self.request("file.list", **listing.fields()))
+        return listing.entries
 
     def stat(self: _SyncHost, path: str, *, hash: bool = False) -> FileInfo:
+        """Type, size and mtime of a remote path; with ``hash`` also a file's sha256."""
         return FileInfo.from_reply(self.request("file.stat", path=path, hash=hash))
 
     def delete(self: _SyncHost, path: str) -> None:
+        """Delete a remote file, or a directory that is empty."""
         self.request("file.delete", path=path)
 
 
@@ -183,80 +210,54 @@ def _put_once(
 ) -> Transfer:
     rid = client.start_stream("file.put", **plan.fields())
     items = client.follow(rid, partial=READY)
-    reply = next(items)
-    total = plan.total
-    if not isinstance(reply, Reply):
-        raise ProtocolError("the server sent a body before its file.ready")
-    if reply.op != "file.ready":  # ok at once: it already holds this content
-        return Transfer(plan.remote, local, total, server_sha(reply), 0, 0, True)
-    offset = plan.offset = _ready_offset(reply, total)
-    hashing = _hash_in_thread(str(local), os.fstat(src.fileno()).st_ino)
-    client._write(bytes(encode_header({"op": "file.data", "target": rid, "size": total - offset})))
-    _sendfile(client, src, offset, total, progress)
-    mine = hashing.result()
-    client._write(encode_frame({"op": "file.end", "target": rid, "sha256": mine}))
-    final = next(items)
-    assert isinstance(final, Reply)
-    return Transfer(plan.remote, local, total, server_sha(final), total - offset, offset)
-
-
-def _sendfile(
-    client: _SyncHost, src: io.BufferedReader, offset: int, total: int, progress: Progress | None
-) -> None:
+    skipped = _ready(next(items), plan, local)
+    if skipped is not None:
+        return skipped
+    hashing = _hash_in_thread(local, os.fstat(src.fileno()).st_ino)
+    client._write(_data_header(rid, plan.total - plan.offset))
     sock = client._sock
     if sock is None:
         raise ConnectionClosed("the connection is closed")
-    pos = offset
+    pos = plan.offset
     try:
-        while pos < total:
-            n = min(SLICE, total - pos)
-            sent = sock.sendfile(src, pos, n)
-            if sent != n:
-                raise OSError(f"{src.name} ended {total - pos - sent} bytes early")
+        while pos < plan.total:
+            n = min(SLICE, plan.total - pos)
+            if sock.sendfile(src, pos, n) != n:
+                raise OSError(f"{local} shrank while it was being sent")
             pos += n
-            _progress(progress, pos, total)
+            _progress(progress, pos, plan.total)
     except OSError as exc:
-        client._fail(ConnectionClosed(f"sending the file failed: {exc}"))
-        raise ConnectionClosed(f"sending the file failed: {exc}") from exc
+        client._fail(ConnectionClosed(f"sending {local} failed: {exc}"))
+        raise ConnectionClosed(f"sending {local} failed: {exc}") from exc
+    client._write(_end_frame(rid, hashing.result()))
+    return _sent(plan, local, next(items))
 
 
 def _get_once(
     client: _SyncHost, remote: str, part: LocalPartial, progress: Progress | None
 ) -> Transfer:
     rid = client.start_stream("file.get", path=remote, offset=part.offset)
-    total = 0
-    sha = ""
+    total, sha = 0, ""
     for item in client.follow(rid, partial=DATA):
         if isinstance(item, Reply):
-            if item.op == "file.data":
-                total = _data_total(item, part)
-            else:
-                sha = server_sha(item)
+            total, sha = _got(remote, part, item, total)
         else:
             part.put(item)
             _progress(progress, part.written, total)
     return _verified(remote, part, total, sha)
 
 
-def _data_total(reply: Reply, part: LocalPartial) -> int:
-    h = reply.header
-    total = h.get("total")
-    if total.__class__ is not int or h.get("offset") != part.offset:
-        raise ProtocolError("the server's file.data does not match the requested offset")
-    return int(total)
-
-
-def _verified(remote: str, part: LocalPartial, total: int, sha: str) -> Transfer:
-    mine = part.finish_writes()
-    if part.written != total or mine != sha:
-        raise FileHashMismatch(f"{remote}: the bytes received do not match the server's sha256")
-    return Transfer(remote, part.target, total, sha, total - part.offset, part.offset)
+# the asyncio client -------------------------------------------------------------------
 
 
 class _AsyncHost(Protocol):
     _transport: asyncio.Transport | None
+    _loop: asyncio.AbstractEventLoop
+    _held: bytearray | None
 
     def _write(self, data: bytes) -> None: ...
+
+    def _flush(self) -> None: ...
 
     def request(self, op: str, body: bytes = b"", **fields: Any) -> asyncio.Future[Reply]: ...
 
@@ -270,19 +271,133 @@ class _AsyncHost(Protocol):
 
 
 class AsyncFilesMixin:
-    """put, get, list, stat and delete for ``AsyncClient``."""
+    """put, get, list, stat and delete for ``AsyncClient`` (the same shapes, awaited)."""
+
+    async def put(
+        self: _AsyncHost,
+        local: str | os.PathLike[str],
+        remote: str,
+        *,
+        overwrite: bool = False,
+        sha256: str | bool | None = None,
+        progress: Progress | None = None,
+    ) -> Transfer:
+        """Upload ``local`` to ``remote``; see ``Client.put``."""
+        with open(local, "rb") as src:
+            plan = PutPlan(remote, os.fstat(src.fileno()).st_size, overwrite)
+            want = sha256 is True
+            plan.sha256 = None if want or not sha256 else str(sha256)
+            while True:
+                if want:
+                    plan.sha256 = await asyncio.to_thread(file_sha256, src)
+                try:
+                    return await _aput_once(self, src, Path(local), plan, progress)
+                except ProtocolError as exc:
+                    want = plan.retry(exc)
+
+    async def get(
+        self: _AsyncHost,
+        remote: str,
+        local: str | os.PathLike[str] | None = None,
+        *,
+        progress: Progress | None = None,
+    ) -> Transfer:
+        """Download ``remote`` to ``local``; see ``Client.get``."""
+        with GetPlan(_target(remote, local)) as plan:
+            while True:
+                try:
+                    result = await _aget_once(self, remote, plan.part, progress)
+                    return await asyncio.to_thread(plan.done, result)
+                except FileHashMismatch as exc:
+                    plan.retry(exc)
 
     async def list(self: _AsyncHost, path: str = "") -> builtins.list[Entry]:
-        out: builtins.list[Entry] = []
-        after: str | None = ""
-        while after is not None:
-            fields: dict[str, Any] = {"after": after} if after else {}
-            entries, after = entries_of(await self.request("file.list", path=path, **fields))
-            out += entries
-        return out
+        listing = Listing(path)
+        while not listing.done:
+            listing.add(await self.request("file.list", **listing.fields()))
+        return listing.entries
 
     async def stat(self: _AsyncHost, path: str, *, hash: bool = False) -> FileInfo:
         return FileInfo.from_reply(await self.request("file.stat", path=path, hash=hash))
 
     async def delete(self: _AsyncHost, path: str) -> None:
         await self.request("file.delete", path=path)
+
+
+async def _aput_once(
+    client: _AsyncHost,
+    src: io.BufferedReader,
+    local: Path,
+    plan: PutPlan,
+    progress: Progress | None,
+) -> Transfer:
+    rid = client.start_stream("file.put", partial=READY, **plan.fields())
+    items = client.follow(rid)
+    skipped = _ready(await anext(items), plan, local)
+    if skipped is not None:
+        return skipped
+    hashing = asyncio.wrap_future(_hash_in_thread(local, os.fstat(src.fileno()).st_ino))
+    await _send_body(client, rid, src, plan, progress)
+    client._write(_end_frame(rid, await hashing))
+    return _sent(plan, local, await anext(items))
+
+
+async def _send_body(
+    client: _AsyncHost, rid: int, src: io.BufferedReader, plan: PutPlan, progress: Progress | None
+) -> None:
+    """The file.data frame; other frames wait in ``_held`` so none lands inside the body.
+
+    ``loop.sendfile`` sends without a copy where the loop can (asyncio's own, on plain
+    sockets); uvloop and TLS cannot, so the bytes are read in a thread and written.
+    """
+    transport = client._transport
+    if transport is None or transport.is_closing():
+        raise ConnectionClosed("the connection is closed")
+    client._flush()
+    client._held = bytearray()
+    try:
+        transport.write(_data_header(rid, plan.total - plan.offset))
+        pos, zero_copy = plan.offset, True
+        while pos < plan.total:
+            n = min(SLICE, plan.total - pos)
+            if zero_copy:
+                try:
+                    await client._loop.sendfile(transport, src, pos, n, fallback=False)
+                except (NotImplementedError, RuntimeError):
+                    zero_copy = False
+            if not zero_copy:
+                await _copy(client, transport, src, pos, n)
+            pos += n
+            _progress(progress, pos, plan.total)
+    finally:
+        held, client._held = client._held, None
+        if held:
+            client._write(bytes(held))
+
+
+async def _copy(
+    client: _AsyncHost, transport: asyncio.Transport, src: io.BufferedReader, pos: int, n: int
+) -> None:
+    end = pos + n
+    while pos < end:
+        chunk = await asyncio.to_thread(os.pread, src.fileno(), min(_COPY, end - pos), pos)
+        if not chunk:
+            raise ConnectionClosed(f"{src.name} shrank while it was being sent")
+        transport.write(chunk)
+        pos += len(chunk)
+        await client.drain()
+
+
+async def _aget_once(
+    client: _AsyncHost, remote: str, part: LocalPartial, progress: Progress | None
+) -> Transfer:
+    rid = client.start_stream("file.get", partial=DATA, path=remote, offset=part.offset)
+    total, sha = 0, ""
+    async for item in client.follow(rid):
+        if isinstance(item, Reply):
+            total, sha = _got(remote, part, item, total)
+        else:
+            if not part.put_nowait(item):
+                await asyncio.to_thread(part.put, item)
+            _progress(progress, part.written, total)
+    return await asyncio.to_thread(_verified, remote, part, total, sha)

@@ -27,6 +27,8 @@ from .common import Reply
 __all__ = [
     "Entry",
     "FileInfo",
+    "GetPlan",
+    "Listing",
     "LocalPartial",
     "Progress",
     "PutPlan",
@@ -122,6 +124,26 @@ def entries_of(reply: Reply) -> tuple[list[Entry], str | None]:
     return out, (out[-1].name if more else None)
 
 
+class Listing:
+    """A directory listing being gathered page by page (``file.list`` with ``after``)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.entries: list[Entry] = []
+        self.after: str | None = ""
+
+    @property
+    def done(self) -> bool:
+        return self.after is None
+
+    def fields(self) -> dict[str, Any]:
+        return {"path": self.path, "after": self.after} if self.after else {"path": self.path}
+
+    def add(self, reply: Reply) -> None:
+        entries, self.after = entries_of(reply)
+        self.entries += entries
+
+
 @dataclass(slots=True)
 class PutPlan:
     """One upload's request fields, and which retry an error calls for.
@@ -149,14 +171,15 @@ class PutPlan:
             fields["sha256"] = self.sha256
         return fields
 
-    def retry(self, exc: ProtocolError) -> str:
-        """ "hash" (hash the file, then ask again), "fresh" (ask again) or "" (give up)."""
+    def retry(self, exc: ProtocolError) -> bool:
+        """After ``exc``: whether to hash the file before asking again; raises ``exc``
+        when no retry helps."""
         if isinstance(exc, FileExists) and not self.overwrite and self.sha256 is None:
-            return "hash"
+            return True
         if isinstance(exc, FileHashMismatch) and self.offset > 0 and not self.fresh:
             self.fresh = True
-            return "fresh"
-        return ""
+            return False
+        raise exc
 
 
 def file_sha256(file: io.BufferedIOBase) -> str:
@@ -175,6 +198,36 @@ def server_sha(reply: Reply) -> str:
     if not isinstance(sha, str) or len(sha) != 64:
         raise FileHashMismatch("the server sent no usable sha256")
     return sha.lower()
+
+
+class GetPlan:
+    """One download: its local partial, published when verified, kept when interrupted.
+
+    A resumed download whose whole-file hash is wrong (the partial held bytes of another
+    version) starts once more from byte 0.
+    """
+
+    def __init__(self, target: Path) -> None:
+        self.part = LocalPartial(target)
+        self.restarted = False
+
+    def retry(self, exc: FileHashMismatch) -> None:
+        """Start again from byte 0 after ``exc``, or raise it when that cannot help."""
+        if self.part.offset == 0 or self.restarted:
+            raise exc
+        self.restarted = True
+        self.part.restart()
+
+    def done(self, result: Transfer) -> Transfer:
+        self.part.publish()
+        return result
+
+    def __enter__(self) -> GetPlan:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: object, tb: object) -> None:
+        if kind is not None and not self.part.file.closed:
+            self.part.abort(keep=not issubclass(kind, FileHashMismatch))
 
 
 class LocalPartial:
@@ -253,10 +306,10 @@ class LocalPartial:
         os.replace(self.path, self.target)
 
     def abort(self, keep: bool) -> None:
-        """Stop; keep the partial for a resume, or remove it (its bytes were wrong)."""
+        """Stop; keep the partial for a resume (when it holds anything), or remove it."""
         with contextlib.suppress(Exception):
             self.finish_writes()
         self.file.close()
-        if not keep:
+        if not keep or self.written == 0:
             with contextlib.suppress(FileNotFoundError):
                 self.path.unlink()

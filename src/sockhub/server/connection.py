@@ -67,6 +67,7 @@ class Connection(asyncio.Protocol):
         "_close_callbacks",
         "_closing",
         "_drain_waiters",
+        "_eof_callbacks",
         "_flush_scheduled",
         "_held",
         "_inflight",
@@ -112,6 +113,7 @@ class Connection(asyncio.Protocol):
         self._inflight: dict[int, asyncio.Task[None]] | None = None
         self._tasks: set[asyncio.Task[Any]] | None = None
         self._close_callbacks: list[Callable[[], object]] | None = None
+        self._eof_callbacks: list[Callable[[], object]] | None = []
         self._drain_waiters: list[asyncio.Future[None]] | None = None
         self._sink: BodySink | None = None
         self._sink_target: tuple[Request, OpSpec] | None = None
@@ -177,6 +179,8 @@ class Connection(asyncio.Protocol):
     def eof_received(self) -> bool:
         if self._closing:
             return False
+        if self.decoder.in_frame:
+            return False  # a frame cut off for good (a dropped upload): close, do not wait
         self._finish_when_idle()
         return True
 
@@ -330,6 +334,12 @@ class Connection(asyncio.Protocol):
             self._close_callbacks = []
         self._close_callbacks.append(callback)
 
+    def on_eof(self, callback: Callable[[], object]) -> None:
+        if self._eof_callbacks is None:
+            self._guarded(callback)  # the client has already finished sending (EOF or bye)
+        else:
+            self._eof_callbacks.append(callback)
+
     def spawn(self, coro: Coroutine[Any, Any, object]) -> asyncio.Task[object]:
         task: asyncio.Task[object] = self._loop.create_task(coro)
         self._own(task)
@@ -382,8 +392,11 @@ class Connection(asyncio.Protocol):
         self.transport.abort()
 
     def _finish_when_idle(self) -> None:
-        """Stop reading; close gracefully once every running request has answered."""
+        """Stop reading (EOF or bye); close gracefully once every running request has answered."""
         self._pause(_PAUSE_DONE)
+        callbacks, self._eof_callbacks = self._eof_callbacks, None
+        for callback in callbacks or ():
+            self._guarded(callback)
         if not self._inflight:
             self._flush()
             self._closing = True

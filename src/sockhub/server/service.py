@@ -57,6 +57,10 @@ class Session(Protocol):
     def on_close(self, callback: Callable[[], object]) -> None:
         """Run ``callback`` once when the connection ends, however it ends."""
 
+    def on_eof(self, callback: Callable[[], object]) -> None:
+        """Run ``callback`` once when the client has sent all it ever will (EOF or ``bye``):
+        a request still waiting for client frames (an upload's data) can give up then."""
+
     def spawn(self, coro: Coroutine[Any, Any, object]) -> asyncio.Task[object]:
         """Run a task owned by this connection: cancelled and awaited when it closes."""
 

@@ -27,6 +27,7 @@ from ...protocol.errors import (
     FileNotEmpty,
     FileNotFound,
     FileQuota,
+    FileTooLarge,
     ProtocolError,
 )
 
@@ -44,6 +45,7 @@ _ERRNO: dict[int, type[ProtocolError]] = {
     errno.ENAMETOOLONG: FileBadPath,
     errno.ENOSPC: FileQuota,
     errno.EDQUOT: FileQuota,
+    errno.EFBIG: FileTooLarge,
 }
 
 
@@ -54,6 +56,8 @@ def os_error(exc: OSError, path: str) -> OSError | ProtocolError:
         return exc
     if cls is FileQuota:
         return FileQuota("the server's disk is full")
+    if cls is FileTooLarge:
+        return FileTooLarge("the file is too large for the server's disk")
     return cls(f"{path}: {os.strerror(exc.errno or 0).lower()}")
 
 

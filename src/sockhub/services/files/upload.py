@@ -97,6 +97,20 @@ class _Sessions:
     active: dict[int, Upload] = field(default_factory=dict)
     dead: dict[int, int] = field(default_factory=dict)
     pressure: int = 0
+    eof: bool = False
+
+
+def _store_error(path: str, exc: OSError) -> ProtocolError:
+    """What a failed write of an upload means to the client (disk full, file too big)."""
+    err = os_error(exc, path)
+    if isinstance(err, ProtocolError):
+        return err
+    log.error("writing the upload of %s failed: %s", escape(path), exc)
+    return Internal("the server could not store the file; it logged why")
+
+
+def _cut_off(upload: Upload) -> None:
+    upload.fail(BadRequest(f"the client stopped sending before {upload.path} ended"))
 
 
 class _Sink:
@@ -192,10 +206,16 @@ class Uploads:
         upload.left = total - partial.offset
         spool.start()
         state.active[upload.rid] = upload
+        if state.eof:
+            _cut_off(upload)
         req.send({"op": "file.ready", "offset": partial.offset})
         upload.last = store.loop.time()
         claimed = await upload.ended
-        actual = await spool.finish()
+        try:
+            actual = await spool.finish()
+        except OSError as exc:
+            upload.discard = True
+            raise _store_error(path, exc) from exc
         if claimed != actual:
             upload.discard = True
             raise FileHashMismatch(
@@ -363,19 +383,23 @@ class Uploads:
         upload.fail(exc)
 
     def _spool_failed(self, upload: Upload, exc: OSError) -> None:
-        err = os_error(exc, upload.path)
-        if not isinstance(err, ProtocolError):
-            log.error("writing the upload of %s failed: %s", escape(upload.path), exc)
-            err = Internal("the server could not store the file; it logged why")
         upload.discard = True
-        self._fail(upload, err)
+        self._fail(upload, _store_error(upload.path, exc))
 
     def _session(self, session: Session) -> _Sessions:
         state = self.sessions.get(session)
         if state is None:
             state = self.sessions[session] = _Sessions()
             session.on_close(lambda: self.sessions.pop(session, None))
+            session.on_eof(lambda: self._eof(state))
         return state
+
+    def _eof(self, state: _Sessions) -> None:
+        """The client will send nothing more: uploads still waiting for frames end now
+        (their partials stay for a resume) instead of holding their paths until idle."""
+        state.eof = True
+        for upload in list(state.active.values()):
+            _cut_off(upload)
 
     def _pressure(self, session: Session, on: bool) -> None:
         """Stop reading a connection while any of its uploads waits for the disk."""
