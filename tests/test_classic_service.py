@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import select
 import signal
 import socket
 import struct
@@ -160,6 +161,20 @@ def test_idle_echo_connection_is_closed(tmp_path: Path) -> None:
     ):
         assert admitted(c)
         assert closed(c)  # waits for the server to give up on the silent client
+
+
+def test_echo_client_that_does_not_read_is_not_buffered(classic: ClassicService) -> None:
+    """Echo stops reading a client that stops reading: its writes back up, not our memory."""
+    with echo_conn(classic.port("echo")) as sock:
+        sock.setblocking(False)
+        chunk, written = bytes(1 << 16), 0
+        while written < 64 << 20:  # without backpressure this would pass 64 MiB
+            try:
+                written += sock.send(chunk)
+            except BlockingIOError:
+                if not select.select([], [sock], [], 0.3)[1]:
+                    break  # still full: the server has stopped reading us
+        assert written < 64 << 20
 
 
 def test_udp_replies_per_source_at_the_limit(tmp_path: Path) -> None:
