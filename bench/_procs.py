@@ -18,8 +18,10 @@ from typing import Any
 
 __all__ = [
     "SPAWN",
+    "interleaved",
     "median",
     "raise_nofile",
+    "ratio_median",
     "report_port",
     "rss_bytes",
     "serve_sockhub_with",
@@ -109,9 +111,25 @@ def timed_rounds(
     Interleaving spreads the machine's slow moments over every variant instead of
     letting one variant's rounds all land in them.
     """
+    return {name: median(values) for name, values in interleaved(variants, rounds, pause).items()}
+
+
+def interleaved(
+    variants: dict[str, Callable[[], float]], rounds: int, pause: float = 0.05
+) -> dict[str, list[float]]:
+    """Every round's figure of each variant, measured A B C A B C ..."""
     results: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(rounds):
         for name, measure in variants.items():
             results[name].append(measure())
             time.sleep(pause)
-    return {name: median(values) for name, values in results.items()}
+    return results
+
+
+def ratio_median(ours: list[float], baseline: list[float]) -> float:
+    """Median of the per-round ratios: each round's figure over its neighbour baseline's.
+
+    On a shared, noisy machine two figures taken seconds apart see the same load, so
+    their ratio is steadier than the ratio of two medians.
+    """
+    return median([a / b for a, b in zip(ours, baseline, strict=True)])

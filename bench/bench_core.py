@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import collections
 import json
+import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -40,7 +41,17 @@ from ._baselines import (
     zmq_req_rate,
 )
 from ._idle import hold_idle
-from ._procs import SPAWN, raise_nofile, report_port, rss_bytes, spawn_server, timed_rounds
+from ._procs import (
+    SPAWN,
+    interleaved,
+    median,
+    raise_nofile,
+    ratio_median,
+    report_port,
+    rss_bytes,
+    spawn_server,
+    timed_rounds,
+)
 
 __all__ = ["main"]
 
@@ -152,17 +163,19 @@ def bench_echo() -> None:
     ):
         variants: dict[str, Callable[[], float]] = {
             "ours_pp": lambda: sockhub_rate(ours, 1, SECONDS),
-            "raw_pp": lambda: raw_echo_rate(raw, BODY, 1, SECONDS),
             "zmq_pp": lambda: zmq_req_rate(rep, BODY, SECONDS),
+            "raw_pp": lambda: raw_echo_rate(raw, BODY, 1, SECONDS),
             "ours_pl": lambda: sockhub_rate(ours, WINDOW, SECONDS),
+            "zmq_pl": lambda: zmq_dealer_rate(router, BODY, WINDOW, SECONDS),
             "raw_pl": lambda: raw_echo_rate(raw, BODY, WINDOW, SECONDS),
             "batched_pl": lambda: raw_echo_rate(batched, BODY, WINDOW, SECONDS, batch=True),
-            "zmq_pl": lambda: zmq_dealer_rate(router, BODY, WINDOW, SECONDS),
         }
-        r = timed_rounds(variants, ROUNDS)
+        rounds = interleaved(variants, ROUNDS)
+    r = {name: median(values) for name, values in rounds.items()}
     print(
         f"echo, {len(BODY)}-byte bodies, one connection, server in its own process; "
-        f"messages/s, median of {ROUNDS} interleaved rounds of {SECONDS:g} s"
+        f"messages/s, median of {ROUNDS} interleaved rounds of {SECONDS:g} s "
+        f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)"
     )
     _table(
         ["", "ping-pong (1 in flight)", f"pipelined ({WINDOW} in flight)"],
@@ -174,21 +187,22 @@ def bench_echo() -> None:
         ],
     )
     checks = [
-        ("ping-pong vs pyzmq REQ/REP", r["ours_pp"] / r["zmq_pp"], TARGET_PINGPONG_ZMQ),
-        ("ping-pong vs raw Protocol", r["ours_pp"] / r["raw_pp"], None),
-        ("pipelined vs pyzmq DEALER/ROUTER", r["ours_pl"] / r["zmq_pl"], TARGET_PIPELINED_ZMQ),
-        ("pipelined vs raw Protocol", r["ours_pl"] / r["raw_pl"], TARGET_PIPELINED_RAW),
-        ("pipelined vs raw, one write per read", r["ours_pl"] / r["batched_pl"], None),
+        ("ping-pong vs pyzmq REQ/REP", "ours_pp", "zmq_pp", TARGET_PINGPONG_ZMQ),
+        ("ping-pong vs raw Protocol", "ours_pp", "raw_pp", None),
+        ("pipelined vs pyzmq DEALER/ROUTER", "ours_pl", "zmq_pl", TARGET_PIPELINED_ZMQ),
+        ("pipelined vs raw Protocol", "ours_pl", "raw_pl", TARGET_PIPELINED_RAW),
+        ("pipelined vs raw, one write per read", "ours_pl", "batched_pl", None),
     ]
     print()
-    _table(
-        ["sockhub ratio", "x", "target", ""],
-        [
-            [name, f"{ratio:.2f}x"]
+    rows = []
+    for name, ours_key, base_key, target in checks:
+        ratio = ratio_median(rounds[ours_key], rounds[base_key])
+        spread = [a / b for a, b in zip(rounds[ours_key], rounds[base_key], strict=True)]
+        rows.append(
+            [name, f"{ratio:.2f}x", f"{min(spread):.2f}-{max(spread):.2f}"]
             + ([f">= {target:g}x", _verdict(ratio, target)] if target else ["", ""])
-            for name, ratio, target in checks
-        ],
-    )
+        )
+    _table(["sockhub ratio (median of per-round ratios)", "x", "rounds", "target", ""], rows)
 
 
 # 2. idle connections ---------------------------------------------------------------------

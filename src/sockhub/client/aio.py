@@ -30,7 +30,7 @@ _FLUSH_AT = 4096
 """Queued frames leave once they reach this many bytes, so the server starts on a burst
 of pipelined requests while the rest is still being built."""
 _WRITE_NOW = 64 * 1024
-"""Frames at least this big skip the outbound queue (after it is flushed): no extra copy."""
+"""Frames at least this big skip the queue (after flushing it): no extra copy."""
 
 
 class Chunk(bytes):
@@ -91,7 +91,7 @@ class AsyncClient(AsyncChatMixin, AsyncExecMixin, AsyncFilesMixin):
         self._write_waiters: list[asyncio.Future[None]] = []
         self._out = bytearray()
         self._held: bytearray | None = None
-        self._flush_scheduled = False
+        self._corked = False
         self._reading_paused = False
         self._keepalive: asyncio.Task[None] | None = None
         self.fingerprint: str | None = None
@@ -330,28 +330,34 @@ class AsyncClient(AsyncChatMixin, AsyncExecMixin, AsyncFilesMixin):
     # writing ----------------------------------------------------------------------------
 
     def _write(self, frame: bytes) -> None:
-        """Queue a frame; every frame queued in one event-loop turn leaves in one write.
+        """Send a frame: the first of an event-loop turn at once, the rest joined.
 
-        Pipelined requests then cost one system call per batch instead of one each, and
-        a lone request waits only for the end of the current turn.
+        A lone request (ping-pong) leaves without delay; the frames that follow it in
+        the same turn (pipelined requests) are queued and leave together at the end of
+        the turn, one system call per batch instead of one each.
         """
         if self._held is not None:  # a file body is being sent: frames wait behind it
             self._held += frame
             return
-        if len(frame) >= _WRITE_NOW:
-            self._flush()
-            assert self._transport is not None
+        assert self._transport is not None
+        if not self._corked:
+            self._corked = True
+            self._loop.call_soon(self._uncork)
             self._transport.write(frame)
-            return
-        self._out += frame
-        if len(self._out) >= _FLUSH_AT:
+        elif len(frame) >= _WRITE_NOW:
             self._flush()
-        elif not self._flush_scheduled:
-            self._flush_scheduled = True
-            self._loop.call_soon(self._flush)
+            self._transport.write(frame)
+        else:
+            self._out += frame
+            if len(self._out) >= _FLUSH_AT:
+                self._flush()
+
+    def _uncork(self) -> None:
+        self._corked = False
+        self._flush()
 
     def _flush(self) -> None:
-        self._flush_scheduled = False
+        """Write what is queued now (``drain`` and a full queue do not wait for the turn)."""
         if not self._out:
             return
         data = bytes(self._out)
