@@ -7,6 +7,7 @@ import base64
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
@@ -76,6 +77,14 @@ class RunningServer:
 
         self.loop.call_soon_threadsafe(run)
         return fut.result(timeout=30)
+
+    def wait_until(self, condition: Callable[[], bool], limit: float = 10.0) -> None:
+        """Check ``condition`` on the server's loop after each of its turns until it holds."""
+        deadline = time.monotonic() + limit
+        while not self.call(condition):
+            if time.monotonic() > deadline:
+                raise TimeoutError("the server never reached the expected state")
+            time.sleep(0.001)
 
     @property
     def port(self) -> int:

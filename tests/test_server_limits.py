@@ -119,7 +119,9 @@ def test_connection_caps(tmp_path: Path) -> None:
         error = fatal(RawPeer(server.port, expect_hello=False))
         assert error["code"] == "limit.busy" and "your address" in error["message"]
         other = RawPeer(server.port, source="127.0.0.2")  # another address still gets in
-        held[0].close()
+        held[0].request({"op": "bye"})
+        assert held[0].closed_by_server()
+        server.wait_until(lambda: server.server.per_ip["127.0.0.1"] < 3)  # type: ignore[union-attr]
         with Client.connect(server.address, timeout=5) as c:  # a freed slot is reusable
             assert c.ping() >= 0
         for peer in (*held, other):
