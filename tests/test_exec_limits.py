@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from sockhub import Client
+from sockhub.client.exec import RemoteProcess
 from sockhub.protocol.errors import LimitBusy
 
 from .conftest import RawPeer, b64, running_server
@@ -17,21 +18,30 @@ def _login(srv, key: bytes, name: str = "alice") -> Client:  # type: ignore[no-u
     return Client.connect(srv.address, user=name, key=key)
 
 
+def _running(client: Client) -> RemoteProcess:
+    """A command known to be running (its first output arrived): it holds a slot."""
+    proc = client.open_process("echo up; cat", stdin=True)
+    assert next(iter(proc)).data == b"up\n"
+    return proc
+
+
+def _end(proc: RemoteProcess) -> None:
+    proc.close_stdin()
+    assert proc.wait().ok
+
+
 def test_per_connection_limit(tmp_path: Path) -> None:
     with running_server(tmp_path / "d", exec=True, exec_per_connection=2) as srv:
         key = srv.add_user("alice", ("exec",))
         with _login(srv, key) as c:
-            first = c.open_process("cat", stdin=True)
-            second = c.open_process("cat", stdin=True)
+            first, second = _running(c), _running(c)
             with pytest.raises(LimitBusy):
                 c.run("true")
             with _login(srv, key) as other:  # another connection has its own slots
                 assert other.run("true").ok
-            first.close_stdin()
-            assert first.wait().ok
+            _end(first)
             assert c.run("true").ok  # a slot is free again
-            second.close_stdin()
-            second.wait()
+            _end(second)
 
 
 def test_per_user_limit_spans_connections(tmp_path: Path) -> None:
@@ -39,16 +49,13 @@ def test_per_user_limit_spans_connections(tmp_path: Path) -> None:
         alice = srv.add_user("alice", ("exec",))
         bob = srv.add_user("bob", ("exec",))
         with _login(srv, alice) as a1, _login(srv, alice) as a2, _login(srv, bob, "bob") as b:
-            p1 = a1.open_process("read x", stdin=True)
-            p2 = a2.open_process("read x", stdin=True)
+            p1, p2 = _running(a1), _running(a2)
             with pytest.raises(LimitBusy, match="alice"):
                 a2.run("true")
             assert b.run("true").ok
-            p1.close_stdin()
-            p1.wait()
+            _end(p1)
             assert a2.run("true").ok
-            p2.close_stdin()
-            p2.wait()
+            _end(p2)
 
 
 def test_total_limit(tmp_path: Path) -> None:
@@ -56,15 +63,12 @@ def test_total_limit(tmp_path: Path) -> None:
         alice = srv.add_user("alice", ("exec",))
         bob = srv.add_user("bob", ("exec",))
         with _login(srv, alice) as a, _login(srv, bob, "bob") as b:
-            p1 = a.open_process("read x", stdin=True)
-            p2 = b.open_process("read x", stdin=True)
+            p1, p2 = _running(a), _running(b)
             with pytest.raises(LimitBusy, match="server"):
                 b.run("true")
-            p1.close_stdin()
-            p1.wait()
+            _end(p1)
             assert b.run("true").ok
-            p2.close_stdin()
-            p2.wait()
+            _end(p2)
 
 
 def test_output_limit_at_the_edge(tmp_path: Path) -> None:
