@@ -197,7 +197,7 @@ def register(sub: Any) -> None:
   export SOCKHUB_USER=alice SOCKHUB_KEY=$(cat alice.key)   # a user with the exec grant
   sockhub exec -- uname -a                      # argv, no shell
   sockhub exec -- 'ls -l | head -3'             # one word: the server's /bin/sh runs it
-  sockhub exec --timeout 5 -- sleep 60          # TERM at 5 s, KILL 2 s later; exit 143
+  sockhub exec --timeout 5 -- sleep 60          # TERM at 5 s (KILL 2 s on if needed): 143
   echo hello | sockhub exec -- tr a-z A-Z       # stdin is forwarded: HELLO
   sockhub exec --cwd build -e CC=clang -- make  # in EXEC_ROOT/build, with CC set
   sockhub exec --json -- 'echo hi; exit 3'      # {"ok": false, "status": 3, ..., "stdout": "hi\\n"}
