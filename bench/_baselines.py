@@ -20,7 +20,7 @@ from multiprocessing.connection import Connection
 import uvloop
 import zmq
 
-from ._procs import raise_nofile, report_port
+from ._procs import Span, raise_nofile, report_port
 
 __all__ = [
     "RawEchoServer",
@@ -190,22 +190,16 @@ def _zmq_rate(
         for _ in range(window):
             sock.send(body)
         replies = 0
-        now = time.perf_counter()
-        marks = (now + warmup, now + warmup + seconds)
-        first = start = 0.0
+        span = Span(warmup, seconds)
         while True:
             sock.recv()
             replies += 1
-            if replies & 63 == 0:
-                now = time.perf_counter()
-                if not start and now >= marks[0]:
-                    first, start = replies, now
-                elif start and now >= marks[1]:
-                    break
+            if replies & 63 == 0 and span.over(replies):
+                break
             sock.send(body)
         for _ in range(window - 1):
             sock.recv()
-        return (replies - first) / (now - start)
+        return span.rate
     finally:
         sock.close()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
 import resource
 import statistics
 import time
@@ -18,6 +19,8 @@ from typing import Any
 
 __all__ = [
     "SPAWN",
+    "Span",
+    "cpu_seconds",
     "interleaved",
     "median",
     "raise_nofile",
@@ -47,6 +50,13 @@ def rss_bytes(pid: int) -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
     raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a live process (all its threads) has used so far."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def median(values: list[float]) -> float:
@@ -90,6 +100,8 @@ def serve_sockhub_with(ready: Connection, flags: dict[str, Any]) -> None:
     """Process target: a sockhub ``Server`` on uvloop with the default services for ``flags``."""
     import uvloop
 
+    raise_nofile()
+
     from sockhub.server import Server, load_config
     from sockhub.services import default_services
 
@@ -101,6 +113,34 @@ def serve_sockhub_with(ready: Connection, flags: dict[str, Any]) -> None:
         await server.serve_forever()
 
     uvloop.run(main())
+
+
+class Span:
+    """One round's clock: ``warmup`` seconds not counted, then ``seconds`` counted.
+
+    The measuring loop calls ``over(count)`` now and then with its running count; once
+    that says True, ``rate`` is the count per second within the counted part.
+    """
+
+    __slots__ = ("first", "marks", "rate", "start")
+
+    def __init__(self, warmup: float, seconds: float) -> None:
+        now = time.perf_counter()
+        self.marks = (now + warmup, now + warmup + seconds)
+        self.first = 0
+        self.start = 0.0
+        self.rate = 0.0
+
+    def over(self, count: int) -> bool:
+        now = time.perf_counter()
+        if not self.start:
+            if now >= self.marks[0]:
+                self.first, self.start = count, now
+            return False
+        if now < self.marks[1]:
+            return False
+        self.rate = (count - self.first) / (now - self.start)
+        return True
 
 
 def timed_rounds(

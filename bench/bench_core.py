@@ -21,7 +21,6 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
-from multiprocessing.connection import Connection
 from typing import Any
 
 import msgspec
@@ -30,8 +29,6 @@ import uvloop
 
 from sockhub.client.aio import AsyncClient
 from sockhub.protocol.frames import encode_header, parse_header
-from sockhub.server import Server, load_config
-from sockhub.services import default_services
 
 from ._baselines import (
     raw_echo_rate,
@@ -43,12 +40,14 @@ from ._baselines import (
 from ._idle import hold_idle
 from ._procs import (
     SPAWN,
+    Span,
+    cpu_seconds,
     interleaved,
     median,
     raise_nofile,
     ratio_median,
-    report_port,
     rss_bytes,
+    serve_sockhub_with,
     spawn_server,
     timed_rounds,
 )
@@ -59,6 +58,7 @@ BODY = bytes(range(64))
 WINDOW = 100
 ROUNDS = 5
 SECONDS = 1.5
+WARMUP = 0.2
 IDLE_CONNECTIONS = 10_000
 CODEC_ROUNDS = 5
 CODEC_LOOPS = 50_000
@@ -73,14 +73,10 @@ TARGET_IDLE_KB = 4.0
 # the sockhub side ------------------------------------------------------------------------
 
 
-def serve_sockhub(ready: Connection, data: str) -> None:
-    """Process target: a sockhub server with the default services on a free port.
-
-    The per-address connection cap is raised so one loopback address can hold the
-    idle-connection test's 10,000 connections; every other setting is the default.
-    """
-    raise_nofile()
-    flags = {
+def server_flags(data: str) -> dict[str, Any]:
+    """sockhub's defaults on a free port, but for the per-address connection cap, raised
+    so that one loopback address can hold the idle test's 10,000 connections."""
+    return {
         "host": "127.0.0.1",
         "port": 0,
         "udp": False,
@@ -88,15 +84,6 @@ def serve_sockhub(ready: Connection, data: str) -> None:
         "max_connections": 2 * IDLE_CONNECTIONS,
         "max_connections_per_ip": 2 * IDLE_CONNECTIONS,
     }
-
-    async def main() -> None:
-        config = load_config(flags, env={})
-        server = Server(config, default_services(config))
-        listening = await server.start()
-        report_port(ready, listening.tcp[0][1])
-        await server.serve_forever()
-
-    uvloop.run(main())
 
 
 def sockhub_rate(port: int, window: int, seconds: float, warmup: float = 0.2) -> float:
@@ -106,23 +93,17 @@ def sockhub_rate(port: int, window: int, seconds: float, warmup: float = 0.2) ->
         client = await AsyncClient.connect(f"127.0.0.1:{port}", keepalive=False)
         inflight = collections.deque(client.request("echo", BODY) for _ in range(window))
         replies = 0
-        now = time.perf_counter()
-        marks = (now + warmup, now + warmup + seconds)
-        first = start = 0.0
+        span = Span(warmup, seconds)
         while True:
             await inflight.popleft()
             replies += 1
-            if replies & 63 == 0:
-                now = time.perf_counter()
-                if not start and now >= marks[0]:
-                    first, start = replies, now
-                elif start and now >= marks[1]:
-                    break
+            if replies & 63 == 0 and span.over(replies):
+                break
             inflight.append(client.request("echo", BODY))
         for future in inflight:
             await future
         await client.close()
-        return (replies - first) / (now - start)
+        return span.rate
 
     return uvloop.run(run())
 
@@ -152,26 +133,58 @@ def _table(head: list[str], rows: list[list[str]]) -> None:
 # 1. echo ---------------------------------------------------------------------------------
 
 
+def _metered(
+    log: list[float], server_pid: int, measure: Callable[[], float]
+) -> Callable[[], float]:
+    """``measure`` that also logs the CPU both processes spent per message of its round.
+
+    A round's messages include its warm-up, counted at the measured rate.
+    """
+
+    def run() -> float:
+        before = cpu_seconds(os.getpid()) + cpu_seconds(server_pid)
+        rate = measure()
+        spent = cpu_seconds(os.getpid()) + cpu_seconds(server_pid) - before
+        log.append(spent / (rate * (SECONDS + WARMUP)))
+        return rate
+
+    return run
+
+
 def bench_echo() -> None:
     with (
         tempfile.TemporaryDirectory(prefix="sockhub-bench-") as data,
-        spawn_server(serve_sockhub, data) as (_, ours),
-        spawn_server(serve_raw_echo) as (_, raw),
-        spawn_server(serve_raw_echo, True) as (_, batched),
-        spawn_server(serve_zmq, "rep") as (_, rep),
-        spawn_server(serve_zmq, "router") as (_, router),
+        spawn_server(serve_sockhub_with, server_flags(data)) as (ours_pid, ours),
+        spawn_server(serve_raw_echo) as (raw_pid, raw),
+        spawn_server(serve_raw_echo, True) as (batched_pid, batched),
+        spawn_server(serve_zmq, "rep") as (rep_pid, rep),
+        spawn_server(serve_zmq, "router") as (router_pid, router),
     ):
-        variants: dict[str, Callable[[], float]] = {
-            "ours_pp": lambda: sockhub_rate(ours, 1, SECONDS),
-            "zmq_pp": lambda: zmq_req_rate(rep, BODY, SECONDS),
-            "raw_pp": lambda: raw_echo_rate(raw, BODY, 1, SECONDS),
-            "ours_pl": lambda: sockhub_rate(ours, WINDOW, SECONDS),
-            "zmq_pl": lambda: zmq_dealer_rate(router, BODY, WINDOW, SECONDS),
-            "raw_pl": lambda: raw_echo_rate(raw, BODY, WINDOW, SECONDS),
-            "batched_pl": lambda: raw_echo_rate(batched, BODY, WINDOW, SECONDS, batch=True),
+        cpu: dict[str, list[float]] = collections.defaultdict(list)
+        variants = {
+            "ours_pp": _metered(cpu["ours_pp"], ours_pid, lambda: sockhub_rate(ours, 1, SECONDS)),
+            "zmq_pp": _metered(cpu["zmq_pp"], rep_pid, lambda: zmq_req_rate(rep, BODY, SECONDS)),
+            "raw_pp": _metered(
+                cpu["raw_pp"], raw_pid, lambda: raw_echo_rate(raw, BODY, 1, SECONDS)
+            ),
+            "ours_pl": _metered(
+                cpu["ours_pl"], ours_pid, lambda: sockhub_rate(ours, WINDOW, SECONDS)
+            ),
+            "zmq_pl": _metered(
+                cpu["zmq_pl"], router_pid, lambda: zmq_dealer_rate(router, BODY, WINDOW, SECONDS)
+            ),
+            "raw_pl": _metered(
+                cpu["raw_pl"], raw_pid, lambda: raw_echo_rate(raw, BODY, WINDOW, SECONDS)
+            ),
+            "batched_pl": _metered(
+                cpu["batched_pl"],
+                batched_pid,
+                lambda: raw_echo_rate(batched, BODY, WINDOW, SECONDS, batch=True),
+            ),
         }
         rounds = interleaved(variants, ROUNDS)
     r = {name: median(values) for name, values in rounds.items()}
+    us = {name: median(values) * 1e6 for name, values in cpu.items()}
     print(
         f"echo, {len(BODY)}-byte bodies, one connection, server in its own process; "
         f"messages/s, median of {ROUNDS} interleaved rounds of {SECONDS:g} s "
@@ -184,6 +197,19 @@ def bench_echo() -> None:
             ["raw uvloop Protocol echo", f"{r['raw_pp']:,.0f}", f"{r['raw_pl']:,.0f}"],
             ["  the same, one write per read", "", f"{r['batched_pl']:,.0f}"],
             ["pyzmq REQ/REP | DEALER/ROUTER", f"{r['zmq_pp']:,.0f}", f"{r['zmq_pl']:,.0f}"],
+        ],
+    )
+    print(
+        "\nCPU per message, client + server process (user + system, us): steadier than the "
+        "rates\nwhen the machine is shared, and what bounds the pipelined rate"
+    )
+    _table(
+        ["", "ping-pong", "pipelined"],
+        [
+            ["sockhub", f"{us['ours_pp']:.1f}", f"{us['ours_pl']:.1f}"],
+            ["raw uvloop Protocol echo", f"{us['raw_pp']:.1f}", f"{us['raw_pl']:.1f}"],
+            ["  the same, one write per read", "", f"{us['batched_pl']:.1f}"],
+            ["pyzmq", f"{us['zmq_pp']:.1f}", f"{us['zmq_pl']:.1f}"],
         ],
     )
     checks = [
@@ -236,7 +262,7 @@ def _rss_per_connection(server: Callable[..., None], sockhub: bool, *args: Any) 
 def bench_idle() -> None:
     raise_nofile()
     with tempfile.TemporaryDirectory(prefix="sockhub-bench-") as data:
-        ours = _rss_per_connection(serve_sockhub, True, data)
+        ours = _rss_per_connection(serve_sockhub_with, True, server_flags(data))
     raw = _rss_per_connection(serve_raw_echo, False)
     print(f"RSS per idle connection, {IDLE_CONNECTIONS:,} held from another process")
     _table(
