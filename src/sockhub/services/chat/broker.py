@@ -4,8 +4,8 @@ The chat service talks only to this interface, so the in-process broker
 (``memory.MemoryBroker``) can be replaced by one that spans processes (Redis) without
 touching the service. What every implementation promises:
 
-- ``seq`` is assigned per room, strictly increasing (gaps allowed), and a message is
-  handed to the nodes, and its ``publish`` resolves, only once it is stored.
+- ``seq`` is assigned per room, strictly increasing (gaps allowed), and never handed
+  out twice, not even across a crash; ``publish`` resolves only once it is stored.
 - Every node receives a room's messages and events in one order, the same for all
   nodes, so every member of a room sees the same order.
 - Nick claims are atomic across nodes: two members of a room never hold one nick key.
@@ -13,15 +13,15 @@ touching the service. What every implementation promises:
   node is handed with a larger ``seq`` is exactly what the member has to see; the node
   drops deliveries at or below it (``LocalNode`` does), so a join never misses or repeats.
 
-A node is one server process: the broker calls its ``ChatNode`` once per message (not
-once per member); the node encodes the frame once and queues the same bytes to each
-local member.
+A node is one server process: the broker hands its ``ChatNode`` each batch of stored
+messages once (not once per member); the node encodes each frame once and queues the
+same bytes to every local member.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Awaitable, Collection
+from collections.abc import Awaitable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -80,7 +80,8 @@ class Joined:
 class ChatNode(Protocol):
     """What a broker hands deliveries to: the local side of one server process."""
 
-    def deliver(self, msg: Message) -> None: ...
+    def deliver(self, batch: Sequence[Message]) -> None:
+        """Stored messages, in ``seq`` order within each room."""
 
     def event(self, event: Event) -> None: ...
 

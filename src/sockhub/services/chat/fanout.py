@@ -1,15 +1,16 @@
 """The local side of fan-out: this process's members, each frame encoded once.
 
-The broker hands over each message once; it is encoded once and the same bytes are
-queued on every local member's connection, which writes everything queued during an
-event-loop turn in one call. Nothing here waits for a member: one whose queue
+The broker hands over each batch of messages once; each message is encoded once, a
+room's messages of the batch are joined, and the same bytes are queued on every local
+member's connection (one append per member per batch, not per message), which writes
+everything queued during an event-loop turn in one call. Nothing here waits for a member: one whose queue
 overflows is cut off by its connection (``limit.slow_consumer``) and leaves.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from ...protocol.frames import encode_frame
@@ -86,16 +87,31 @@ class LocalNode(ChatNode):
             if seq is None or seq > floor:
                 m.session.send_raw(frame)
 
-    def deliver(self, msg: Message) -> None:
-        members = self._members(msg.room)
-        if not members:
-            return
-        frame = encode_frame(msg_header(msg), msg.text)
-        seq = msg.seq
-        for m in members:
+    def deliver(self, batch: Sequence[Message]) -> None:
+        """Each room's part of the batch goes to each member as one piece of bytes."""
+        by_room: dict[str, list[Message]] = {}
+        for msg in batch:
+            by_room.setdefault(msg.room, []).append(msg)
+        for room, msgs in by_room.items():
+            members = self._members(room)
+            if not members:
+                continue
+            frames = [encode_frame(msg_header(msg), msg.text) for msg in msgs]
+            joined = frames[0] if len(frames) == 1 else b"".join(frames)
+            first = msgs[0].seq
+            for m in members:
+                if m.buffer is None and m.floor < first:
+                    m.session.send_raw(joined)
+                else:
+                    self._filtered(m, msgs, frames)
+
+    @staticmethod
+    def _filtered(m: Membership, msgs: list[Message], frames: list[bytes]) -> None:
+        """A member still joining, or just joined: buffer, or drop what it has seen."""
+        for msg, frame in zip(msgs, frames, strict=True):
             if m.buffer is not None:
-                m.buffer.append((seq, frame))
-            elif seq > m.floor:
+                m.buffer.append((msg.seq, frame))
+            elif msg.seq > m.floor:
                 m.session.send_raw(frame)
 
     def event(self, event: Event) -> None:

@@ -1,16 +1,17 @@
 """Chat history in SQLite: WAL mode, bounded per room, every batch one transaction.
 
 All database work runs on one worker thread, in submission order, so a read queued
-after a write sees it, and the event loop never waits on the disk. ``rooms`` keeps
-each room's last ``seq`` even after old messages are trimmed, so numbering never
-restarts after a restart.
+after a write sees it, and the event loop never waits on the disk. Besides the
+messages, ``rooms`` keeps each room's last stored ``seq`` and a ``reserved`` mark at
+or above every ``seq`` ever handed out, so numbering never goes back after a restart,
+not even after a crash (see ``memory.MemoryBroker``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
@@ -24,7 +25,8 @@ T = TypeVar("T")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS rooms (
     room TEXT PRIMARY KEY,
-    last_seq INTEGER NOT NULL
+    last_seq INTEGER NOT NULL,
+    reserved INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS messages (
     room TEXT NOT NULL,
@@ -47,11 +49,12 @@ class HistoryStore:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sockhub-chat-db")
 
     def _run(self, fn: Callable[[], T]) -> asyncio.Future[T]:
+        """Queue ``fn`` on the worker thread now (the order of calls is the order of work)."""
         return asyncio.get_running_loop().run_in_executor(self._pool, fn)
 
-    async def open(self) -> dict[str, int]:
-        """Open (creating) the database; every room's last ``seq``."""
-        return await self._run(self._open)
+    def open(self) -> asyncio.Future[dict[str, int]]:
+        """Open (creating) the database; every room's ``reserved`` mark."""
+        return self._run(self._open)
 
     def _open(self) -> dict[str, int]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -60,13 +63,14 @@ class HistoryStore:
         db.execute("PRAGMA synchronous=NORMAL")
         db.executescript(_SCHEMA)
         self._db = db
-        return dict(db.execute("SELECT room, last_seq FROM rooms").fetchall())
+        return dict(db.execute("SELECT room, reserved FROM rooms").fetchall())
 
-    def write(self, batch: Sequence[Message]) -> asyncio.Future[None]:
-        """Store a batch in one transaction, trimming each room it touches to ``keep``."""
-        return self._run(lambda: self._write(batch))
+    def write(self, batch: Sequence[Message], reserved: Mapping[str, int]) -> asyncio.Future[None]:
+        """Store a batch and the rooms' new ``reserved`` marks in one transaction, then trim
+        each room it touched to ``keep`` messages."""
+        return self._run(lambda: self._write(batch, reserved))
 
-    def _write(self, batch: Sequence[Message]) -> None:
+    def _write(self, batch: Sequence[Message], reserved: Mapping[str, int]) -> None:
         db = self._conn()
         last: dict[str, int] = {}
         for msg in batch:
@@ -78,46 +82,52 @@ class HistoryStore:
                 [(m.room, m.seq, m.sender, m.ts, m.text) for m in batch],
             )
             db.executemany(
-                "INSERT INTO rooms (room, last_seq) VALUES (?, ?) "
-                "ON CONFLICT (room) DO UPDATE SET last_seq = excluded.last_seq",
-                last.items(),
+                "INSERT INTO rooms (room, last_seq, reserved) VALUES (?, ?, ?) "
+                "ON CONFLICT (room) DO UPDATE SET last_seq = excluded.last_seq, "
+                "reserved = max(reserved, excluded.reserved)",
+                [(room, seq, reserved[room]) for room, seq in last.items()],
             )
             db.executemany(
-                "DELETE FROM messages WHERE room = ? AND seq <= ?",
-                [(room, seq - self.keep) for room, seq in last.items() if seq > self.keep],
+                "DELETE FROM messages WHERE room = ? AND seq <= (SELECT seq FROM messages "
+                "WHERE room = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)",
+                [(room, room, self.keep) for room in last],
             )
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
 
-    async def read(self, room: str, *, since: int | None, count: int) -> tuple[list[Message], int]:
-        """Kept messages after ``since`` (else the ``count`` latest), oldest first, and the
-        room's last stored ``seq``."""
-        return await self._run(lambda: self._read(room, since, count))
+    def read(self, room: str, *, since: int | None, count: int) -> asyncio.Future[list[Message]]:
+        """Kept messages after ``since`` (else the ``count`` latest), oldest first."""
+        return self._run(lambda: self._read(room, since, count))
 
-    def _read(self, room: str, since: int | None, count: int) -> tuple[list[Message], int]:
+    def _read(self, room: str, since: int | None, count: int) -> list[Message]:
         db = self._conn()
-        db.execute("BEGIN")
-        try:
-            if since is not None:
-                rows = db.execute(
-                    "SELECT seq, sender, ts, text FROM messages WHERE room = ? AND seq > ? "
-                    "ORDER BY seq",
-                    (room, since),
-                ).fetchall()
-            else:
-                rows = db.execute(
-                    "SELECT seq, sender, ts, text FROM messages WHERE room = ? "
-                    "ORDER BY seq DESC LIMIT ?",
-                    (room, count),
-                ).fetchall()
-                rows.reverse()
-            found = db.execute("SELECT last_seq FROM rooms WHERE room = ?", (room,)).fetchone()
-        finally:
-            db.execute("COMMIT")
-        messages = [Message(room, seq, sender, ts, bytes(text)) for seq, sender, ts, text in rows]
-        return messages, found[0] if found else 0
+        if since is not None:
+            rows = db.execute(
+                "SELECT seq, sender, ts, text FROM messages WHERE room = ? AND seq > ? "
+                "ORDER BY seq",
+                (room, since),
+            ).fetchall()
+        else:
+            rows = db.execute(
+                "SELECT seq, sender, ts, text FROM messages WHERE room = ? "
+                "ORDER BY seq DESC LIMIT ?",
+                (room, count),
+            ).fetchall()
+            rows.reverse()
+        return [Message(room, seq, sender, ts, bytes(text)) for seq, sender, ts, text in rows]
+
+    def settle(self, used: Mapping[str, int]) -> asyncio.Future[None]:
+        """At a clean stop: lower each room's ``reserved`` mark to the last ``seq`` used,
+        so numbering goes on without a gap."""
+        return self._run(lambda: self._settle(used))
+
+    def _settle(self, used: Mapping[str, int]) -> None:
+        self._conn().executemany(
+            "UPDATE rooms SET reserved = ? WHERE room = ?",
+            [(seq, room) for room, seq in used.items()],
+        )
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:

@@ -1,10 +1,19 @@
 """The in-process broker: presence and ``seq`` in memory, history in SQLite.
 
-Messages published during one event-loop turn are stored as one transaction on the
-history's worker thread; while that transaction runs the next batch gathers, so the
-disk never limits how many messages a second a room can take, only how late the
-first of a batch is acknowledged. Messages and events leave in one queue, in the
-order they happened, and a message leaves only once it is stored.
+Messages published during one event-loop turn go out to the members together at the
+end of the turn, and to the history as one transaction on its worker thread; while
+that transaction runs the next batch gathers, so the disk never limits how many
+messages a second a room can take. A sender's ``ok`` waits until its message is stored.
+
+Delivering before the message is on disk keeps the fan-out in the loop turn that read
+it, but a crash could then lose a message members have already seen. Its ``seq`` must
+never be handed out again (a client rejoining with ``since`` would skip the new one),
+so every batch also stores a ``reserved`` mark ``SEQ_LOOKAHEAD`` above the room's
+latest ``seq``, and a message is delivered before it is stored only while its ``seq``
+is under a mark already on disk. A restart continues above the mark: after a crash
+numbering jumps (gaps are allowed), after a clean stop it goes on without a gap.
+
+Messages and events leave in one queue, in the order they happened.
 """
 
 from __future__ import annotations
@@ -15,36 +24,41 @@ import logging
 import time
 from collections.abc import Awaitable
 
-from ...protocol.errors import BackendUnavailable, ChatNickTaken, ChatNotJoined
+from ...protocol.errors import BackendUnavailable
 from .broker import ChatBroker, ChatNode, Direct, Event, Joined, Member, Message
 from .history import HistoryStore
-from .names import nick_key
+from .presence import Presence
 
-__all__ = ["MemoryBroker"]
+__all__ = ["SEQ_LOOKAHEAD", "MemoryBroker"]
 
 log = logging.getLogger("sockhub.chat")
 
-
-class _Room:
-    __slots__ = ("members", "nicks")
-
-    def __init__(self) -> None:
-        self.nicks: dict[str, str] = {}
-        """nick key -> member id"""
-        self.members: dict[str, tuple[Member, str]] = {}
-        """member id -> (member, nick)"""
+SEQ_LOOKAHEAD = 1024
+"""How far the stored ``reserved`` mark runs ahead of a room's latest ``seq``."""
 
 
 class _Pending:
-    """A published message until it is stored (or storing it failed)."""
+    """A published message on its way to the members and to the disk."""
 
-    __slots__ = ("error", "future", "message", "stored")
+    __slots__ = ("delivered", "error", "future", "message", "ready", "stored")
 
-    def __init__(self, message: Message, future: asyncio.Future[int]) -> None:
+    def __init__(self, message: Message, future: asyncio.Future[int], ready: bool) -> None:
         self.message = message
         self.future = future
+        self.ready = ready
+        """May go to the members: stored, or its ``seq`` is under the stored mark."""
+        self.delivered = False
         self.stored = False
         self.error: BaseException | None = None
+
+    def settle(self) -> None:
+        """Answer the sender once the message is both delivered and stored."""
+        if not (self.delivered and self.stored) or self.future.done():
+            return
+        if self.error is not None:
+            self.future.set_exception(self.error)
+        else:
+            self.future.set_result(self.message.seq)
 
 
 class MemoryBroker(ChatBroker):
@@ -53,28 +67,33 @@ class MemoryBroker(ChatBroker):
     def __init__(self, store: HistoryStore) -> None:
         self._store = store
         self._node: ChatNode | None = None
-        self._rooms: dict[str, _Room] = {}
-        self._holders: dict[str, collections.Counter[str]] = {}
-        """nick or user key -> connection id -> how many memberships hold it"""
+        self._presence = Presence()
         self._seq: dict[str, int] = {}
-        self._committed: dict[str, int] = {}
+        """the latest ``seq`` handed out per room"""
+        self._durable: dict[str, int] = {}
+        """the ``reserved`` mark on disk per room"""
         self._queue: collections.deque[_Pending | Event] = collections.deque()
+        """what the members have not been handed yet, in order"""
+        self._unstored: collections.deque[_Pending] = collections.deque()
+        """what the disk has not confirmed yet, in order (written or waiting)"""
         self._unsent: list[_Pending] = []
         self._writing: asyncio.Future[None] | None = None
-        self._flush_scheduled = False
+        self._turn_scheduled = False
 
     async def start(self, node: ChatNode) -> None:
         self._node = node
-        last = await self._store.open()
-        self._seq = dict(last)
-        self._committed = dict(last)
+        reserved = await self._store.open()
+        self._seq = dict(reserved)
+        self._durable = dict(reserved)
 
     async def stop(self) -> None:
+        self._deliver()
         while self._writing is not None or self._unsent:
             if self._writing is None:
-                self._flush()
+                self._write()
             if self._writing is not None:
                 await asyncio.wait([self._writing])
+        await self._store.settle(self._seq)
         await self._store.close()
 
     # presence ---------------------------------------------------------------------------
@@ -82,88 +101,47 @@ class MemoryBroker(ChatBroker):
     async def join(
         self, room: str, member: Member, nick: str, *, since: int | None, count: int
     ) -> Joined:
-        key = nick_key(nick)
-        state = self._rooms.get(room)
-        if state is None:
-            state = self._rooms[room] = _Room()
-        if key in state.nicks:
-            raise ChatNickTaken(f"the nick {nick} is in use in {room}")
-        state.nicks[key] = member.id
-        state.members[member.id] = (member, nick)
-        self._hold(member, key, 1)
+        self._presence.claim(room, member, nick)
         self._announce(Event(room, "join", nick, time.time(), member.id))
-        members = self._nicks(state)
+        members = self._presence.nicks(room)
+        seq = self._seq.get(room, 0)
         if since is None and count == 0:
-            return Joined(self._committed.get(room, 0), members)
+            return Joined(seq, members)
+        # Everything up to ``seq`` is on disk or still in ``_unstored``; the read is
+        # queued now, behind every write already handed to the disk.
+        unstored = [p.message for p in self._unstored if p.message.room == room]
         try:
-            history, last = await self._store.read(room, since=since, count=count)
+            stored = await self._store.read(room, since=since, count=count)
         except Exception as exc:
             log.exception("reading the history of %s failed", room)
             await self.leave(room, member)
             raise BackendUnavailable("the chat history cannot be read") from exc
-        return Joined(max(last, self._committed.get(room, 0)), members, history)
+        kept = {m.seq: m for m in stored if m.seq <= seq}
+        kept.update((m.seq, m) for m in unstored if since is None or m.seq > since)
+        history = [kept[s] for s in sorted(kept)]
+        return Joined(seq, members, history if since is not None else history[-count:])
 
     async def leave(self, room: str, member: Member) -> None:
-        state = self._rooms.get(room)
-        entry = state.members.pop(member.id, None) if state is not None else None
-        if state is None or entry is None:
-            return
-        nick = entry[1]
-        key = nick_key(nick)
-        del state.nicks[key]
-        self._hold(member, key, -1)
-        if not state.members:
-            del self._rooms[room]
-        self._announce(Event(room, "leave", nick, time.time(), member.id))
+        nick = self._presence.release(room, member)
+        if nick is not None:
+            self._announce(Event(room, "leave", nick, time.time(), member.id))
 
     async def rename(self, room: str, member: Member, nick: str) -> str:
-        state = self._rooms.get(room)
-        entry = state.members.get(member.id) if state is not None else None
-        if state is None or entry is None:
-            raise ChatNotJoined(f"not in {room}")
-        old = entry[1]
-        old_key, key = nick_key(old), nick_key(nick)
-        if state.nicks.get(key, member.id) != member.id:
-            raise ChatNickTaken(f"the nick {nick} is in use in {room}")
-        if nick == old:
-            return old
-        del state.nicks[old_key]
-        state.nicks[key] = member.id
-        state.members[member.id] = (member, nick)
-        self._hold(member, old_key, -1, user=False)
-        self._hold(member, key, 1, user=False)
-        self._announce(Event(room, "nick", nick, time.time(), member.id, old))
+        old = self._presence.rename(room, member, nick)
+        if nick != old:
+            self._announce(Event(room, "nick", nick, time.time(), member.id, old))
         return old
 
-    def _hold(self, member: Member, key: str, delta: int, *, user: bool = True) -> None:
-        """Count the keys a direct message can reach this connection by."""
-        keys = [key]
-        if user and member.user is not None:
-            keys.append(nick_key(member.user))
-        for k in keys:
-            conns = self._holders.setdefault(k, collections.Counter())
-            conns[member.conn] += delta
-            if conns[member.conn] <= 0:
-                del conns[member.conn]
-                if not conns:
-                    del self._holders[k]
-
-    @staticmethod
-    def _nicks(state: _Room) -> list[str]:
-        return sorted((nick for _, nick in state.members.values()), key=lambda n: (nick_key(n), n))
-
     async def members(self, room: str) -> list[str]:
-        state = self._rooms.get(room)
-        return self._nicks(state) if state is not None else []
+        return self._presence.nicks(room)
 
     async def rooms(self) -> list[tuple[str, int]]:
-        return sorted((room, len(state.members)) for room, state in self._rooms.items())
+        return self._presence.rooms()
 
     async def direct(self, dm: Direct, key: str) -> int:
-        conns = self._holders.get(key)
-        if not conns or self._node is None:
-            return 0
-        self._node.direct(dm, list(conns))
+        conns = self._presence.reach(key)
+        if conns and self._node is not None:
+            self._node.direct(dm, conns)
         return len(conns)
 
     # messages ---------------------------------------------------------------------------
@@ -171,63 +149,88 @@ class MemoryBroker(ChatBroker):
     def publish(self, room: str, sender: str, text: bytes) -> Awaitable[int]:
         seq = self._seq.get(room, 0) + 1
         self._seq[room] = seq
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        pending = _Pending(Message(room, seq, sender, time.time(), text), future)
+        loop = asyncio.get_running_loop()
+        pending = _Pending(
+            Message(room, seq, sender, round(time.time(), 3), text),
+            loop.create_future(),
+            seq <= self._durable.get(room, 0),
+        )
         self._queue.append(pending)
+        self._unstored.append(pending)
         self._unsent.append(pending)
-        if self._writing is None and not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
-        return future
+        if not self._turn_scheduled:
+            self._turn_scheduled = True
+            loop.call_soon(self._end_turn)
+        return pending.future
 
     def _announce(self, event: Event) -> None:
         self._queue.append(event)
         self._deliver()
 
-    def _flush(self) -> None:
+    def _end_turn(self) -> None:
+        """Everything published this turn: to the members, and to the disk."""
+        self._turn_scheduled = False
+        self._deliver()
+        if self._writing is None:
+            self._write()
+
+    def _write(self) -> None:
         """Hand every message gathered since the last write to the store as one batch."""
-        self._flush_scheduled = False
-        if self._writing is not None or not self._unsent:
+        if not self._unsent:
             return
         batch, self._unsent = self._unsent, []
-        writing = self._writing = self._store.write([p.message for p in batch])
-        writing.add_done_callback(lambda done: self._written(batch, done))
+        reserved = {p.message.room: self._seq[p.message.room] + SEQ_LOOKAHEAD for p in batch}
+        writing = self._store.write([p.message for p in batch], reserved)
+        self._writing = writing
+        writing.add_done_callback(lambda done: self._written(batch, reserved, done))
 
-    def _written(self, batch: list[_Pending], done: asyncio.Future[None]) -> None:
+    def _written(
+        self, batch: list[_Pending], reserved: dict[str, int], done: asyncio.Future[None]
+    ) -> None:
         self._writing = None
         exc = None if done.cancelled() else done.exception()
-        if done.cancelled() or exc is not None:
+        failed = done.cancelled() or exc is not None
+        if failed:
             log.error("storing %d chat messages failed: %r", len(batch), exc)
-            error = BackendUnavailable("the chat history cannot be written; not sent")
+            error = BackendUnavailable("the chat history cannot be written")
+        else:
+            for room, mark in reserved.items():
+                self._durable[room] = max(self._durable.get(room, 0), mark)
         for pending in batch:
-            pending.stored = True
-            if done.cancelled() or exc is not None:
+            self._unstored.popleft()
+            pending.stored = pending.ready = True
+            if failed:
                 pending.error = error
+            pending.settle()
+        for item in self._queue:
+            if isinstance(item, _Pending) and not item.ready:
+                item.ready = item.message.seq <= self._durable.get(item.message.room, 0)
         self._deliver()
-        if self._unsent:
-            self._flush()
+        self._write()
 
     def _deliver(self) -> None:
-        """Hand out, in order, every queued item that no unstored message holds back."""
+        """Hand out, in order, every queued item that nothing unready holds back.
+
+        Consecutive messages go to the node as one batch, so each member gets them in
+        one piece; an event in between ends a batch, keeping the order."""
         queue, node = self._queue, self._node
+        batch: list[Message] = []
         while queue:
             head = queue[0]
             if isinstance(head, Event):
                 queue.popleft()
                 if node is not None:
+                    if batch:
+                        node.deliver(batch)
+                        batch = []
                     node.event(head)
                 continue
-            if not head.stored:
-                return
+            if not head.ready:
+                break
             queue.popleft()
-            future = head.future
-            if head.error is not None:
-                if not future.done():
-                    future.set_exception(head.error)
-                continue
-            msg = head.message
-            self._committed[msg.room] = msg.seq
-            if node is not None:
-                node.deliver(msg)
-            if not future.done():
-                future.set_result(msg.seq)
+            head.delivered = True
+            if head.error is None:
+                batch.append(head.message)
+            head.settle()
+        if batch and node is not None:
+            node.deliver(batch)

@@ -1,0 +1,285 @@
+"""Chat that survives a dropped connection: reconnect, rejoin with ``since``, no repeats.
+
+``ChatState`` (no I/O) remembers each room's nick and the last ``seq`` seen, and drops
+anything at or below it; ``AsyncChatSession`` and ``ChatSession`` are thin shells that
+reconnect with it. Rejoining with ``since`` gets exactly the messages missed while away
+(within the history the server keeps), so nothing is missed or shown twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import AsyncIterator, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from ..protocol.errors import ProtocolError
+from .aio import AsyncClient
+from .chat import ChatEvent, ChatMessage, Joined
+from .errors import ConnectionClosed
+from .sync import Client
+
+__all__ = ["AsyncChatSession", "ChatSession", "ChatState", "Notice"]
+
+RETRY_DELAYS = (0.0, 0.5, 1.0, 2.0, 5.0, 10.0)
+"""Seconds to wait before each reconnect attempt; the last one repeats."""
+
+_DROPPED = (ConnectionError, ProtocolError, OSError)
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """News about the connection itself: ``disconnected``, ``retrying``, ``reconnected``,
+    or ``lost_room`` (a room that could not be rejoined)."""
+
+    kind: str
+    text: str
+
+
+Incoming = ChatMessage | ChatEvent | Notice
+
+
+@dataclass(slots=True)
+class _Room:
+    nick: str
+    seq: int
+
+
+class ChatState:
+    """Rooms, nicks and the last ``seq`` seen in each: what a rejoin needs."""
+
+    def __init__(self) -> None:
+        self.rooms: dict[str, _Room] = {}
+
+    def joined(self, joined: Joined) -> list[ChatMessage]:
+        """Record a join; the history messages not seen before, in order."""
+        known = self.rooms.get(joined.room)
+        last = known.seq if known is not None and joined.seq >= known.seq else 0
+        self.rooms[joined.room] = _Room(joined.nick, joined.seq)
+        return [m for m in joined.history if m.seq is None or m.seq > last]
+
+    def left(self, room: str) -> None:
+        self.rooms.pop(room, None)
+
+    def renamed(self, room: str, nick: str) -> None:
+        if room in self.rooms:
+            self.rooms[room].nick = nick
+
+    def accept(self, item: ChatMessage | ChatEvent) -> bool:
+        """False for what is not ours to show: repeats, and rooms we are not in."""
+        if isinstance(item, ChatEvent):
+            return item.room in self.rooms
+        if item.dm:
+            return True
+        room = self.rooms.get(item.room or "")
+        if room is None:
+            return False
+        if item.seq is not None:
+            if item.seq <= room.seq:
+                return False
+            room.seq = item.seq
+        return True
+
+    def to_rejoin(self) -> list[tuple[str, str, int]]:
+        """(room, nick, since) for every room, to join again on a new connection."""
+        return [(name, r.nick, r.seq) for name, r in self.rooms.items()]
+
+    def lost(self, room: str, exc: BaseException) -> Notice:
+        self.left(room)
+        return Notice("lost_room", f"could not rejoin {room}: {exc}")
+
+
+def _delays(delays: Iterable[float]) -> Iterator[float]:
+    steps = list(delays) or [1.0]
+    return itertools.chain(steps, itertools.repeat(steps[-1]))
+
+
+def _retry_notice(exc: BaseException) -> Notice:
+    return Notice("retrying", f"cannot reconnect yet: {exc}")
+
+
+def _reconnected(rooms: Iterable[str]) -> Notice:
+    names = ", ".join(rooms)
+    return Notice("reconnected", f"reconnected{'; rejoined ' + names if names else ''}")
+
+
+class AsyncChatSession:
+    """An ``AsyncClient`` for chat that reconnects by itself while ``events`` is iterated.
+
+    ``connect`` takes what ``AsyncClient.connect`` takes. Other ops go to ``client``.
+    """
+
+    def __init__(
+        self,
+        server: str | None = None,
+        *,
+        retry_delays: Iterable[float] = RETRY_DELAYS,
+        **connect: Any,
+    ) -> None:
+        self.server = server
+        self.retry_delays = tuple(retry_delays)
+        self._connect = connect
+        self.state = ChatState()
+        self._client: AsyncClient | None = None
+        self._closing = False
+
+    async def connect(self) -> AsyncChatSession:
+        self._client = await AsyncClient.connect(self.server, **self._connect)
+        return self
+
+    @property
+    def client(self) -> AsyncClient:
+        """The current connection (a new one after each reconnect)."""
+        if self._client is None:
+            raise ConnectionClosed("not connected")
+        return self._client
+
+    async def join(self, room: str, nick: str | None = None, *, history: int = 0) -> Joined:
+        joined = await self.client.join(room, nick, history=history)
+        self.state.joined(joined)
+        return joined
+
+    async def leave(self, room: str) -> None:
+        await self.client.leave(room)
+        self.state.left(room)
+
+    async def nick(self, room: str, nick: str) -> None:
+        await self.client.nick(room, nick)
+        self.state.renamed(room, nick)
+
+    async def say(self, room: str, text: str | bytes) -> int:
+        return await self.client.say(room, text)
+
+    async def events(self) -> AsyncIterator[Incoming]:
+        """Messages, events and ``Notice``s, reconnecting whenever the connection drops."""
+        while not self._closing:
+            try:
+                item = await self.client.next_chat()
+            except _DROPPED as exc:
+                if self._closing:
+                    return
+                yield Notice("disconnected", f"disconnected: {exc}")
+                async for got in self._reconnect():
+                    yield got
+                continue
+            if self.state.accept(item):
+                yield item
+
+    async def _reconnect(self) -> AsyncIterator[Incoming]:
+        for delay in _delays(self.retry_delays):
+            await asyncio.sleep(delay)
+            if self._closing:
+                return
+            try:
+                await self.connect()
+                rooms = self.state.to_rejoin()
+                for room, nick, since in rooms:
+                    try:
+                        joined = await self.client.join(room, nick, since=since)
+                    except ProtocolError as exc:
+                        if exc.fatal:
+                            raise
+                        yield self.state.lost(room, exc)
+                        continue
+                    for msg in self.state.joined(joined):
+                        yield msg
+            except _DROPPED as exc:
+                yield _retry_notice(exc)
+                continue
+            yield _reconnected(room for room, _, _ in rooms if room in self.state.rooms)
+            return
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._client is not None:
+            await self._client.close()
+
+
+class ChatSession:
+    """A blocking ``Client`` for chat that reconnects by itself while ``events`` is iterated."""
+
+    def __init__(
+        self,
+        server: str | None = None,
+        *,
+        retry_delays: Iterable[float] = RETRY_DELAYS,
+        **connect: Any,
+    ) -> None:
+        self.server = server
+        self.retry_delays = tuple(retry_delays)
+        self._connect = connect
+        self.state = ChatState()
+        self._client: Client | None = None
+
+    def connect(self) -> ChatSession:
+        self._client = Client.connect(self.server, **self._connect)
+        return self
+
+    @property
+    def client(self) -> Client:
+        if self._client is None:
+            raise ConnectionClosed("not connected")
+        return self._client
+
+    def join(self, room: str, nick: str | None = None, *, history: int = 0) -> Joined:
+        joined = self.client.join(room, nick, history=history)
+        self.state.joined(joined)
+        return joined
+
+    def leave(self, room: str) -> None:
+        self.client.leave(room)
+        self.state.left(room)
+
+    def nick(self, room: str, nick: str) -> None:
+        self.client.nick(room, nick)
+        self.state.renamed(room, nick)
+
+    def say(self, room: str, text: str | bytes) -> int:
+        return self.client.say(room, text)
+
+    def events(self, timeout: float | None = None) -> Iterator[Incoming]:
+        """Like the async ``events``; ends after ``timeout`` seconds without anything."""
+        while True:
+            try:
+                item = self.client.next_chat(timeout)
+            except TimeoutError:
+                return
+            except _DROPPED as exc:
+                yield Notice("disconnected", f"disconnected: {exc}")
+                yield from self._reconnect()
+                continue
+            if self.state.accept(item):
+                yield item
+
+    def _reconnect(self) -> Iterator[Incoming]:
+        for delay in _delays(self.retry_delays):
+            time.sleep(delay)
+            try:
+                self.connect()
+                rooms = self.state.to_rejoin()
+                for room, nick, since in rooms:
+                    try:
+                        joined = self.client.join(room, nick, since=since)
+                    except ProtocolError as exc:
+                        if exc.fatal:
+                            raise
+                        yield self.state.lost(room, exc)
+                        continue
+                    yield from self.state.joined(joined)
+            except _DROPPED as exc:
+                yield _retry_notice(exc)
+                continue
+            yield _reconnected(room for room, _, _ in rooms if room in self.state.rooms)
+            return
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+    def __enter__(self) -> ChatSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
