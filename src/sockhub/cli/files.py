@@ -12,13 +12,13 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from ..client import Client
-from ..client.filework import Entry, Progress, Transfer, file_sha256
+from ..client.filework import INLINE, Entry, Progress, Transfer, file_sha256
 from ..protocol.errors import ProtocolError
 from ..protocol.paths import check_path
 from ..protocol.text import escape
@@ -109,31 +109,49 @@ class Bars:
             print(text, flush=True)
 
 
+Move = Callable[[Item, Progress | None], Transfer]
+Many = Callable[[list[Item]], Iterable[Transfer | ProtocolError]]
+
+
 def _run_items(
-    args: argparse.Namespace,
-    items: list[Item],
-    move: Callable[[Item, Progress | None], Transfer],
-    verb: str,
+    args: argparse.Namespace, items: list[Item], verb: str, move: Move, many: Many
 ) -> int:
-    """Move every item, one result line each; per-file errors do not stop the rest."""
+    """Move every item, one result line each; one file's error does not stop the rest.
+
+    Small files go pipelined (``many``), so they share round trips; big ones one at a
+    time (``move``) with a bar each.
+    """
+    small = [item for item in items if item.size <= INLINE]
+    big = [item for item in items if item.size > INLINE]
     bars = Bars(sys.stdout.isatty() and not args.json, items)
     failed = 0
     with bars.running():
-        for item in items:
-            label = item.remote if verb == "put" else str(item.local)
-            bar = bars.file(item, label)
+        for item, done in zip(small, many(small), strict=True):
+            bars.finished(item, None)
+            failed += _outcome(args, bars, verb, item, done)
+        for item in big:
+            bar = bars.file(item, item.remote if verb == "put" else str(item.local))
             try:
-                result = move(item, bar)
+                result: Transfer | ProtocolError = move(item, bar)
             except ProtocolError as exc:
                 if exc.fatal:
                     raise
-                failed += 1
-                _report_error(args, bars, item, exc)
-            else:
-                _report(args, bars, verb, item, result)
+                result = exc
             finally:
                 bars.finished(item, bar)
+            failed += _outcome(args, bars, verb, item, result)
     return EXIT_FAILED if failed else 0
+
+
+def _outcome(
+    args: argparse.Namespace, bars: Bars, verb: str, item: Item, outcome: Transfer | ProtocolError
+) -> int:
+    """Report one file; 1 when it failed."""
+    if isinstance(outcome, ProtocolError):
+        _report_error(args, bars, item, outcome)
+        return 1
+    _report(args, bars, verb, item, outcome)
+    return 0
 
 
 def _report(args: argparse.Namespace, bars: Bars, verb: str, item: Item, r: Transfer) -> None:
@@ -193,11 +211,17 @@ def _put(args: argparse.Namespace) -> int:
                 item.local, item.remote, overwrite=args.overwrite, sha256=sha, progress=progress
             )
 
-        return _run_items(args, items, move, "put")
+        def many(small: list[Item]) -> Iterable[Transfer | ProtocolError]:
+            pairs = ((item.local, item.remote) for item in small)
+            return client.put_many(pairs, overwrite=args.overwrite, sha256=sha)
+
+        return _run_items(args, items, "put", move, many)
 
 
 def _same_file(client: Client, item: Item) -> Transfer | None:
-    """A local file that already is the remote one (same size and sha256), or None."""
+    """A local file that already is the remote one (same size and sha256), or None.
+
+    Worth a round trip for big files only: small ones are fetched again, pipelined."""
     try:
         if item.local.stat().st_size != item.size:
             return None
@@ -222,7 +246,10 @@ def _get(args: argparse.Namespace) -> int:
                 item.remote, item.local, progress=progress
             )
 
-        return _run_items(args, items, move, "get")
+        def many(small: list[Item]) -> Iterable[Transfer | ProtocolError]:
+            return client.get_many((item.remote, item.local) for item in small)
+
+        return _run_items(args, items, "get", move, many)
 
 
 def _entry_line(entry: Entry) -> str:

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import collections
+import functools
 import io
 import os
+import select
 import socket
 import threading
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -25,6 +28,7 @@ from ..protocol.frames import encode_frame, encode_header
 from .common import Reply
 from .errors import ConnectionClosed
 from .filework import (
+    INLINE,
     SLICE,
     Entry,
     FileInfo,
@@ -46,6 +50,8 @@ __all__ = ["AsyncFilesMixin", "FilesMixin"]
 
 READY = ("file.ready",)
 DATA = ("file.data",)
+WINDOW = 32
+"""Transfers ``put_many``/``get_many`` keep in flight."""
 _COPY = 1 << 20
 
 
@@ -58,9 +64,11 @@ def _target(remote: str, local: str | os.PathLike[str] | None) -> Path:
     return path / name if path.is_dir() else path
 
 
-def _hash_in_thread(path: Path, ino: int) -> Future[str]:
-    """Hash a local file on a thread, through its own open file (sendfile moves ours)."""
+def _hashing(path: Path, src: io.BufferedReader, size: int) -> Future[str]:
+    """The sha256 of a file being sent: on a thread, through its own open file (sendfile
+    moves ours), so it overlaps the sending; small files are hashed at once."""
     result: Future[str] = Future()
+    ino = os.fstat(src.fileno()).st_ino
 
     def run() -> None:
         try:
@@ -71,7 +79,10 @@ def _hash_in_thread(path: Path, ino: int) -> Future[str]:
         except BaseException as exc:
             result.set_exception(exc)
 
-    threading.Thread(target=run, name="sockhub-put-hash", daemon=True).start()
+    if size <= INLINE:
+        run()
+    else:
+        threading.Thread(target=run, name="sockhub-put-hash", daemon=True).start()
     return result
 
 
@@ -131,6 +142,9 @@ def _progress(progress: Progress | None, done: int, total: int) -> None:
 
 class _SyncHost(Protocol):
     _sock: socket.socket | None
+    _held: dict[int, collections.deque[Reply | Chunk]]
+
+    def _pump(self, deadline: float | None) -> None: ...
 
     def _write(self, data: bytes) -> None: ...
 
@@ -143,6 +157,126 @@ class _SyncHost(Protocol):
     def start_stream(self, op: str, body: bytes = b"", **fields: Any) -> int: ...
 
     def follow(self, rid: int, *, partial: Iterable[str]) -> Iterator[Reply | Chunk]: ...
+
+
+class _Upload:
+    """One upload on the blocking client, in the steps a pipeline interleaves:
+    ``ask`` (file.put), ``send`` (after file.ready: the body and file.end), ``land``."""
+
+    def __init__(
+        self,
+        client: _SyncHost,
+        local: str | os.PathLike[str],
+        remote: str,
+        overwrite: bool,
+        sha256: str | bool | None,
+    ) -> None:
+        self.client = client
+        self.local = Path(local)
+        self.src = open(local, "rb")  # noqa: SIM115 - closed by close()
+        self.plan = PutPlan(remote, os.fstat(self.src.fileno()).st_size, overwrite)
+        self.plan.sha256 = file_sha256(self.src) if sha256 is True else (sha256 or None)
+        self.rid = 0
+        self.items: Iterator[Reply | Chunk] = iter(())
+        self.result: Transfer | None = None
+        self.error: ProtocolError | None = None
+        self.sent = False
+
+    def ask(self) -> None:
+        self.rid = self.client.start_stream("file.put", **self.plan.fields())
+        self.items = self.client.follow(self.rid, partial=READY)
+        self.sent = False
+        self.result = None
+
+    def send(self, progress: Progress | None) -> None:
+        """Wait for file.ready, then send the body (zero copy) and file.end."""
+        self.sent = True
+        self.result = _ready(next(self.items), self.plan, self.local)
+        if self.result is not None:
+            return
+        plan, client = self.plan, self.client
+        hashing = _hashing(self.local, self.src, plan.total)
+        client._write(_data_header(self.rid, plan.total - plan.offset))
+        sock = client._sock
+        if sock is None:
+            raise ConnectionClosed("the connection is closed")
+        pos = plan.offset
+        try:
+            while pos < plan.total:
+                n = min(SLICE, plan.total - pos)
+                if sock.sendfile(self.src, pos, n) != n:
+                    raise OSError(f"{self.local} shrank while it was being sent")
+                pos += n
+                _progress(progress, pos, plan.total)
+        except OSError as exc:
+            client._fail(ConnectionClosed(f"sending {self.local} failed: {exc}"))
+            raise ConnectionClosed(f"sending {self.local} failed: {exc}") from exc
+        client._write(_end_frame(self.rid, hashing.result()))
+
+    def run(self, progress: Progress | None) -> Transfer:
+        """Finish this upload, asking again when the protocol says that helps."""
+        while True:
+            try:
+                if self.error is not None:
+                    error, self.error = self.error, None
+                    raise error
+                if not self.sent:
+                    self.send(progress)
+                return self.result or _sent(self.plan, self.local, next(self.items))
+            except ProtocolError as exc:
+                if self.plan.retry(exc):
+                    self.plan.sha256 = file_sha256(self.src)
+                self.ask()
+
+    def close(self) -> None:
+        self.src.close()
+
+
+class _Download:
+    """One download on the blocking client: ``ask`` (file.get), then ``run``."""
+
+    def __init__(
+        self, client: _SyncHost, remote: str, local: str | os.PathLike[str] | None
+    ) -> None:
+        self.client = client
+        self.remote = remote
+        self.plan = GetPlan(_target(remote, local))
+        self.rid = 0
+
+    def ask(self) -> None:
+        part = self.plan.part
+        self.rid = self.client.start_stream("file.get", path=self.remote, offset=part.offset)
+
+    def _land(self, progress: Progress | None) -> Transfer:
+        part = self.plan.part
+        total, sha = 0, ""
+        for item in self.client.follow(self.rid, partial=DATA):
+            if isinstance(item, Reply):
+                total, sha = _got(self.remote, part, item, total)
+            else:
+                part.put(item)
+                _progress(progress, part.written, total)
+        return _verified(self.remote, part, total, sha)
+
+    def run(self, progress: Progress | None) -> Transfer:
+        """Land the asked download; again from byte 0 after a resume that hashed wrong."""
+        with self.plan:
+            while True:
+                try:
+                    return self.plan.done(self._land(progress))
+                except FileHashMismatch as exc:
+                    self.plan.retry(exc)
+                    self.ask()
+
+
+def _outcome(run: Callable[[], Transfer]) -> Transfer | ProtocolError:
+    """A transfer's result, or the non-fatal protocol error that ended it."""
+    try:
+        return run()
+    except ProtocolError as exc:
+        if exc.fatal:
+            raise
+        return exc
 
 
 class FilesMixin:
@@ -163,15 +297,36 @@ class FilesMixin:
         holds the same content (even with ``overwrite``); a hex string is trusted as is.
         A result's ``sent`` says how many bytes actually crossed the network.
         """
-        with open(local, "rb") as src:
-            plan = PutPlan(remote, os.fstat(src.fileno()).st_size, overwrite)
-            plan.sha256 = file_sha256(src) if sha256 is True else (sha256 or None)
-            while True:
-                try:
-                    return _put_once(self, src, Path(local), plan, progress)
-                except ProtocolError as exc:
-                    if plan.retry(exc):
-                        plan.sha256 = file_sha256(src)
+        upload = _Upload(self, local, remote, overwrite, sha256)
+        try:
+            upload.ask()
+            return upload.run(progress)
+        finally:
+            upload.close()
+
+    def put_many(
+        self: _SyncHost,
+        pairs: Iterable[tuple[str | os.PathLike[str], str]],
+        *,
+        overwrite: bool = False,
+        sha256: bool | None = None,
+        window: int = WINDOW,
+    ) -> Iterator[Transfer | ProtocolError]:
+        """Upload many (small) files with up to ``window`` in flight, so they share their
+        round trips; yields each result, or the error that ended it, in order."""
+        flights: collections.deque[_Upload] = collections.deque()
+        try:
+            for local, remote in pairs:
+                upload = _Upload(self, local, remote, overwrite, sha256)
+                flights.append(upload)
+                _start(upload, upload.ask)
+                if len(flights) >= window:
+                    yield _land_oldest(flights)
+            while flights:
+                yield _land_oldest(flights)
+        finally:
+            for upload in flights:
+                upload.close()
 
     def get(
         self: _SyncHost,
@@ -182,12 +337,31 @@ class FilesMixin:
     ) -> Transfer:
         """Download ``remote`` to ``local`` (a file, or a folder to put it in); an
         interrupted download of it resumes from its partial file."""
-        with GetPlan(_target(remote, local)) as plan:
-            while True:
-                try:
-                    return plan.done(_get_once(self, remote, plan.part, progress))
-                except FileHashMismatch as exc:
-                    plan.retry(exc)
+        download = _Download(self, remote, local)
+        download.ask()
+        return download.run(progress)
+
+    def get_many(
+        self: _SyncHost,
+        pairs: Iterable[tuple[str, str | os.PathLike[str]]],
+        *,
+        window: int = WINDOW,
+    ) -> Iterator[Transfer | ProtocolError]:
+        """Download many (small) files with up to ``window`` asked ahead; yields each
+        result, or the error that ended it, in order. Replies that arrive early wait in
+        memory: leave big files to ``get``."""
+        flights: collections.deque[_Download | ProtocolError] = collections.deque()
+        try:
+            for remote, local in pairs:
+                flights.append(_asked(self, remote, local))
+                if len(flights) >= window:
+                    yield _fetch(flights.popleft())
+            while flights:
+                yield _fetch(flights.popleft())
+        finally:
+            for download in flights:
+                if isinstance(download, _Download):
+                    download.plan.part.abort(keep=True)
 
     def list(self: _SyncHost, path: str = "") -> builtins.list[Entry]:
         """The entries of a remote directory (every page of it), sorted by name."""
@@ -205,46 +379,51 @@ class FilesMixin:
         self.request("file.delete", path=path)
 
 
-def _put_once(
-    client: _SyncHost, src: io.BufferedReader, local: Path, plan: PutPlan, progress: Progress | None
-) -> Transfer:
-    rid = client.start_stream("file.put", **plan.fields())
-    items = client.follow(rid, partial=READY)
-    skipped = _ready(next(items), plan, local)
-    if skipped is not None:
-        return skipped
-    hashing = _hash_in_thread(local, os.fstat(src.fileno()).st_ino)
-    client._write(_data_header(rid, plan.total - plan.offset))
-    sock = client._sock
-    if sock is None:
-        raise ConnectionClosed("the connection is closed")
-    pos = plan.offset
+def _asked(
+    client: _SyncHost, remote: str, local: str | os.PathLike[str]
+) -> _Download | ProtocolError:
     try:
-        while pos < plan.total:
-            n = min(SLICE, plan.total - pos)
-            if sock.sendfile(src, pos, n) != n:
-                raise OSError(f"{local} shrank while it was being sent")
-            pos += n
-            _progress(progress, pos, plan.total)
-    except OSError as exc:
-        client._fail(ConnectionClosed(f"sending {local} failed: {exc}"))
-        raise ConnectionClosed(f"sending {local} failed: {exc}") from exc
-    client._write(_end_frame(rid, hashing.result()))
-    return _sent(plan, local, next(items))
+        download = _Download(client, remote, local)
+    except ProtocolError as exc:
+        if exc.fatal:
+            raise
+        return exc
+    download.ask()
+    return download
 
 
-def _get_once(
-    client: _SyncHost, remote: str, part: LocalPartial, progress: Progress | None
-) -> Transfer:
-    rid = client.start_stream("file.get", path=remote, offset=part.offset)
-    total, sha = 0, ""
-    for item in client.follow(rid, partial=DATA):
-        if isinstance(item, Reply):
-            total, sha = _got(remote, part, item, total)
-        else:
-            part.put(item)
-            _progress(progress, part.written, total)
-    return _verified(remote, part, total, sha)
+def _fetch(download: _Download | ProtocolError) -> Transfer | ProtocolError:
+    if isinstance(download, ProtocolError):
+        return download
+    return _outcome(functools.partial(download.run, None))
+
+
+def _start(upload: _Upload, step: Callable[[], None]) -> None:
+    """Take one step of a pipelined upload; a non-fatal error waits for its turn."""
+    try:
+        step()
+    except ProtocolError as exc:
+        if exc.fatal:
+            raise
+        upload.error = exc
+        upload.sent = True
+
+
+def _land_oldest(flights: collections.deque[_Upload]) -> Transfer | ProtocolError:
+    """Send the bodies of the uploads whose file.ready has come, then land the oldest:
+    the server works on the others meanwhile, and nothing waits on the newest."""
+    client = flights[0].client
+    sock = client._sock
+    while sock is not None and select.select([sock], [], [], 0)[0]:
+        client._pump(None)  # take in what has arrived, without waiting
+    for upload in flights:
+        if not upload.sent and (upload is flights[0] or client._held.get(upload.rid)):
+            _start(upload, functools.partial(upload.send, None))
+    upload = flights.popleft()
+    try:
+        return _outcome(functools.partial(upload.run, None))
+    finally:
+        upload.close()
 
 
 # the asyncio client -------------------------------------------------------------------
@@ -336,7 +515,7 @@ async def _aput_once(
     skipped = _ready(await anext(items), plan, local)
     if skipped is not None:
         return skipped
-    hashing = asyncio.wrap_future(_hash_in_thread(local, os.fstat(src.fileno()).st_ino))
+    hashing = asyncio.wrap_future(_hashing(local, src, plan.total))
     await _send_body(client, rid, src, plan, progress)
     client._write(_end_frame(rid, await hashing))
     return _sent(plan, local, await anext(items))

@@ -45,6 +45,8 @@ SLICE = 8 * 1024 * 1024
 """Bytes sent between two progress reports on an upload."""
 _QUEUED = 64
 """Chunks of a download that may wait for the local disk before the reader blocks."""
+INLINE = 1024 * 1024
+"""Files up to this size are hashed and written by the caller: a thread costs more."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,10 +233,12 @@ class GetPlan:
 
 
 class LocalPartial:
-    """A download's hidden partial file beside ``target``, written and hashed by a thread.
+    """A download's hidden partial file beside ``target``, written and hashed as it comes.
 
     The hash starts with the bytes the partial already holds (a resume), so the sha256
-    of the whole file is known the moment the last byte is written.
+    of the whole file is known the moment the last byte is written. Small downloads
+    are written inline; past ``INLINE`` bytes a thread takes over the writing and
+    hashing, so they overlap with the network instead of stalling it.
     """
 
     def __init__(self, target: Path) -> None:
@@ -244,58 +248,76 @@ class LocalPartial:
         flags = os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
         self.file = os.fdopen(os.open(self.path, flags, 0o666), "ab+")
         self.offset = self.file.tell()
-        self.written = self.offset
-        self._start()
+        self._reset()
 
-    def _start(self) -> None:
+    def _reset(self) -> None:
+        self.written = self.offset
         self._hash: Any = None
         self._error: BaseException | None = None
-        self._queue: queue.Queue[bytes | None] = queue.Queue(_QUEUED)
-        self._thread: threading.Thread | None = threading.Thread(
-            target=self._run, name="sockhub-get", daemon=True
-        )
+        self._queue: queue.Queue[bytes | None] | None = None
+        self._thread: threading.Thread | None = None
+        if self.offset > INLINE:
+            self._start_thread()  # hashing what a resume holds takes a while
+
+    def _start_thread(self) -> None:
+        self._queue = queue.Queue(_QUEUED)
+        self._thread = threading.Thread(target=self._run, name="sockhub-get", daemon=True)
         self._thread.start()
 
     def restart(self) -> None:
         """Throw away what the partial holds and start again from byte 0."""
         self.finish_writes()
         self.file.truncate(0)
-        self.offset = self.written = 0
-        self._start()
+        self.offset = 0
+        self._reset()
 
-    def _run(self) -> None:
-        try:
+    def _store(self, chunk: bytes) -> None:
+        if self._hash is None:
             self.file.seek(0)
             self._hash = hashlib.file_digest(self.file, "sha256")  # what a resume holds
+        self.file.write(chunk)
+        self._hash.update(chunk)
+
+    def _run(self) -> None:
+        assert self._queue is not None
+        try:
             while (chunk := self._queue.get()) is not None:
-                self.file.write(chunk)
-                self._hash.update(chunk)
+                self._store(chunk)
         except BaseException as exc:
             self._error = exc
             while self._queue.get() is not None:
                 pass
 
     def put_nowait(self, chunk: bytes) -> bool:
-        """Queue a chunk unless the queue is full (the async client then waits in a thread)."""
-        try:
-            self._queue.put_nowait(chunk)
-        except queue.Full:
-            return False
+        """Take a chunk unless the thread's queue is full (the async client then waits)."""
+        if self._thread is None and self.written - self.offset + len(chunk) > INLINE:
+            self._start_thread()
+        if self._queue is None:
+            self._store(chunk)
+        else:
+            try:
+                self._queue.put_nowait(chunk)
+            except queue.Full:
+                return False
         self.written += len(chunk)
         return True
 
     def put(self, chunk: bytes) -> None:
-        self._queue.put(chunk)
-        self.written += len(chunk)
+        if not self.put_nowait(chunk):
+            assert self._queue is not None
+            self._queue.put(chunk)
+            self.written += len(chunk)
 
     def finish_writes(self) -> str:
         """Wait for every queued byte to be written; the sha256 of the whole partial."""
         thread, self._thread = self._thread, None
-        if thread is not None:
+        if thread is not None and self._queue is not None:
             self._queue.put(None)
             thread.join()
         if self._error is not None:
             raise self._error
+        if self._hash is None:
+            self._store(b"")
         self.file.flush()
         return str(self._hash.hexdigest())
 

@@ -27,12 +27,14 @@ _LINGER = 0.05
 
 
 class Spool:
-    """Writes and hashes one upload; ``finish`` gives the sha256 of the whole file."""
+    """Writes and hashes one upload of ``total`` bytes (``offset`` already in the partial);
+    ``finish`` gives the sha256 of the whole file."""
 
     def __init__(
         self,
         fd: int,
         offset: int,
+        total: int,
         *,
         executor: Executor,
         loop: asyncio.AbstractEventLoop,
@@ -43,6 +45,7 @@ class Spool:
         self.fd = fd
         self.offset = offset
         self.written = offset
+        self.total = total
         self._executor = executor
         self._loop = loop
         self._pressure = pressure
@@ -77,9 +80,10 @@ class Spool:
             self._pressure(True)
 
     def start(self) -> None:
-        """Begin hashing what the partial already holds, before any new byte arrives."""
-        with self._cond:
-            self._wake_worker()
+        """Begin hashing what a resumed partial already holds, before new bytes arrive."""
+        if not self._primed:
+            with self._cond:
+                self._wake_worker()
 
     async def finish(self) -> str:
         """Wait until every byte is on disk and hashed; the hex sha256 of the whole file."""
@@ -153,8 +157,8 @@ class Spool:
 
     def _next(self) -> bytes | bytearray | memoryview | None:
         with self._cond:
-            if not self._queue and not self._ending:
-                self._cond.wait(_LINGER)
+            if not self._queue and not self._ending and self.written < self.total:
+                self._cond.wait(_LINGER)  # more is on its way: keep the thread a moment
             if not self._queue:
                 self._running = False
                 return None

@@ -28,7 +28,8 @@ __all__ = ["Store", "fs_errors"]
 
 T = TypeVar("T")
 
-WORKERS = 32
+WORKERS = 16
+"""Threads for disk work and hashing: enough to overlap, few enough not to fight for the GIL."""
 RESCAN_EVERY = 10.0
 """Seconds between two recounts of the disk that a refused upload may trigger."""
 

@@ -196,6 +196,7 @@ class Uploads:
         spool = Spool(
             partial.fd,
             partial.offset,
+            total,
             executor=store.executor,
             loop=store.loop,
             pressure=lambda on: self._pressure(req.session, on),
