@@ -81,6 +81,8 @@ def test_unknown_op_with_and_without_id(srv: RunningServer) -> None:
     [
         ({"id": 1}, "op"),
         ({"op": 5, "id": 1}, "op"),
+        ({"op": ["echo"], "id": 1}, "op"),  # unhashable: must not break the body policy
+        ({"op": {"echo": 1}, "id": 1}, "op"),
         ({"op": "echo", "id": 1, "upper": "yes"}, "upper"),
         ({"op": "time", "id": 1, "format": 7}, "format"),
         ({"op": "time", "id": 1, "format": "x" * 257}, "format"),

@@ -462,7 +462,8 @@ class Connection(asyncio.Protocol):
         task.add_done_callback(self._tasks.discard)
 
     def _body_policy(self, header: dict[str, Any]) -> tuple[int, bool]:
-        spec = self.server.ops.get(header.get("op"))  # type: ignore[arg-type]
+        op = header.get("op")  # any JSON value: a list or an object must not reach .get()
+        spec = self.server.ops.get(op) if op.__class__ is str else None
         if spec is not None:
             plan = spec.body(self, header)
             if plan is not None:
