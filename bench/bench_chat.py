@@ -29,11 +29,11 @@ import uvloop
 
 from sockhub.protocol.frames import encode_frame
 
-from ._procs import raise_nofile, serve_sockhub_with, spawn_server
+from ._procs import median, raise_nofile, ratio_median, serve_sockhub_with, spawn_server
 
 SECONDS = 1.5
 """Measured time per round (after the members joined and a warm-up)."""
-ROUNDS = 3
+ROUNDS = 5
 """Rounds per case and server, alternating between the servers; medians are shown."""
 WARMUP = 0.3
 SAMPLE_EVERY = 25
@@ -157,6 +157,8 @@ class Result:
     rate: float
     p50: float
     p99: float
+    cpu: float = 0.0
+    """The server's CPU time (all threads, user + system) per delivery, in microseconds."""
 
 
 class Harness:
@@ -219,20 +221,51 @@ class Harness:
             transport.close()
 
 
-async def compare(ports: tuple[int, int], rooms: int, members: int, window: int) -> list[Result]:
-    """Rounds alternate between the servers; the median of each figure per server."""
-    ours = await Harness(ports[0], SOCKHUB, rooms, members).connect()
-    theirs = await Harness(ports[1], REDIS, rooms, members).connect()
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def measured(harness: Harness, pid: int, window: int) -> Result:
+    """One round, with the server process's CPU time per delivery."""
+    before, start = cpu_seconds(pid), time.perf_counter()
+    result = await harness.run(window, SECONDS)
+    deliveries = result.rate * (time.perf_counter() - start)
+    result.cpu = (cpu_seconds(pid) - before) / deliveries * 1e6
+    return result
+
+
+async def compare(
+    servers: tuple[tuple[int, int], tuple[int, int]], rooms: int, members: int, window: int
+) -> tuple[list[Result], list[Result]]:
+    """Every round of each server, alternating (pid, port) of sockhub, then Redis."""
+    (ours_pid, ours_port), (redis_pid, redis_port) = servers
+    ours = await Harness(ours_port, SOCKHUB, rooms, members).connect()
+    theirs = await Harness(redis_port, REDIS, rooms, members).connect()
     results: tuple[list[Result], list[Result]] = ([], [])
     for _ in range(ROUNDS):
-        for harness, out in zip((ours, theirs), results, strict=True):
-            out.append(await harness.run(window, SECONDS))
+        results[0].append(await measured(ours, ours_pid, window))
+        results[1].append(await measured(theirs, redis_pid, window))
     ours.close()
     theirs.close()
-    return [
-        Result(*(statistics.median(getattr(r, f) for r in rs) for f in ("rate", "p50", "p99")))
-        for rs in results
-    ]
+    return results
+
+
+def row(label: str, ours: list[Result], theirs: list[Result]) -> tuple[str, ...]:
+    def med(rs: list[Result], field: str) -> float:
+        return median([getattr(r, field) for r in rs])
+
+    return (
+        label,
+        f"{med(ours, 'rate') / 1e3:,.0f} k",
+        f"{med(theirs, 'rate') / 1e3:,.0f} k",
+        f"{ratio_median([r.rate for r in ours], [r.rate for r in theirs]):.2f}x",
+        f"{med(ours, 'p50'):.1f}/{med(ours, 'p99'):.1f}",
+        f"{med(theirs, 'p50'):.1f}/{med(theirs, 'p99'):.1f}",
+        f"{ratio_median([r.p99 for r in ours], [r.p99 for r in theirs]):.2f}x",
+        f"{med(ours, 'cpu'):.2f} / {med(theirs, 'cpu'):.2f}",
+    )
 
 
 def free_port() -> int:
@@ -245,7 +278,7 @@ REDIS_FLAGS = ("--save", "", "--appendonly", "no", "--maxclients", "10000", "--l
 
 
 @contextlib.contextmanager
-def redis_server() -> Iterator[int]:
+def redis_server() -> Iterator[tuple[int, int]]:
     """A private redis-server on a free loopback port, no persistence."""
     exe = shutil.which("redis-server")
     if exe is None:
@@ -265,7 +298,7 @@ def redis_server() -> Iterator[int]:
             if time.monotonic() > deadline:
                 raise RuntimeError("redis-server did not start")
             time.sleep(0.05)
-        yield port
+        yield proc.pid, port
     finally:
         proc.terminate()
         proc.wait(10)
@@ -281,7 +314,7 @@ CASES = [
 def main() -> None:
     raise_nofile()
     rows = []
-    with tempfile.TemporaryDirectory() as data, redis_server() as redis_port:
+    with tempfile.TemporaryDirectory() as data, redis_server() as redis:
         flags = {
             "host": "127.0.0.1",
             "port": 0,
@@ -289,29 +322,29 @@ def main() -> None:
             "data": os.path.join(data, "sockhub"),
             "max_connections_per_ip": 4 * max(rooms * members for _, rooms, members, _ in CASES),
         }
-        with spawn_server(serve_sockhub_with, flags) as (_, port):
+        with spawn_server(serve_sockhub_with, flags) as ours:
             for label, rooms, members, window in CASES:
-                ours, theirs = uvloop.run(compare((port, redis_port), rooms, members, window))
-                rows.append((label, ours, theirs))
-    print(f"chat fan-out, {BODY}-byte messages, median of {ROUNDS} rounds of {SECONDS:g} s")
-    print("(deliveries/s, then p50/p99 publish-to-receive latency in ms)")
-    head = ("case", "sockhub", "redis pub/sub", "rate ratio", "p99 ratio")
-    table = [head] + [
-        (
-            label,
-            f"{o.rate / 1e3:,.0f} k  {o.p50:.1f}/{o.p99:.1f}",
-            f"{t.rate / 1e3:,.0f} k  {t.p50:.1f}/{t.p99:.1f}",
-            f"{o.rate / t.rate:.2f}x",
-            f"{o.p99 / t.p99:.2f}x",
-        )
-        for label, o, t in rows
-    ]
+                results = uvloop.run(compare((ours, redis), rooms, members, window))
+                rows.append(row(label, *results))
+    print(f"chat fan-out, {BODY}-byte messages; {ROUNDS} rounds of {SECONDS:g} s per server,")
+    print("alternating; medians, and ratios as the median of the per-round ratios")
+    head = (
+        "case",
+        "sockhub/s",
+        "redis/s",
+        "rate ratio",
+        "sockhub p50/p99 ms",
+        "redis p50/p99 ms",
+        "p99 ratio",
+        "server CPU us/delivery",
+    )
+    table = [head, *rows]
     widths = [max(len(r[i]) for r in table) for i in range(len(head))]
-    for row in table:
+    for cells in table:
         print(
             "  ".join(
                 c.ljust(w) if i == 0 else c.rjust(w)
-                for i, (c, w) in enumerate(zip(row, widths, strict=True))
+                for i, (c, w) in enumerate(zip(cells, widths, strict=True))
             )
         )
     print("target: rate ratio >= 1.00x at 32 in flight, p99 ratio <= 1.00x")

@@ -13,7 +13,7 @@ import itertools
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from ..protocol.errors import ProtocolError
 from .aio import AsyncClient
@@ -105,10 +105,13 @@ def _reconnected(rooms: Iterable[str]) -> Notice:
     return Notice("reconnected", f"reconnected{'; rejoined ' + names if names else ''}")
 
 
-class AsyncChatSession:
-    """An ``AsyncClient`` for chat that reconnects by itself while ``events`` is iterated.
+C = TypeVar("C", AsyncClient, Client)
 
-    ``connect`` takes what ``AsyncClient.connect`` takes. Other ops go to ``client``.
+
+class _Session(Generic[C]):
+    """What both sessions keep: where to connect, how, the state, the current client.
+
+    The keyword arguments are those of ``AsyncClient.connect`` / ``Client.connect``.
     """
 
     def __init__(
@@ -122,19 +125,23 @@ class AsyncChatSession:
         self.retry_delays = tuple(retry_delays)
         self._connect = connect
         self.state = ChatState()
-        self._client: AsyncClient | None = None
+        self._client: C | None = None
         self._closing = False
+
+    @property
+    def client(self) -> C:
+        """The current connection (a new one after each reconnect); other ops go here."""
+        if self._client is None:
+            raise ConnectionClosed("not connected")
+        return self._client
+
+
+class AsyncChatSession(_Session[AsyncClient]):
+    """An ``AsyncClient`` for chat that reconnects by itself while ``events`` is iterated."""
 
     async def connect(self) -> AsyncChatSession:
         self._client = await AsyncClient.connect(self.server, **self._connect)
         return self
-
-    @property
-    def client(self) -> AsyncClient:
-        """The current connection (a new one after each reconnect)."""
-        if self._client is None:
-            raise ConnectionClosed("not connected")
-        return self._client
 
     async def join(self, room: str, nick: str | None = None, *, history: int = 0) -> Joined:
         joined = await self.client.join(room, nick, history=history)
@@ -197,31 +204,12 @@ class AsyncChatSession:
             await self._client.close()
 
 
-class ChatSession:
+class ChatSession(_Session[Client]):
     """A blocking ``Client`` for chat that reconnects by itself while ``events`` is iterated."""
-
-    def __init__(
-        self,
-        server: str | None = None,
-        *,
-        retry_delays: Iterable[float] = RETRY_DELAYS,
-        **connect: Any,
-    ) -> None:
-        self.server = server
-        self.retry_delays = tuple(retry_delays)
-        self._connect = connect
-        self.state = ChatState()
-        self._client: Client | None = None
 
     def connect(self) -> ChatSession:
         self._client = Client.connect(self.server, **self._connect)
         return self
-
-    @property
-    def client(self) -> Client:
-        if self._client is None:
-            raise ConnectionClosed("not connected")
-        return self._client
 
     def join(self, room: str, nick: str | None = None, *, history: int = 0) -> Joined:
         joined = self.client.join(room, nick, history=history)

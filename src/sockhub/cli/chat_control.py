@@ -1,0 +1,213 @@
+"""What ``sockhub chat`` does with a typed line, the same in the terminal UI and with a pipe.
+
+A line is a message to the current room, or a slash command. Each view (the
+prompt_toolkit UI, plain lines, JSON lines) only decides how things look.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shlex
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from ..client.chat_session import AsyncChatSession, Incoming
+from ..protocol.errors import ChatNickTaken, ProtocolError
+
+__all__ = ["HELP", "ChatView", "Controller", "nick_candidates"]
+
+HELP = """\
+commands (anything else is sent to the current room):
+  /join ROOM [NICK]   join a room, or switch to one you are in
+  /leave [ROOM]       leave a room (default: the current one)
+  /nick NAME          change your nick in the current room
+  /who [ROOM]         who is in a room
+  /rooms              every room with members
+  /msg NICK TEXT      a direct message
+  /quit               leave (Ctrl-D too)
+  /help               this list
+  //TEXT              send a line that starts with '/'"""
+
+AUTO_NICK_TRIES = 9
+
+
+def nick_candidates(nick: str, explicit: bool) -> list[str]:
+    """An explicit nick is tried alone; a default one gets numbered variants if taken."""
+    if explicit:
+        return [nick]
+    return [nick] + [f"{nick[:30]}_{n}" for n in range(2, AUTO_NICK_TRIES + 1)]
+
+
+class ChatView(Protocol):
+    def show(self, item: Incoming) -> None:
+        """An incoming message, event or connection notice."""
+
+    def info(self, text: str, data: dict[str, Any]) -> None:
+        """The result of a command: ``text`` for people, ``data`` for ``--json``."""
+
+    def error(self, text: str, data: dict[str, Any]) -> None: ...
+
+
+class Controller:
+    """The rooms one ``sockhub chat`` is in, the current one, and the commands."""
+
+    def __init__(
+        self, session: AsyncChatSession, view: ChatView, nick: str, *, explicit_nick: bool
+    ) -> None:
+        self.session = session
+        self.view = view
+        self.nick = nick
+        self.explicit_nick = explicit_nick
+        self.current: str | None = None
+        self.said: dict[str, int] = {}
+        self._progress = asyncio.Event()
+        self._commands: dict[str, Callable[[list[str], str], Awaitable[bool]]] = {
+            "join": self._join_cmd,
+            "leave": self._leave_cmd,
+            "nick": self._nick_cmd,
+            "who": self._who_cmd,
+            "rooms": self._rooms_cmd,
+            "msg": self._msg_cmd,
+            "quit": self._quit_cmd,
+            "help": self._help_cmd,
+        }
+
+    @property
+    def rooms(self) -> list[str]:
+        return list(self.session.state.rooms)
+
+    async def join(self, room: str, nick: str | None = None, *, history: int = 0) -> None:
+        """Join (trying numbered nicks when ours was a default and is taken), show history."""
+        nicks = nick_candidates(nick or self.nick, nick is not None or self.explicit_nick)
+        for candidate in nicks[:-1]:
+            with contextlib.suppress(ChatNickTaken):
+                joined = await self.session.join(room, candidate, history=history)
+                break
+        else:
+            joined = await self.session.join(room, nicks[-1], history=history)
+        for msg in joined.history:
+            self.view.show(msg)
+        self.current = room
+        others = ", ".join(m for m in joined.members if m != joined.nick) or "nobody else"
+        self.view.info(
+            f"joined {room} as {joined.nick}; here: {others}",
+            {"type": "joined", "room": room, "nick": joined.nick, "members": joined.members},
+        )
+
+    async def pump(self) -> None:
+        """Show everything that arrives, for as long as the session lasts."""
+        async for item in self.session.events():
+            self.view.show(item)
+            self._progress.set()
+
+    async def settle(self) -> None:
+        """Wait until our own last message in each room has come back (all before it did)."""
+        while any(
+            room in self.session.state.rooms and self.session.state.rooms[room].seq < seq
+            for room, seq in self.said.items()
+        ):
+            self._progress.clear()
+            await self._progress.wait()
+
+    async def handle(self, line: str) -> bool:
+        """Run one typed line; False when it asked to quit."""
+        try:
+            if line.startswith("/") and not line.startswith("//"):
+                name, _, rest = line[1:].partition(" ")
+                command = self._commands.get(name.lower())
+                if command is None:
+                    self.view.error(f"unknown command /{name}; /help lists them", _err("usage"))
+                    return True
+                return await command(shlex.split(rest) if name.lower() != "msg" else [], rest)
+            if line:
+                await self._say(line[1:] if line.startswith("//") else line)
+        except ProtocolError as exc:
+            if exc.fatal:  # the connection it came on is gone; a new one is on its way
+                self._not_connected(exc)
+            else:
+                self.view.error(f"{exc.code}: {exc.message}", _err(exc.code, exc.message))
+        except ValueError as exc:
+            self.view.error(str(exc), _err("usage", str(exc)))
+        except ConnectionError as exc:
+            self._not_connected(exc)
+        return True
+
+    def _not_connected(self, exc: BaseException) -> None:
+        self.view.error(f"not done, not connected: {exc}", _err("closed", str(exc)))
+
+    async def _say(self, text: str) -> None:
+        if self.current is None:
+            raise ValueError("you are in no room; /join ROOM first")
+        self.said[self.current] = await self.session.say(self.current, text)
+
+    def _room_arg(self, args: list[str]) -> str:
+        room = args[0] if args else self.current
+        if room is None:
+            raise ValueError("you are in no room; /join ROOM first")
+        return room
+
+    async def _join_cmd(self, args: list[str], rest: str) -> bool:
+        if not args:
+            raise ValueError("/join ROOM [NICK]")
+        if args[0] in self.session.state.rooms:
+            self.current = args[0]
+            self.view.info(f"now talking in {args[0]}", {"type": "current", "room": args[0]})
+            return True
+        await self.join(args[0], args[1] if len(args) > 1 else None, history=20)
+        return True
+
+    async def _leave_cmd(self, args: list[str], rest: str) -> bool:
+        room = self._room_arg(args)
+        await self.session.leave(room)
+        self.said.pop(room, None)
+        if self.current == room:
+            self.current = next(iter(self.session.state.rooms), None)
+        now = f"; now talking in {self.current}" if self.current else ""
+        self.view.info(f"left {room}{now}", {"type": "left", "room": room})
+        return True
+
+    async def _nick_cmd(self, args: list[str], rest: str) -> bool:
+        if len(args) != 1:
+            raise ValueError("/nick NAME")
+        room = self._room_arg([])
+        await self.session.nick(room, args[0])
+        self.nick, self.explicit_nick = args[0], True
+        self.view.info(f"you are now {args[0]} in {room}", {"type": "nick", "room": room})
+        return True
+
+    async def _who_cmd(self, args: list[str], rest: str) -> bool:
+        room = self._room_arg(args)
+        members = await self.session.client.who(room)
+        self.view.info(
+            f"in {room}: {', '.join(members)}", {"type": "who", "room": room, "members": members}
+        )
+        return True
+
+    async def _rooms_cmd(self, args: list[str], rest: str) -> bool:
+        rooms = await self.session.client.rooms()
+        listing = ", ".join(f"{r.room} ({r.members})" for r in rooms) or "none"
+        self.view.info(
+            f"rooms: {listing}",
+            {"type": "rooms", "rooms": [{"room": r.room, "members": r.members} for r in rooms]},
+        )
+        return True
+
+    async def _msg_cmd(self, args: list[str], rest: str) -> bool:
+        to, _, text = rest.strip().partition(" ")
+        if not to or not text:
+            raise ValueError("/msg NICK TEXT")
+        await self.session.client.dm(to, text)
+        self.view.info(f"-> {to}: {text}", {"type": "dm_sent", "to": to, "text": text})
+        return True
+
+    async def _quit_cmd(self, args: list[str], rest: str) -> bool:
+        return False
+
+    async def _help_cmd(self, args: list[str], rest: str) -> bool:
+        self.view.info(HELP, {"type": "help", "text": HELP})
+        return True
+
+
+def _err(code: str, message: str = "") -> dict[str, Any]:
+    return {"type": "error", "code": code, "message": message}
