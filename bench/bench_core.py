@@ -7,7 +7,9 @@ printed as a ratio with the target it should meet:
    ping-pong (1 in flight) and pipelined (100 in flight, the window refilled as replies
    arrive). sockhub (``Server`` with the default services, uvloop) driven by
    ``AsyncClient.request`` futures, beside a raw uvloop ``asyncio.Protocol`` length-prefix
-   echo and pyzmq REQ/REP and DEALER/ROUTER. Rounds are interleaved; the median is shown.
+   echo and pyzmq REQ/REP and DEALER/ROUTER. Rounds are interleaved; rates are medians,
+   ratios the median of per-round ratios; the CPU both processes spend per message is
+   shown too (docs/performance.md says what bounds each figure).
 2. RSS per idle connection: 10,000 connections held from another process, server RSS
    delta divided by the count, sockhub beside the raw Protocol server.
 3. header codecs: decode + encode of a typical request header per second.
@@ -86,7 +88,7 @@ def server_flags(data: str) -> dict[str, Any]:
     }
 
 
-def sockhub_rate(port: int, window: int, seconds: float, warmup: float = 0.2) -> float:
+def sockhub_rate(port: int, window: int, seconds: float, warmup: float = WARMUP) -> float:
     """One round: ``window`` echo requests in flight through ``AsyncClient.request``."""
 
     async def run() -> float:
