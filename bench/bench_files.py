@@ -78,22 +78,22 @@ def _sha256sum(path: Path) -> str:
     return out.stdout.split()[0]
 
 
-def _send_with_nc(port: int, source: Path | None, command: list[str] | None = None) -> None:
-    """``nc -N`` the file (or a command's output) until the listener has come up."""
-    for _ in range(500):
-        if command is None:
-            with open(source, "rb") as fh:  # type: ignore[arg-type]
-                done = subprocess.run(["nc", "-N", "127.0.0.1", str(port)], stdin=fh, check=False)
-        else:
-            feed = subprocess.Popen(command, stdout=subprocess.PIPE)
-            done = subprocess.run(
-                ["nc", "-N", "127.0.0.1", str(port)], stdin=feed.stdout, check=False
-            )
-            feed.wait()
-        if done.returncode == 0:
-            return
-        time.sleep(0.01)
-    raise RuntimeError("nc never connected")
+def _listening(port: int) -> bool:
+    """Whether something listens on 127.0.0.1:``port`` (Linux: /proc/net/tcp)."""
+    want = f"0100007F:{port:04X}"
+    with open("/proc/net/tcp") as fh:
+        return any(fields[1] == want and fields[3] == "0A" for fields in map(str.split, fh))
+
+
+def _nc_listener(port: int, **popen: object) -> subprocess.Popen[bytes]:
+    """``nc -l`` on ``port``, returned once it listens."""
+    proc = subprocess.Popen(["nc", "-l", "127.0.0.1", str(port)], **popen)  # type: ignore[call-overload]
+    deadline = time.monotonic() + 10
+    while not _listening(port):
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise RuntimeError("nc -l did not come up")
+        time.sleep(0.002)
+    return proc
 
 
 def nc_gbps(source: Path, copy: Path, size: int, digest: str) -> float:
@@ -101,10 +101,10 @@ def nc_gbps(source: Path, copy: Path, size: int, digest: str) -> float:
     copy.unlink(missing_ok=True)
     port = _free_port()
     start = time.perf_counter()
-    with open(copy, "wb") as out:
-        listener = subprocess.Popen(["nc", "-l", "127.0.0.1", str(port)], stdout=out)
+    with open(copy, "wb") as out, open(source, "rb") as src:
+        listener = _nc_listener(port, stdout=out)
         sender_hash = subprocess.Popen(["sha256sum", str(source)], stdout=subprocess.PIPE)
-        _send_with_nc(port, source)
+        subprocess.run(["nc", "-N", "127.0.0.1", str(port)], stdin=src, check=True)
         listener.wait()
     theirs = _sha256sum(copy)
     mine = sender_hash.communicate()[0].decode().split()[0]
@@ -173,9 +173,13 @@ def tar_nc_seconds(work: Path, tree: Path) -> float:
         hashing = subprocess.Popen(
             "find . -type f -print0 | xargs -0 sha256sum", shell=True, cwd=tree.parent, stdout=out
         )
-        receiver = subprocess.Popen(f"nc -l 127.0.0.1 {port} | tar -x -C {dest}", shell=True)
-        _send_with_nc(port, None, ["tar", "-c", "-C", str(tree.parent), tree.name])
-        receiver.wait()
+        listener = _nc_listener(port, stdout=subprocess.PIPE)
+        untar = subprocess.Popen(["tar", "-x", "-C", str(dest)], stdin=listener.stdout)
+        subprocess.run(
+            f"tar -c -C {tree.parent} {tree.name} | nc -N 127.0.0.1 {port}", shell=True, check=True
+        )
+        listener.wait()
+        untar.wait()
         hashing.wait()
     subprocess.run(["sha256sum", "--quiet", "-c", str(manifest)], cwd=dest, check=True)
     return time.perf_counter() - start

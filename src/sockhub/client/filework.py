@@ -232,13 +232,39 @@ class GetPlan:
             self.part.abort(keep=not issubclass(kind, FileHashMismatch))
 
 
+class _Lane:
+    """A worker thread fed through a bounded queue: one for writing, one for hashing."""
+
+    def __init__(self, work: Callable[[bytes], object], name: str) -> None:
+        self._work = work
+        self.queue: queue.Queue[bytes | None] = queue.Queue(_QUEUED)
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while (chunk := self.queue.get()) is not None:
+                self._work(chunk)
+        except BaseException as exc:
+            self.error = exc
+            while self.queue.get() is not None:
+                pass
+
+    def finish(self) -> None:
+        self.queue.put(None)
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+
+
 class LocalPartial:
     """A download's hidden partial file beside ``target``, written and hashed as it comes.
 
     The hash starts with the bytes the partial already holds (a resume), so the sha256
     of the whole file is known the moment the last byte is written. Small downloads
-    are written inline; past ``INLINE`` bytes a thread takes over the writing and
-    hashing, so they overlap with the network instead of stalling it.
+    are written inline; past ``INLINE`` bytes two threads take over, one writing and
+    one hashing, so disk, hash and network all overlap.
     """
 
     def __init__(self, target: Path) -> None:
@@ -253,16 +279,7 @@ class LocalPartial:
     def _reset(self) -> None:
         self.written = self.offset
         self._hash: Any = None
-        self._error: BaseException | None = None
-        self._queue: queue.Queue[bytes | None] | None = None
-        self._thread: threading.Thread | None = None
-        if self.offset > INLINE:
-            self._start_thread()  # hashing what a resume holds takes a while
-
-    def _start_thread(self) -> None:
-        self._queue = queue.Queue(_QUEUED)
-        self._thread = threading.Thread(target=self._run, name="sockhub-get", daemon=True)
-        self._thread.start()
+        self._lanes: tuple[_Lane, _Lane] | None = None
 
     def restart(self) -> None:
         """Throw away what the partial holds and start again from byte 0."""
@@ -271,54 +288,58 @@ class LocalPartial:
         self.offset = 0
         self._reset()
 
-    def _store(self, chunk: bytes) -> None:
+    def _hash_update(self, chunk: bytes) -> None:
         if self._hash is None:
-            self.file.seek(0)
-            self._hash = hashlib.file_digest(self.file, "sha256")  # what a resume holds
-        self.file.write(chunk)
+            self._hash = self._held_hash()
         self._hash.update(chunk)
 
-    def _run(self) -> None:
-        assert self._queue is not None
-        try:
-            while (chunk := self._queue.get()) is not None:
-                self._store(chunk)
-        except BaseException as exc:
-            self._error = exc
-            while self._queue.get() is not None:
-                pass
+    def _held_hash(self) -> Any:
+        """sha256 of the bytes a resumed partial already holds (read through a file of its
+        own: the writer may be appending meanwhile)."""
+        digest = hashlib.sha256()
+        left = self.offset
+        with open(self.path, "rb") as held:
+            while left:
+                block = held.read(min(left, SLICE))
+                if not block:
+                    raise OSError(f"{self.path} shrank while it was being resumed")
+                digest.update(block)
+                left -= len(block)
+        return digest
 
     def put_nowait(self, chunk: bytes) -> bool:
-        """Take a chunk unless the thread's queue is full (the async client then waits)."""
-        if self._thread is None and self.written - self.offset + len(chunk) > INLINE:
-            self._start_thread()
-        if self._queue is None:
-            self._store(chunk)
+        """Take a chunk unless the threads' queues are full (the async client then waits)."""
+        if self._lanes is None and self.written - self.offset + len(chunk) > INLINE:
+            self._lanes = (
+                _Lane(self.file.write, "sockhub-get-write"),
+                _Lane(self._hash_update, "sockhub-get-hash"),
+            )
+        if self._lanes is None:
+            self.file.write(chunk)
+            self._hash_update(chunk)
+        elif any(lane.queue.full() for lane in self._lanes):
+            return False
         else:
-            try:
-                self._queue.put_nowait(chunk)
-            except queue.Full:
-                return False
+            for lane in self._lanes:
+                lane.queue.put_nowait(chunk)
         self.written += len(chunk)
         return True
 
     def put(self, chunk: bytes) -> None:
         if not self.put_nowait(chunk):
-            assert self._queue is not None
-            self._queue.put(chunk)
+            assert self._lanes is not None
+            for lane in self._lanes:
+                lane.queue.put(chunk)
             self.written += len(chunk)
 
     def finish_writes(self) -> str:
         """Wait for every queued byte to be written; the sha256 of the whole partial."""
-        thread, self._thread = self._thread, None
-        if thread is not None and self._queue is not None:
-            self._queue.put(None)
-            thread.join()
-        if self._error is not None:
-            raise self._error
-        if self._hash is None:
-            self._store(b"")
+        lanes, self._lanes = self._lanes, None
+        for lane in lanes or ():
+            lane.finish()
         self.file.flush()
+        if self._hash is None:
+            self._hash_update(b"")
         return str(self._hash.hexdigest())
 
     def publish(self) -> None:
