@@ -80,6 +80,22 @@ class RawUpload:
         return reply
 
 
+def interrupt_upload(
+    srv: RunningServer, key: bytes, path: str, total: int, part: bytes, **fields: Any
+) -> int:
+    """Start an upload of ``total`` bytes, send ``part`` of them, cut the connection and
+    let the server clean up; the offset its file.ready had offered."""
+    with connect(srv, key) as c:
+        up = RawUpload(c, path, total, **fields)
+        offset = int(up.ready().header["offset"])
+        if part:
+            up.data_header(total - offset)
+            up.raw(part)
+        up.drop()
+    settle(srv)
+    return offset
+
+
 def files_service(srv: RunningServer) -> Any:
     assert srv.server is not None
     return next(s for s in srv.server.services if s.name == "files")

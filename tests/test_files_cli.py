@@ -20,7 +20,7 @@ from sockhub.cli.main import main
 from sockhub.protocol.errors import FileBadPath
 
 from .conftest import RunningServer
-from .files_support import USER, RawUpload, connect, files_server, settle, stored
+from .files_support import USER, files_server, interrupt_upload, stored
 
 MiB = 1024 * 1024
 
@@ -130,13 +130,7 @@ def test_rerun_resumes_both_ways(cli: Cli, tmp_path: Path) -> None:
     srv, key, run = cli
     data = os.urandom(4 * MiB)
     (tmp_path / "big").write_bytes(data)
-    with connect(srv, key) as c:
-        up = RawUpload(c, "big", len(data))
-        up.ready()
-        up.data_header(len(data))
-        up.raw(data[:MiB])
-        up.drop()
-    settle(srv)
+    interrupt_upload(srv, key, "big", len(data), data[:MiB])
     code, [line], _ = run("put", "big")
     assert code == 0 and line["offset"] == MiB and line["sent"] == 3 * MiB
     (tmp_path / "down").mkdir()

@@ -24,6 +24,7 @@ from .files_support import (
     ServerProcess,
     connect,
     files_server,
+    interrupt_upload,
     partials,
     settle,
     sha,
@@ -38,13 +39,7 @@ def test_dropped_upload_leaves_nothing_and_resumes(tmp_path: Path) -> None:
     local = tmp_path / "up.bin"
     local.write_bytes(data)
     with files_server(tmp_path / "data") as (srv, key):
-        with connect(srv, key) as c:
-            up = RawUpload(c, "f.bin", len(data))
-            up.ready()
-            up.data_header(len(data))
-            up.raw(data[:MiB])
-            up.drop()
-        settle(srv)
+        interrupt_upload(srv, key, "f.bin", len(data), data[:MiB])
         assert not stored(srv, "f.bin").exists()
         [part] = partials(srv)
         assert part.stat().st_size == MiB
@@ -172,13 +167,7 @@ def test_old_partials_expire(tmp_path: Path) -> None:
     data = tmp_path / "data"
     for age, offset in ((0, MiB), (10 * 24 * 3600, 0)):
         with files_server(data, file_partial_max_age=3600) as (srv, key):
-            with connect(srv, key) as c:
-                up = RawUpload(c, "f", 2 * MiB)
-                up.ready()
-                up.data_header(2 * MiB)
-                up.raw(b"x" * MiB)
-                up.drop()
-            settle(srv)
+            interrupt_upload(srv, key, "f", 2 * MiB, b"x" * MiB)
         [part] = partials(srv)
         when = time.time() - age
         os.utime(part, (when, when))

@@ -32,6 +32,7 @@ from .files_support import (
     connect,
     files_server,
     files_service,
+    interrupt_upload,
     partials,
     settle,
     sha,
@@ -279,23 +280,11 @@ def test_hash_mismatch_stores_nothing(fs: tuple[RunningServer, Client]) -> None:
 
 
 def test_upfront_sha_does_not_resume_other_content(tmp_path: Path) -> None:
+    a, b = sha(b"a" * 10), sha(b"b" * 10)
     with files_server(tmp_path / "data") as (srv, key):
-        with connect(srv, key) as c:
-            up = RawUpload(c, "f", 10, sha256=sha(b"a" * 10))
-            up.ready()
-            up.data_header(10)
-            up.raw(b"aaaaa")
-            up.drop()
-        settle(srv)
-        with connect(srv, key) as c:
-            up = RawUpload(c, "f", 10, sha256=sha(b"a" * 10))
-            assert up.ready().header["offset"] == 5
-            up.drop()
-        settle(srv)
-        with connect(srv, key) as c:
-            up = RawUpload(c, "f", 10, sha256=sha(b"b" * 10))
-            assert up.ready().header["offset"] == 0
-            up.drop()
+        assert interrupt_upload(srv, key, "f", 10, b"aaaaa", sha256=a) == 0
+        assert interrupt_upload(srv, key, "f", 10, b"", sha256=a) == 5
+        assert interrupt_upload(srv, key, "f", 10, b"", sha256=b) == 0
 
 
 def test_too_large_at_the_limit(tmp_path: Path) -> None:
