@@ -25,6 +25,7 @@ from sockhub.protocol.errors import (
     LimitBusy,
 )
 from sockhub.protocol.frames import encode_frame
+from sockhub.services.files.partials import RESUME_FROM
 
 from .conftest import RunningServer
 from .files_support import (
@@ -280,11 +281,19 @@ def test_hash_mismatch_stores_nothing(fs: tuple[RunningServer, Client]) -> None:
 
 
 def test_upfront_sha_does_not_resume_other_content(tmp_path: Path) -> None:
-    a, b = sha(b"a" * 10), sha(b"b" * 10)
+    size = RESUME_FROM * 2
+    a, b = sha(b"a" * size), sha(b"b" * size)
     with files_server(tmp_path / "data") as (srv, key):
-        assert interrupt_upload(srv, key, "f", 10, b"aaaaa", sha256=a) == 0
-        assert interrupt_upload(srv, key, "f", 10, b"", sha256=a) == 5
-        assert interrupt_upload(srv, key, "f", 10, b"", sha256=b) == 0
+        assert interrupt_upload(srv, key, "f", size, b"a" * RESUME_FROM, sha256=a) == 0
+        assert interrupt_upload(srv, key, "f", size, b"", sha256=a) == RESUME_FROM
+        assert interrupt_upload(srv, key, "f", size, b"", sha256=b) == 0
+
+
+def test_small_uploads_start_over(tmp_path: Path) -> None:
+    size = RESUME_FROM - 1
+    with files_server(tmp_path / "data") as (srv, key):
+        assert interrupt_upload(srv, key, "f", size, b"x" * 1000) == 0
+        assert interrupt_upload(srv, key, "f", size, b"") == 0
 
 
 def test_too_large_at_the_limit(tmp_path: Path) -> None:

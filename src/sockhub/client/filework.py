@@ -298,6 +298,8 @@ class LocalPartial:
         own: the writer may be appending meanwhile)."""
         digest = hashlib.sha256()
         left = self.offset
+        if not left:
+            return digest
         with open(self.path, "rb") as held:
             while left:
                 block = held.read(min(left, SLICE))

@@ -44,12 +44,24 @@ def _stamp(st: os.stat_result) -> tuple[int, int, int]:
     return (st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
+_Key = tuple[int, int]
+_Row = tuple[int, int, int, str]
+
+
 class HashStore:
-    """SQLite table of known hashes; every method is safe to call from worker threads."""
+    """SQLite table of known hashes; every method is safe to call from worker threads.
+
+    Writes wait in memory and reach the table in batches (``FLUSH_AT`` of them, or at
+    ``flush``): one transaction per batch instead of one per stored file. A crash loses
+    only unflushed rows, and a lost row only means a file is hashed again.
+    """
+
+    FLUSH_AT = 256
 
     def __init__(self, path: Path) -> None:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._lock = threading.Lock()
+        self._pending: dict[_Key, _Row | None] = {}  # None: delete the row
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
@@ -57,25 +69,54 @@ class HashStore:
 
     def close(self) -> None:
         with self._lock:
+            self._flush()
             self._db.close()
 
     def get(self, st: os.stat_result) -> str | None:
         """The hash of the file ``st`` describes, if it has not changed since it was hashed."""
+        key = (st.st_dev, st.st_ino)
         with self._lock:
-            row = self._db.execute(
-                "SELECT size, mtime_ns, ctime_ns, sha256 FROM hashes WHERE dev=? AND ino=?",
-                (st.st_dev, st.st_ino),
-            ).fetchone()
+            if key in self._pending:
+                row = self._pending[key]
+            else:
+                row = self._db.execute(
+                    "SELECT size, mtime_ns, ctime_ns, sha256 FROM hashes WHERE dev=? AND ino=?",
+                    key,
+                ).fetchone()
         if row is None or tuple(row[:3]) != _stamp(st):
             return None
         return str(row[3])
 
     def put(self, st: os.stat_result, sha256: str) -> None:
         """Remember the hash of a file the server itself just wrote (``st`` after the rename)."""
+        self._change((st.st_dev, st.st_ino), (*_stamp(st), sha256))
+
+    def forget(self, st: os.stat_result) -> None:
+        self._change((st.st_dev, st.st_ino), None)
+
+    def flush(self) -> None:
         with self._lock:
-            self._db.execute(
+            self._flush()
+
+    def _change(self, key: _Key, row: _Row | None) -> None:
+        with self._lock:
+            self._pending[key] = row
+            if len(self._pending) >= self.FLUSH_AT:
+                self._flush()
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        rows, self._pending = self._pending, {}
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany(
                 "INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?, ?, ?)",
-                (st.st_dev, st.st_ino, *_stamp(st), sha256),
+                [(*key, *row) for key, row in rows.items() if row is not None],
+            )
+            self._db.executemany(
+                "DELETE FROM hashes WHERE dev=? AND ino=?",
+                [key for key, row in rows.items() if row is None],
             )
 
     def learn(
@@ -94,10 +135,6 @@ class HashStore:
             return False
         self.put(after, sha256)
         return True
-
-    def forget(self, st: os.stat_result) -> None:
-        with self._lock:
-            self._db.execute("DELETE FROM hashes WHERE dev=? AND ino=?", (st.st_dev, st.st_ino))
 
 
 def feed(digest: Any, fd: int, size: int, stop: threading.Event | None = None) -> None:

@@ -17,9 +17,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Partial", "Partials"]
+__all__ = ["RESUME_FROM", "Partial", "Partials"]
 
 _MODE = 0o644
+RESUME_FROM = 64 * 1024
+"""Uploads at least this big are described beside their partial, so they can resume."""
 
 
 @dataclass(slots=True)
@@ -50,16 +52,18 @@ class Partials:
     def open(self, path: str, total: int, sha256: str | None) -> Partial:
         """The partial for this path and total, created empty if there is none.
 
-        A partial announced with another sha256 than this put's is started again.
+        A partial announced with another sha256 than this put's is started again, and so
+        is any upload under ``RESUME_FROM`` bytes: for a small file, describing the
+        partial for a resume would cost more than sending it again.
         """
         key = self.key(path, total)
+        flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+        if total < RESUME_FROM:
+            return Partial(
+                key, os.open(f"{key}.part", flags | os.O_TRUNC, _MODE, dir_fd=self.fd), 0
+            )
         meta = self._meta(key)
-        fd = os.open(
-            f"{key}.part",
-            os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
-            _MODE,
-            dir_fd=self.fd,
-        )
+        fd = os.open(f"{key}.part", flags, _MODE, dir_fd=self.fd)
         try:
             held = os.fstat(fd).st_size
             announced = meta.get("sha256") if meta is not None else None

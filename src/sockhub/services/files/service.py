@@ -57,6 +57,7 @@ class FilesService(Service):
             await asyncio.sleep(every)
             now = store.loop.time()
             self.uploads.expire(now, limits.idle_timeout)
+            await store.run(store.hashes.flush)
             if now - last_partials >= partial_every:
                 last_partials = now
                 busy = [u.key for u in self.uploads.busy.values() if u.key]
