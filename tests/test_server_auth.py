@@ -235,3 +235,34 @@ def test_malformed_auth_is_bad_request(srv: RunningServer, fields: dict) -> None
     error = peer.frame().header
     assert error["code"] == "bad.request", error
     assert isinstance(error_from_header(error), BadRequest)
+
+
+def hostile_server(frames: list[bytes]) -> tuple[socket.socket, threading.Thread]:
+    """A server that greets properly, then sends ``frames`` whatever the client asks."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            nonce = base64.b64encode(auth.new_nonce()).decode()
+            hello = {"op": "hello", "proto": 1, "nonce": nonce, "auth": [], "services": []}
+            conn.sendall(encode_frame(hello) + b"".join(frames))
+            while conn.recv(65536):
+                pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return listener, thread
+
+
+@pytest.mark.parametrize("re", [[1], {"a": 1}, "1", 1.5])
+def test_client_survives_a_reply_with_a_bad_re(re: object) -> None:
+    listener, thread = hostile_server([encode_frame({"op": "pong", "re": re})])
+    port = listener.getsockname()[1]
+    from sockhub.protocol.errors import FrameBad
+
+    with pytest.raises(FrameBad, match="non-integer"):  # an error, not a crash of the client
+        with Client.connect(f"127.0.0.1:{port}") as c:
+            c.ping()
+    listener.close()
+    thread.join(5)

@@ -13,7 +13,16 @@ from typing import Any
 
 from . import auth
 from .errors import AuthFailed, FrameBad, ProtocolError, error_from_header
-from .frames import DEFAULT_MAX_HEADER, MAX_ID, MAX_SIZE, Decoder, Event, Frame, encode_frame
+from .frames import (
+    DEFAULT_MAX_HEADER,
+    MAX_ID,
+    MAX_SIZE,
+    Decoder,
+    Event,
+    Frame,
+    FrameStart,
+    encode_frame,
+)
 
 __all__ = ["PROTO", "ClientConnection", "Hello"]
 
@@ -83,13 +92,23 @@ class ClientConnection:
         self.decoder.receive_data(data)
 
     def next_event(self) -> Event | None:
-        """The next event; the hello is consumed here and kept in ``self.hello``."""
+        """The next event; the hello is consumed here and kept in ``self.hello``.
+
+        A reply whose ``re`` or ``target`` is not an integer cannot be matched to a request,
+        so it is a ``frame.bad`` from the server rather than something the clients trip on.
+        """
         event = self.decoder.next_event()
-        if self.hello is None and isinstance(event, Frame):
-            self.hello = Hello.from_header(event.header)
-            if self.hello.proto != PROTO:
-                raise FrameBad(f"server speaks protocol {self.hello.proto}, not {PROTO}")
-            return self.decoder.next_event()
+        if event.__class__ is Frame or event.__class__ is FrameStart:
+            header = event.header
+            for key in ("re", "target"):
+                value = header.get(key)
+                if value is not None and value.__class__ is not int:
+                    raise FrameBad(f"the server sent a non-integer {key!r}")
+            if self.hello is None:
+                self.hello = Hello.from_header(header)
+                if self.hello.proto != PROTO:
+                    raise FrameBad(f"server speaks protocol {self.hello.proto}, not {PROTO}")
+                return self.next_event()
         return event
 
     def request(
