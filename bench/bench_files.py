@@ -38,7 +38,7 @@ from ._procs import interleaved, median, ratio_median, report_port, serve_sockhu
 
 MiB = 1024 * 1024
 SIZE = int(os.environ.get("SOCKHUB_BENCH_FILE_MB", "1024")) * MiB
-ROUNDS = int(os.environ.get("SOCKHUB_BENCH_ROUNDS", "3"))
+ROUNDS = int(os.environ.get("SOCKHUB_BENCH_ROUNDS", "5"))
 SMALL = int(os.environ.get("SOCKHUB_BENCH_SMALL", "10000"))
 SMALL_SIZE = 4096
 TARGET_NC = 1.3

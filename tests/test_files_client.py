@@ -41,6 +41,10 @@ async def _async_roundtrip(srv: RunningServer, key: bytes, tmp: Path) -> None:
             False,
         )
         assert seen[-1] == len(data)
+        both = await asyncio.gather(c.put(tmp / "src", "dir/g"), c.put(tmp / "src", "dir/h"))
+        assert [r.sha256 for r in both] == [sha(data)] * 2
+        await c.delete("dir/g")
+        await c.delete("dir/h")
         again = await c.put(tmp / "src", "dir/f")
         assert again.unchanged and again.sent == 0
         skipped = await c.put(tmp / "src", "dir/f", overwrite=True, sha256=True)

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from ..client import Client
-from ..client.filework import INLINE, Entry, Progress, Transfer, file_sha256
+from ..client.filework import Entry, Progress, Transfer
+from ..client.localfile import INLINE, file_sha256
 from ..protocol.errors import ProtocolError
 from ..protocol.paths import check_path
 from ..protocol.text import escape

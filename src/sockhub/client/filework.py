@@ -1,52 +1,55 @@
-"""What both clients' file methods share: results, request fields, local files.
+"""What both clients' file methods share: results, request shapes, reply checks, plans.
 
-Transfers land safely on this side too: a download is written to a hidden partial file
-beside its target (``.NAME.sockhub-part``), hashed as it is written, and renamed into
-place only when its sha256 matches the one the server sent; an interrupted download
-resumes from what the partial holds. Names received from a server are checked with
-the protocol's path rules before they are joined onto a local folder.
+Everything here is about the protocol's side of a transfer (what to ask, what a reply
+means, when to ask again); ``localfile`` holds the local disk's side, and the sync and
+async modules only move bytes their own way.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import io
 import os
-import queue
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..protocol.errors import FileExists, FileHashMismatch, ProtocolError
+from ..protocol.frames import encode_frame, encode_header
 from ..protocol.paths import check_name, check_path
 from .common import Reply
+from .localfile import LocalPartial
+
+if TYPE_CHECKING:
+    from .aio import Chunk
 
 __all__ = [
+    "DATA",
+    "READY",
     "Entry",
     "FileInfo",
     "GetPlan",
     "Listing",
-    "LocalPartial",
     "Progress",
     "PutPlan",
     "Transfer",
-    "file_sha256",
+    "data_header",
+    "download_target",
+    "end_frame",
+    "entries_of",
+    "got_reply",
     "local_name",
+    "ready_or_done",
+    "report",
+    "sent_result",
+    "server_sha",
+    "verified",
 ]
+
+READY = ("file.ready",)
+DATA = ("file.data",)
 
 Progress = Callable[[int, int], object]
 """Called as bytes move with (bytes the receiving side holds, total)."""
-
-PART_SUFFIX = ".sockhub-part"
-SLICE = 8 * 1024 * 1024
-"""Bytes sent between two progress reports on an upload."""
-_QUEUED = 64
-"""Chunks of a download that may wait for the local disk before the reader blocks."""
-INLINE = 1024 * 1024
-"""Files up to this size are hashed and written by the caller: a thread costs more."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,12 +187,6 @@ class PutPlan:
         raise exc
 
 
-def file_sha256(file: io.BufferedIOBase) -> str:
-    """sha256 of a whole local file from its start (releases the GIL while it reads)."""
-    file.seek(0)
-    return hashlib.file_digest(file, "sha256").hexdigest()
-
-
 def local_name(remote: str) -> str:
     """The last segment of a checked remote path: a name safe to create locally."""
     return check_path(remote)[-1]
@@ -200,6 +197,66 @@ def server_sha(reply: Reply) -> str:
     if not isinstance(sha, str) or len(sha) != 64:
         raise FileHashMismatch("the server sent no usable sha256")
     return sha.lower()
+
+
+def download_target(remote: str, local: str | os.PathLike[str] | None) -> Path:
+    """Where a download lands: ``local``, or inside it when it is a folder."""
+    name = local_name(remote)
+    if local is None:
+        return Path(name)
+    path = Path(local)
+    return path / name if path.is_dir() else path
+
+
+def ready_or_done(reply: Reply | Chunk, plan: PutPlan, local: Path) -> Transfer | None:
+    """After file.ready: None, with ``plan.offset`` set; the result when the server already
+    holds this content and wants no data."""
+    if not isinstance(reply, Reply):
+        raise ProtocolError("the server sent a body before its file.ready")
+    if reply.op != "file.ready":
+        return Transfer(plan.remote, local, plan.total, server_sha(reply), 0, 0, True)
+    offset = reply.header.get("offset")
+    if offset.__class__ is not int or not 0 <= offset <= plan.total:
+        raise ProtocolError(f"the server answered file.put with a bad offset {offset!r}")
+    plan.offset = offset
+    return None
+
+
+def data_header(rid: int, size: int) -> bytes:
+    return bytes(encode_header({"op": "file.data", "target": rid}, size))
+
+
+def end_frame(rid: int, sha: str) -> bytes:
+    return encode_frame({"op": "file.end", "target": rid, "sha256": sha})
+
+
+def sent_result(plan: PutPlan, local: Path, final: Reply | Chunk) -> Transfer:
+    if not isinstance(final, Reply):
+        raise ProtocolError("the server sent a body instead of the upload's result")
+    sha = server_sha(final)
+    return Transfer(plan.remote, local, plan.total, sha, plan.total - plan.offset, plan.offset)
+
+
+def got_reply(remote: str, part: LocalPartial, item: Reply, total: int) -> tuple[int, str]:
+    """(total, sha256) after one of a download's replies (file.data, then file.end)."""
+    if item.op != "file.data":
+        return total, server_sha(item)
+    size = item.header.get("total")
+    if size.__class__ is not int or item.header.get("offset") != part.offset:
+        raise ProtocolError(f"{remote}: the server's file.data does not match the request")
+    return size, ""
+
+
+def verified(remote: str, part: LocalPartial, total: int, sha: str) -> Transfer:
+    mine = part.finish_writes()
+    if part.written != total or mine != sha:
+        raise FileHashMismatch(f"{remote}: the bytes received do not match the server's sha256")
+    return Transfer(remote, part.target, total, sha, total - part.offset, part.offset)
+
+
+def report(progress: Progress | None, done: int, total: int) -> None:
+    if progress is not None:
+        progress(done, total)
 
 
 class GetPlan:
@@ -230,131 +287,3 @@ class GetPlan:
     def __exit__(self, kind: type[BaseException] | None, exc: object, tb: object) -> None:
         if kind is not None and not self.part.file.closed:
             self.part.abort(keep=not issubclass(kind, FileHashMismatch))
-
-
-class _Lane:
-    """A worker thread fed through a bounded queue: one for writing, one for hashing."""
-
-    def __init__(self, work: Callable[[bytes], object], name: str) -> None:
-        self._work = work
-        self.queue: queue.Queue[bytes | None] = queue.Queue(_QUEUED)
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            while (chunk := self.queue.get()) is not None:
-                self._work(chunk)
-        except BaseException as exc:
-            self.error = exc
-            while self.queue.get() is not None:
-                pass
-
-    def finish(self) -> None:
-        self.queue.put(None)
-        self._thread.join()
-        if self.error is not None:
-            raise self.error
-
-
-class LocalPartial:
-    """A download's hidden partial file beside ``target``, written and hashed as it comes.
-
-    The hash starts with the bytes the partial already holds (a resume), so the sha256
-    of the whole file is known the moment the last byte is written. Small downloads
-    are written inline; past ``INLINE`` bytes two threads take over, one writing and
-    one hashing, so disk, hash and network all overlap.
-    """
-
-    def __init__(self, target: Path) -> None:
-        self.target = target
-        self.path = target.with_name(f".{target.name}{PART_SUFFIX}")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        flags = os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
-        self.file = os.fdopen(os.open(self.path, flags, 0o666), "ab+")
-        self.offset = self.file.tell()
-        self._reset()
-
-    def _reset(self) -> None:
-        self.written = self.offset
-        self._hash: Any = None
-        self._lanes: tuple[_Lane, _Lane] | None = None
-
-    def restart(self) -> None:
-        """Throw away what the partial holds and start again from byte 0."""
-        self.finish_writes()
-        self.file.truncate(0)
-        self.offset = 0
-        self._reset()
-
-    def _hash_update(self, chunk: bytes) -> None:
-        if self._hash is None:
-            self._hash = self._held_hash()
-        self._hash.update(chunk)
-
-    def _held_hash(self) -> Any:
-        """sha256 of the bytes a resumed partial already holds (read through a file of its
-        own: the writer may be appending meanwhile)."""
-        digest = hashlib.sha256()
-        left = self.offset
-        if not left:
-            return digest
-        with open(self.path, "rb") as held:
-            while left:
-                block = held.read(min(left, SLICE))
-                if not block:
-                    raise OSError(f"{self.path} shrank while it was being resumed")
-                digest.update(block)
-                left -= len(block)
-        return digest
-
-    def put_nowait(self, chunk: bytes) -> bool:
-        """Take a chunk unless the threads' queues are full (the async client then waits)."""
-        if self._lanes is None and self.written - self.offset + len(chunk) > INLINE:
-            self._lanes = (
-                _Lane(self.file.write, "sockhub-get-write"),
-                _Lane(self._hash_update, "sockhub-get-hash"),
-            )
-        if self._lanes is None:
-            self.file.write(chunk)
-            self._hash_update(chunk)
-        elif any(lane.queue.full() for lane in self._lanes):
-            return False
-        else:
-            for lane in self._lanes:
-                lane.queue.put_nowait(chunk)
-        self.written += len(chunk)
-        return True
-
-    def put(self, chunk: bytes) -> None:
-        if not self.put_nowait(chunk):
-            assert self._lanes is not None
-            for lane in self._lanes:
-                lane.queue.put(chunk)
-            self.written += len(chunk)
-
-    def finish_writes(self) -> str:
-        """Wait for every queued byte to be written; the sha256 of the whole partial."""
-        lanes, self._lanes = self._lanes, None
-        for lane in lanes or ():
-            lane.finish()
-        self.file.flush()
-        if self._hash is None:
-            self._hash_update(b"")
-        return str(self._hash.hexdigest())
-
-    def publish(self) -> None:
-        """Rename the verified partial over the target."""
-        os.fsync(self.file.fileno())
-        self.file.close()
-        os.replace(self.path, self.target)
-
-    def abort(self, keep: bool) -> None:
-        """Stop; keep the partial for a resume (when it holds anything), or remove it."""
-        with contextlib.suppress(Exception):
-            self.finish_writes()
-        self.file.close()
-        if not keep or self.written == 0:
-            with contextlib.suppress(FileNotFoundError):
-                self.path.unlink()
