@@ -231,3 +231,14 @@ def test_other_transports(tmp_path: Path, transport: str) -> None:
             assert c.put(tmp_path / "src", "f").sha256 == sha(data)
             assert c.get("f", tmp_path / "back").sha256 == sha(data)
     assert (tmp_path / "back").read_bytes() == data
+
+
+def test_a_partial_of_other_content_is_caught_and_replaced(tmp_path: Path) -> None:
+    data = os.urandom(3 * MiB)
+    (tmp_path / "src").write_bytes(data)
+    with files_server(tmp_path / "data") as (srv, key):
+        interrupt_upload(srv, key, "f", len(data), os.urandom(MiB))  # bytes of something else
+        with connect(srv, key) as c:
+            result = c.put(tmp_path / "src", "f")
+        assert (result.offset, result.sent, result.sha256) == (0, len(data), sha(data))
+        assert stored(srv, "f").read_bytes() == data
