@@ -451,6 +451,40 @@ def test_join_and_say_pipelined_in_one_write(srv: RunningServer) -> None:
         assert texts == ["first", "second"]
 
 
+def test_join_say_leave_pipelined_keep_their_order(srv: RunningServer) -> None:
+    with Client.connect(srv.address) as watcher:
+        watcher.join("pipe", "watcher")
+        peer = ChatPeer(srv.port)
+        peer.send(
+            encode_frame({"op": "chat.join", "id": 1, "room": "pipe", "nick": "brief"})
+            + b"".join(
+                encode_frame({"op": "chat.say", "id": n, "room": "pipe"}, b"%d" % n)
+                for n in range(2, 6)
+            )
+            + encode_frame({"op": "chat.leave", "id": 6, "room": "pipe"})
+            + encode_frame({"op": "chat.say", "id": 7, "room": "pipe"}, b"too late")
+        )
+        replies = {}
+        while len(replies) < 7:
+            header = peer.frame().header
+            if "re" in header:
+                replies[header["re"]] = header
+        assert replies[1]["op"] == "chat.joined"
+        assert [replies[n]["seq"] for n in range(2, 6)] == [1, 2, 3, 4]
+        assert replies[6]["op"] == "ok" and replies[7]["code"] == "chat.not_joined"
+        heard = list(watcher.chat_events(timeout=0.5))
+        assert [
+            (type(i).__name__, getattr(i, "text", getattr(i, "event", None))) for i in heard
+        ] == [
+            ("ChatEvent", "join"),
+            ("ChatMessage", "2"),
+            ("ChatMessage", "3"),
+            ("ChatMessage", "4"),
+            ("ChatMessage", "5"),
+            ("ChatEvent", "leave"),
+        ]
+
+
 def test_server_logs_escape_client_text(
     srv: RunningServer, caplog: pytest.LogCaptureFixture
 ) -> None:

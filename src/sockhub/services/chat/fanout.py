@@ -37,8 +37,9 @@ class Membership:
         self.floor = 0
         self.buffer: list[tuple[int | None, bytes]] | None = []
         self.joining: asyncio.Task[Joined] | None = None
-        self.queued: list[asyncio.Future[None]] = []
-        """Messages said before the join was answered, released in order once it is."""
+        self.queued: list[tuple[bytes, asyncio.Future[int]]] = []
+        """Messages said before the join was answered (text, the sender's answer):
+        published, in order, the moment it is."""
 
     @property
     def live(self) -> bool:

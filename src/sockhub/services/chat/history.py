@@ -39,6 +39,12 @@ CREATE TABLE IF NOT EXISTS messages (
 """
 
 
+_INSERT = "INSERT INTO messages (room, seq, sender, ts, text) VALUES "
+ROWS_PER_INSERT = 256
+"""Rows per INSERT statement: one SQLite step, so one release of the GIL, per statement
+(``executemany`` steps, and gives the GIL up and takes it back, once per row)."""
+
+
 class HistoryStore:
     """The kept messages of every room; at most ``keep`` per room survive a batch."""
 
@@ -77,10 +83,12 @@ class HistoryStore:
             last[msg.room] = msg.seq
         db.execute("BEGIN")
         try:
-            db.executemany(
-                "INSERT INTO messages (room, seq, sender, ts, text) VALUES (?, ?, ?, ?, ?)",
-                [(m.room, m.seq, m.sender, m.ts, m.text) for m in batch],
-            )
+            for start in range(0, len(batch), ROWS_PER_INSERT):
+                rows = batch[start : start + ROWS_PER_INSERT]
+                db.execute(
+                    _INSERT + ", ".join(["(?, ?, ?, ?, ?)"] * len(rows)),
+                    [v for m in rows for v in (m.room, m.seq, m.sender, m.ts, m.text)],
+                )
             db.executemany(
                 "INSERT INTO rooms (room, last_seq, reserved) VALUES (?, ?, ?) "
                 "ON CONFLICT (room) DO UPDATE SET last_seq = excluded.last_seq, "

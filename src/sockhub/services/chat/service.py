@@ -41,6 +41,22 @@ log = logging.getLogger("sockhub.chat")
 HISTORY_FILE = "chat.sqlite3"
 
 
+def _forward(source: Awaitable[int], answer: asyncio.Future[int]) -> None:
+    """Settle ``answer`` as ``source`` settles (unless its waiter is gone)."""
+
+    def settle(done: asyncio.Future[int]) -> None:
+        if answer.done():
+            return
+        if done.cancelled():
+            answer.cancel()
+        elif (exc := done.exception()) is not None:
+            answer.set_exception(exc)
+        else:
+            answer.set_result(done.result())
+
+    asyncio.ensure_future(source).add_done_callback(settle)
+
+
 def make_broker(ctx: ServerContext) -> ChatBroker:
     """The broker the configuration names (``memory``: this process, SQLite history)."""
     if ctx.config.broker == "memory":
@@ -204,10 +220,11 @@ class ChatService(Service):
                 "seq": joined.seq,
             }
         )
-        self.node.go_live(m, joined.seq)
-        for go in m.queued:
-            if not go.done():
-                go.set_result(None)
+        if conn.rooms.get(m.room) is m:  # not left meanwhile
+            self.node.go_live(m, joined.seq)
+        queued, m.queued = m.queued, []  # said before a leave that followed: still said
+        for text, answer in queued:
+            _forward(self.broker.publish(m.room, m.nick, text), answer)
 
     def _forget(self, conn: _Conn, m: Membership, exc: Exception) -> None:
         """The join failed: the messages queued behind it fail too."""
@@ -215,26 +232,18 @@ class ChatService(Service):
             del conn.rooms[m.room]
         self.node.remove(m)
         why = exc.message if isinstance(exc, ProtocolError) else "internal error"
-        for go in m.queued:
-            if not go.done():
-                go.set_exception(ChatNotJoined(f"the join of {m.room} failed: {why}"))
+        for _, answer in m.queued:
+            if not answer.done():
+                answer.set_exception(ChatNotJoined(f"the join of {m.room} failed: {why}"))
 
     def _say(self, req: Request) -> Awaitable[None]:
         m = self._membership(req)
         check_text(req.body, self.ctx.limits.chat_text_max)
         if m.live:
             return self._acked(req, self.broker.publish(m.room, m.nick, req.body))
-        go: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        m.queued.append(go)
-        return self._say_when_joined(req, m, go)
-
-    async def _say_when_joined(self, req: Request, m: Membership, go: asyncio.Future[None]) -> None:
-        """A message sent right behind its join: published, in order, once the join is done."""
-        try:
-            await go
-        finally:
-            m.queued.remove(go)
-        await self._acked(req, self.broker.publish(m.room, m.nick, req.body))
+        answer: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        m.queued.append((req.body, answer))
+        return self._acked(req, answer)
 
     @staticmethod
     async def _acked(req: Request, stored: Awaitable[int]) -> None:
