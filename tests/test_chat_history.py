@@ -25,9 +25,11 @@ class Node(ChatNode):
 
     def __init__(self) -> None:
         self.seen: list[tuple[str, object]] = []
+        self.messages: list[Message] = []
 
     def deliver(self, batch: Sequence[Message]) -> None:
         self.seen += [("msg", (m.room, m.seq, m.text)) for m in batch]
+        self.messages += batch
 
     def event(self, event: Event) -> None:
         self.seen.append(("event", (event.room, event.kind, event.nick)))
@@ -36,7 +38,7 @@ class Node(ChatNode):
         self.seen.append(("dm", (dm.to, sorted(conns))))
 
     def texts(self) -> list[bytes]:
-        return [what[2] for kind, what in self.seen if kind == "msg"]  # type: ignore[index]
+        return [m.text for m in self.messages]
 
 
 class HeldStore(HistoryStore):

@@ -73,10 +73,6 @@ class Controller:
             "help": self._help_cmd,
         }
 
-    @property
-    def rooms(self) -> list[str]:
-        return list(self.session.state.rooms)
-
     async def join(self, room: str, nick: str | None = None, *, history: int = 0) -> None:
         """Join (trying numbered nicks when ours was a default and is taken), show history."""
         nicks = nick_candidates(nick or self.nick, nick is not None or self.explicit_nick)

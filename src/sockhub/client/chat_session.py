@@ -21,7 +21,7 @@ from .chat import ChatEvent, ChatMessage, Joined
 from .errors import ConnectionClosed
 from .sync import Client
 
-__all__ = ["AsyncChatSession", "ChatSession", "ChatState", "Notice"]
+__all__ = ["AsyncChatSession", "ChatSession", "ChatState", "Incoming", "Notice"]
 
 RETRY_DELAYS = (0.0, 0.5, 1.0, 2.0, 5.0, 10.0)
 """Seconds to wait before each reconnect attempt; the last one repeats."""

@@ -3,8 +3,9 @@
 The broker hands over each batch of messages once; each message is encoded once, a
 room's messages of the batch are joined, and the same bytes are queued on every local
 member's connection (one append per member per batch, not per message), which writes
-everything queued during an event-loop turn in one call. Nothing here waits for a member: one whose queue
-overflows is cut off by its connection (``limit.slow_consumer``) and leaves.
+everything queued during an event-loop turn in one call. Nothing here waits for a
+member: one whose queue overflows is cut off by its connection
+(``limit.slow_consumer``) and leaves.
 """
 
 from __future__ import annotations
