@@ -151,16 +151,7 @@ class Client(ChatMixin, ExecMixin, FilesMixin):
 
     def _pump(self, deadline: float | None) -> None:
         """Read once from the socket and sort every complete event; TimeoutError at deadline."""
-        core = self._core
-        while True:
-            try:
-                event = core.next_event()
-            except ProtocolError as exc:
-                self._fail(exc)
-                raise
-            if event is None:
-                break
-            self._sort(event)
+        core = self._core  # every event is sorted right after its bytes arrive, below
         if self._closed_exc is not None:
             raise self._closed_exc
         sock = self._sock

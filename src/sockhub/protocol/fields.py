@@ -61,6 +61,27 @@ def get_bool(header: dict[str, Any], name: str, default: bool = False) -> bool:
     return value
 
 
+def _ranged(
+    header: dict[str, Any],
+    name: str,
+    default: Any,
+    kinds: tuple[type, ...],
+    what: str,
+    lo: float | None,
+    hi: float | None,
+) -> Any:
+    value: Any = header.get(name, default)
+    if value is _MISSING:
+        raise _missing(name)
+    if value is default and default is not _MISSING:
+        return value
+    if value.__class__ not in kinds or value != value:  # bool is not an int here; NaN is out
+        raise BadRequest(f"field '{name}' must be {what}")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise BadRequest(f"field '{name}' must be between {lo} and {hi}")
+    return value
+
+
 def get_int(
     header: dict[str, Any],
     name: str,
@@ -69,16 +90,7 @@ def get_int(
     lo: int | None = None,
     hi: int | None = None,
 ) -> Any:
-    value = header.get(name, default)
-    if value is _MISSING:
-        raise _missing(name)
-    if value is default and default is not _MISSING:
-        return value
-    if value.__class__ is not int:
-        raise BadRequest(f"field '{name}' must be an integer")
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        raise BadRequest(f"field '{name}' must be between {lo} and {hi}")
-    return value
+    return _ranged(header, name, default, (int,), "an integer", lo, hi)
 
 
 def get_number(
@@ -89,16 +101,7 @@ def get_number(
     lo: float | None = None,
     hi: float | None = None,
 ) -> Any:
-    value = header.get(name, default)
-    if value is _MISSING:
-        raise _missing(name)
-    if value is default and default is not _MISSING:
-        return value
-    if value.__class__ not in (int, float) or value != value:
-        raise BadRequest(f"field '{name}' must be a number")
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        raise BadRequest(f"field '{name}' must be between {lo} and {hi}")
-    return value
+    return _ranged(header, name, default, (int, float), "a number", lo, hi)
 
 
 def get_str_list(header: dict[str, Any], name: str, default: Any = _MISSING) -> Any:
