@@ -7,7 +7,7 @@ holds everywhere without each service re-implementing it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from .errors import BadRequest
 from .frames import MAX_ID
@@ -77,7 +77,8 @@ def _ranged(
         return value
     if value.__class__ not in kinds or value != value:  # bool is not an int here; NaN is out
         raise BadRequest(f"field '{name}' must be {what}")
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
+    number = cast(float, value)
+    if (lo is not None and number < lo) or (hi is not None and number > hi):
         raise BadRequest(f"field '{name}' must be between {lo} and {hi}")
     return value
 
