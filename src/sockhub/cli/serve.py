@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import gc
 import logging
 import sys
 from pathlib import Path
@@ -58,9 +57,6 @@ async def _serve(config: Config) -> None:
             f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}", EXIT_CONNECT
         ) from exc
     print(banner(config, listening, server.ctx.services), flush=True)
-    # everything made at start-up lives as long as the process: keep the collector off it,
-    # so its scans during fan-out and pipelining only walk short-lived objects
-    gc.freeze()
     for service in services:
         if isinstance(service, ClassicService):
             print("\n".join(service.describe()), flush=True)
