@@ -205,6 +205,23 @@ class Decoder:
     def buffered(self) -> int:
         return len(self._buf) - self._pos + (len(self._direct) if self._direct else 0)
 
+    @property
+    def body_left(self) -> int:
+        """Bytes of the streamed body still to come when none is buffered here (else 0):
+        a caller may read that many straight into a buffer of its own and report them
+        with ``body_received`` instead of passing them through ``receive_data``."""
+        if self._stream is None or self._direct is not None or self._pos < len(self._buf):
+            return 0
+        return self._stream[1]
+
+    def body_received(self, n: int) -> None:
+        """``n`` bytes of the streamed body arrived past the decoder (see ``body_left``);
+        once the body is complete, ``next_event`` gives its ``BodyEnd``."""
+        if self._stream is None or not 0 < n <= self.body_left:
+            raise ValueError(f"{n} body bytes were not expected")
+        header, left = self._stream
+        self._stream = (header, left - n)
+
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
         """Take the next bytes. A ``bytes`` that holds only streamed-body bytes is kept,
         not copied, and becomes a ``BodyChunk`` as it is (file bodies move at disk speed)."""

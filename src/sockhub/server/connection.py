@@ -14,6 +14,7 @@ import logging
 import os
 import socket
 import struct
+import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +54,18 @@ _SPENT = Decoder()
 """Stands in for a closed connection's decoder, which is never fed again."""
 
 
+_READ_SIZE = 256 * 1024
+_reads = threading.local()
+
+
+def _read_buffer() -> memoryview:
+    """One read buffer per thread (per event loop): data is copied out of it at once."""
+    view: memoryview | None = getattr(_reads, "view", None)
+    if view is None:
+        view = _reads.view = memoryview(bytearray(_READ_SIZE))
+    return view
+
+
 def _resolve(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
@@ -62,8 +75,9 @@ class ConnectionClosed(ConnectionError):
     """The connection ended (by us, by the peer or by the network) while a service used it."""
 
 
-class Connection(asyncio.Protocol):
+class Connection(asyncio.BufferedProtocol):
     __slots__ = (
+        "_body_view",
         "_close_callbacks",
         "_closing",
         "_drain_waiters",
@@ -116,6 +130,7 @@ class Connection(asyncio.Protocol):
         self._eof_callbacks: list[Callable[[], object]] | None = []
         self._drain_waiters: list[asyncio.Future[None]] | None = None
         self._sink: BodySink | None = None
+        self._body_view: memoryview | None = None
         self._sink_target: tuple[Request, OpSpec] | None = None
         self._linger: asyncio.TimerHandle | None = None
         limits = server.limits
@@ -140,6 +155,29 @@ class Connection(asyncio.Protocol):
         self.send(self.server.hello_header(base64.b64encode(self.nonce).decode()))
         self._flush()
         log.info("open %s %s", self.kind, self.peer)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        """Where the next read lands: a streamed body straight into its sink's own buffer
+        (no ``bytes`` made and copied per read); anything else into the thread's shared
+        read buffer, copied out at once by ``buffer_updated``."""
+        sink = self._sink
+        if sink is not None and (left := self.decoder.body_left):
+            view = sink.buffer(left)
+            if view is not None:
+                self._body_view = view
+                return view
+        return _read_buffer()
+
+    def buffer_updated(self, nbytes: int) -> None:
+        view, self._body_view = self._body_view, None
+        if view is None:
+            self.data_received(bytes(_read_buffer()[:nbytes]))
+            return
+        if self._closing or self._sink is None:
+            return
+        self.decoder.body_received(nbytes)
+        self._sink.write(view[:nbytes])
+        self.data_received(b"")  # the body's end, once all of it is in
 
     def data_received(self, data: bytes) -> None:
         if self._closing:

@@ -101,7 +101,13 @@ class Request:
 class BodySink(Protocol):
     """Where a streamed body goes (file uploads): chunks, then the end, or an abort."""
 
-    def write(self, chunk: bytes) -> None: ...
+    def buffer(self, size: int) -> memoryview | None:
+        """A writable buffer (at most ``size`` bytes) the next body bytes may be received
+        into straight from the socket, then passed to ``write`` as a slice of it; None:
+        pass them as they come. Lets a sink reuse its buffers instead of a new ``bytes``
+        per read."""
+
+    def write(self, chunk: bytes | memoryview) -> None: ...
 
     def end(self) -> None: ...
 

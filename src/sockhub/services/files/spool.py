@@ -22,6 +22,8 @@ from .hashes import feed
 
 __all__ = ["Spool"]
 
+BUFFER = 1024 * 1024
+"""Size of the pooled buffers a body is received into."""
 _LINGER = 0.05
 """Seconds an idle worker waits for the next chunk before giving its thread back."""
 
@@ -62,13 +64,33 @@ class Spool:
         self._error: OSError | None = None
         self._waiters: list[asyncio.Future[None]] = []
         self._closed = False
+        self._free: list[bytearray] = []
+        self._lent = 0
 
     # event-loop side ----------------------------------------------------------------
 
+    def buffer(self, size: int) -> memoryview | None:
+        """A pooled buffer to receive body bytes into (``BodySink.buffer``); None once
+        ``high`` bytes' worth are out, so queued bytes stay bounded."""
+        with self._cond:
+            if self._error is not None or self._closed:
+                return None
+            if self._free:
+                buf = self._free.pop()
+            elif self._lent < self._high // BUFFER + 2:
+                buf = bytearray(BUFFER)
+            else:
+                return None
+            self._lent += 1
+        return memoryview(buf)[: min(size, BUFFER)]
+
     def write(self, chunk: bytes | bytearray | memoryview) -> None:
+        """Queue a chunk; a ``memoryview`` is a slice of a buffer from ``buffer``, which
+        goes back to the pool once the chunk is stored."""
         n = len(chunk)
         with self._cond:
             if self._error is not None or self._closed:
+                self._give_back(chunk)
                 return
             self._queue.append(chunk)
             self._queued += n
@@ -136,6 +158,8 @@ class Spool:
         except OSError as exc:
             with self._cond:
                 self._error = exc
+                for chunk in self._queue:
+                    self._give_back(chunk)
                 self._queue.clear()
                 self._queued = 0
                 self._running = False
@@ -174,6 +198,7 @@ class Spool:
         self._hash.update(chunk)
         with self._cond:
             self._queue.popleft()
+            self._give_back(chunk)
             self._queued -= len(chunk)
             self.written = pos
             resume = self._paused and self._queued <= self._high // 2
@@ -181,6 +206,12 @@ class Spool:
                 self._paused = False
         if resume:
             self._loop.call_soon_threadsafe(self._pressure, False)
+
+    def _give_back(self, chunk: bytes | bytearray | memoryview) -> None:
+        """With the lock held: a pooled buffer is free again once its chunk is done."""
+        if isinstance(chunk, memoryview) and isinstance(chunk.obj, bytearray):
+            self._free.append(chunk.obj)
+            self._lent -= 1
 
 
 def _resolve(waiter: asyncio.Future[None]) -> None:

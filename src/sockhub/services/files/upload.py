@@ -122,7 +122,10 @@ class _Sink:
         self.upload = upload
         self.spool = spool
 
-    def write(self, chunk: bytes) -> None:
+    def buffer(self, size: int) -> memoryview | None:
+        return self.spool.buffer(size)
+
+    def write(self, chunk: bytes | memoryview) -> None:
         self.spool.write(chunk)
 
     def end(self) -> None:
