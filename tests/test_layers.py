@@ -14,6 +14,7 @@ ALLOWED = {
     "protocol": set(),
     "server": {"protocol"},
     "client": {"protocol"},
+    "talk": {"protocol", "client"},  # a peer-to-peer client: beside the server, like client/
     "services": {"protocol", "server"},
     "cli": {"protocol", "server", "services", "client", "talk"},
 }
