@@ -11,7 +11,6 @@ import asyncio
 import base64
 import contextlib
 import logging
-import os
 import socket
 import struct
 import threading
@@ -32,7 +31,8 @@ from ..protocol.errors import (
 from ..protocol.fields import get_id
 from ..protocol.frames import BodyChunk, Decoder, Frame, FrameStart, encode_header_into
 from ..protocol.text import escape
-from .service import BodySink, OpSpec, Request
+from .sendfile import send_copied, send_zero_copy
+from .service import BodySink, ConnectionClosed, OpSpec, Request
 
 if TYPE_CHECKING:
     from .app import Server
@@ -64,15 +64,6 @@ def _read_buffer() -> memoryview:
     if view is None:
         view = _reads.view = memoryview(bytearray(_READ_SIZE))
     return view
-
-
-def _resolve(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
-
-
-class ConnectionClosed(ConnectionError):
-    """The connection ended (by us, by the peer or by the network) while a service used it."""
 
 
 class Connection(asyncio.BufferedProtocol):
@@ -298,9 +289,9 @@ class Connection(asyncio.BufferedProtocol):
         try:
             sock = self.transport.get_extra_info("socket")
             if sock is not None and self.transport.get_extra_info("sslcontext") is None:
-                await self._sendfile_zero_copy(sock.fileno(), file.fileno(), offset, count)
+                await send_zero_copy(self, sock.fileno(), file.fileno(), offset, count)
             else:
-                await self._sendfile_copy(file.fileno(), offset, count)
+                await send_copied(self, file.fileno(), offset, count)
         except ConnectionClosed:
             raise
         except OSError as exc:
@@ -312,51 +303,6 @@ class Connection(asyncio.BufferedProtocol):
             if held:
                 self._out += held
                 self._queued()
-
-    async def _sendfile_zero_copy(
-        self, sock_fd: int, file_fd: int, offset: int, count: int
-    ) -> None:
-        self._flush()
-        out = os.dup(sock_fd)  # a second fd, so the loop lets us wait for it to be writable
-        try:
-            while self.transport is not None and self.transport.get_write_buffer_size():
-                await self._writable(out)
-            end = offset + count
-            while offset < end:
-                if self.closed:
-                    raise ConnectionClosed("connection closed")
-                try:
-                    n = os.sendfile(out, file_fd, offset, end - offset)
-                except BlockingIOError:
-                    await self._writable(out)
-                    continue
-                if n == 0:
-                    raise OSError(f"the file ended {end - offset} bytes early")
-                offset += n
-        finally:
-            os.close(out)
-
-    async def _writable(self, fd: int) -> None:
-        """Wait until ``fd`` takes more bytes; a reader stalled for ``send_timeout`` is cut off."""
-        waiter: asyncio.Future[None] = self._loop.create_future()
-        self._loop.add_writer(fd, _resolve, waiter)
-        try:
-            await asyncio.wait_for(waiter, self.server.limits.send_timeout)
-        except TimeoutError:
-            raise OSError("the client stopped reading") from None
-        finally:
-            self._loop.remove_writer(fd)
-
-    async def _sendfile_copy(self, file_fd: int, offset: int, count: int) -> None:
-        end = offset + count
-        while offset < end:
-            chunk = await asyncio.to_thread(os.pread, file_fd, min(end - offset, 1 << 20), offset)
-            if not chunk:
-                raise OSError(f"the file ended {end - offset} bytes early")
-            offset += len(chunk)
-            self._out += chunk
-            self._flush()
-            await self.drain()
 
     def pause_reading(self) -> None:
         self._pause(_PAUSE_SERVICE)

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BodySink",
+    "ConnectionClosed",
     "Handler",
     "OpSpec",
     "Request",
@@ -26,6 +27,10 @@ __all__ = [
     "Service",
     "Session",
 ]
+
+
+class ConnectionClosed(ConnectionError):
+    """The connection ended (by us, by the peer or by the network) while a service used it."""
 
 
 class Session(Protocol):
