@@ -43,12 +43,12 @@ log = logging.getLogger("sockhub.server")
 
 _LINGER_ABORT = struct.pack("ii", 1, 0)
 
+
 # reasons to stop reading a client, as bits: reading resumes when none is left
 _PAUSE_WRITE = 1
 _PAUSE_INFLIGHT = 2
 _PAUSE_SERVICE = 4
 _PAUSE_DONE = 8
-
 
 _SPENT = Decoder()
 """Stands in for a closed connection's decoder, which is never fed again."""
@@ -82,7 +82,7 @@ class Connection(asyncio.BufferedProtocol):
         "_paused",
         "_receiving",
         "_sink",
-        "_sink_target",
+        "_sink_req",
         "_tasks",
         "closed",
         "decoder",
@@ -122,7 +122,7 @@ class Connection(asyncio.BufferedProtocol):
         self._drain_waiters: list[asyncio.Future[None]] | None = None
         self._sink: BodySink | None = None
         self._body_view: memoryview | None = None
-        self._sink_target: tuple[Request, OpSpec] | None = None
+        self._sink_req: Request | None = None
         self._linger: asyncio.TimerHandle | None = None
         limits = server.limits
         self.decoder = Decoder(max_header=limits.max_header, policy=self._body_policy)
@@ -461,6 +461,14 @@ class Connection(asyncio.BufferedProtocol):
             log.info("%s %s: fatal %s: %s", self.kind, self.peer, exc.code, escape(exc.message))
             self.close()
 
+    def _failed(self, exc: Exception, req: Request) -> None:
+        """A handler raised: its protocol error goes to the client, anything else to the log."""
+        if isinstance(exc, ProtocolError):
+            self._send_error(exc, req.header, req.id)
+            return
+        log.error("op %s from %s %s failed", req.op, self.kind, self.peer, exc_info=exc)
+        self._send_error(Internal("internal error; the server logged it"), req.header, req.id)
+
     def _admit_request(self, header: dict[str, Any]) -> tuple[OpSpec, int | None] | None:
         """The op's spec and id, or None after answering why the frame cannot run."""
         try:
@@ -494,12 +502,8 @@ class Connection(asyncio.BufferedProtocol):
         req = Request(self, header, body, rid)
         try:
             result = spec.handler(req)
-        except ProtocolError as exc:
-            self._send_error(exc, header, rid)
-            return
-        except Exception:
-            log.exception("op %s from %s %s failed", spec.op, self.kind, self.peer)
-            self._send_error(Internal("internal error; the server logged it"), header, rid)
+        except Exception as exc:
+            self._failed(exc, req)
             return
         if result is not None:
             self._run(req, result)
@@ -517,13 +521,10 @@ class Connection(asyncio.BufferedProtocol):
     async def _guard(self, req: Request, awaitable: Awaitable[None]) -> None:
         try:
             await awaitable
-        except ProtocolError as exc:
-            self._send_error(exc, req.header, req.id)
         except ConnectionClosed:
             pass
-        except Exception:
-            log.exception("op %s from %s %s failed", req.op, self.kind, self.peer)
-            self._send_error(Internal("internal error; the server logged it"), req.header, req.id)
+        except Exception as exc:
+            self._failed(exc, req)
         finally:
             if req.id is not None and self._inflight is not None:
                 self._inflight.pop(req.id, None)
@@ -540,26 +541,19 @@ class Connection(asyncio.BufferedProtocol):
         req = Request(self, header, b"", rid)
         try:
             self._sink = spec.handler(req)  # type: ignore[assignment]
-            self._sink_target = (req, spec)
-        except ProtocolError as exc:
-            self._send_error(exc, header, rid)
-        except Exception:
-            log.exception("op %s from %s %s failed", spec.op, self.kind, self.peer)
-            self._send_error(Internal("internal error; the server logged it"), header, rid)
+            self._sink_req = req
+        except Exception as exc:
+            self._failed(exc, req)
 
     def _on_stream_end(self) -> None:
         sink, self._sink = self._sink, None
-        target, self._sink_target = self._sink_target, None
-        if sink is None or target is None:
+        req, self._sink_req = self._sink_req, None
+        if sink is None or req is None:
             return
-        req, spec = target
         try:
             sink.end()
-        except ProtocolError as exc:
-            self._send_error(exc, req.header, req.id)
-        except Exception:
-            log.exception("op %s from %s %s failed", spec.op, self.kind, self.peer)
-            self._send_error(Internal("internal error; the server logged it"), req.header, req.id)
+        except Exception as exc:
+            self._failed(exc, req)
 
     def check_timers(self, now: float) -> None:
         """Called about once a second by the server: idle, handshake and send timeouts."""
