@@ -21,11 +21,12 @@ from ..protocol.auth import METHOD
 from ..protocol.client import PROTO
 from ..protocol.errors import AuthRequired, LimitBusy, ProtocolError, ServerShuttingDown
 from .config import Config
-from .connection import Connection
 from .core_ops import CORE_OPS
 from .limits import Limits
 from .ratelimit import TokenBuckets
 from .service import OpSpec, ServerContext, Service
+from .session import ServerSession
+from .stream import StreamAdapter
 from .tls import ensure_self_signed, file_fingerprint, server_context
 from .udp import UdpEndpoint
 from .users import UserStore
@@ -61,7 +62,7 @@ class Server:
             if spec.op in self.ops:
                 raise ValueError(f"op {spec.op} is served twice")
             self.ops[spec.op] = spec
-        self.connections: set[Connection] = set()
+        self.connections: set[ServerSession] = set()
         self.per_ip: Counter[str] = Counter()
         self.auth_failures = TokenBuckets(
             self.limits.auth_failures_per_ip / self.limits.auth_failure_window,
@@ -93,7 +94,7 @@ class Server:
     def hello_header(self, nonce: str) -> dict[str, Any]:
         return {**self._hello, "nonce": nonce}
 
-    def admit(self, conn: Connection) -> ProtocolError | None:
+    def admit(self, conn: ServerSession) -> ProtocolError | None:
         """Count a new connection in, or say why it is refused (section 2.8)."""
         if self.shutting_down:
             return ServerShuttingDown("the server is stopping")
@@ -105,7 +106,7 @@ class Server:
         self.per_ip[conn.peer] += 1
         return None
 
-    def forget(self, conn: Connection) -> None:
+    def forget(self, conn: ServerSession) -> None:
         if conn in self.connections:
             self.connections.discard(conn)
             left = self.per_ip[conn.peer] - 1
@@ -144,7 +145,7 @@ class Server:
             self.listening.tls_fingerprint = file_fingerprint(cert)
         kind = "tls" if cfg.tls else "tcp"
         tcp = await self.loop.create_server(
-            lambda: Connection(self, kind),
+            lambda: StreamAdapter(self, kind),
             cfg.host,
             cfg.port,
             reuse_address=True,
@@ -175,7 +176,7 @@ class Server:
             if stat.S_ISSOCK(path.lstat().st_mode):
                 path.unlink()  # a stale socket from an earlier run
         unix = await self.loop.create_unix_server(
-            lambda: Connection(self, "unix"), str(path), ssl=ssl_ctx, backlog=4096
+            lambda: StreamAdapter(self, "unix"), str(path), ssl=ssl_ctx, backlog=4096
         )
         self._servers.append(unix)
         self.listening.unix = path
@@ -223,8 +224,7 @@ class Server:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopped.wait(), self.limits.shutdown_grace)
         for conn in list(self.connections):
-            if conn.transport is not None:
-                conn.transport.abort()
+            conn.link.abort()
         for srv in self._servers:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(srv.wait_closed(), 1.0)

@@ -25,8 +25,13 @@ class Limits:
     idle_timeout: float = 300.0
     handshake_timeout: float = 10.0
     send_timeout: float = 30.0
-    max_outbound: int = 8 * MiB
-    """Bytes queued for one client before it is cut off as a slow consumer."""
+    max_outbound: int = 32 * MiB
+    """Hard limit: bytes still queued for one client after a write attempt that cut it
+    off at once as a slow consumer (Redis' pubsub client-output-buffer hard limit)."""
+    outbound_soft: int = 8 * MiB
+    outbound_soft_seconds: float = 30.0
+    """Soft limit: a client whose backlog stays over ``outbound_soft`` for this long is
+    cut off; one burst a reading client works through is not."""
     max_inflight: int = 256
     """Requests one connection may have running before the server stops reading it."""
     max_connections: int = 10_000

@@ -70,9 +70,9 @@ class _Sessions:
         else:
             pausing.discard(run)
         if not was_paused and pausing:
-            session.pause_reading()
+            session.pause_reading(self)
         elif was_paused and not pausing:
-            session.resume_reading()
+            session.resume_reading(self)
         if not pausing:
             del self.pausing[session]
 

@@ -1,6 +1,6 @@
 """``file.get`` (PROTOCOL.md section 7, download): zero-copy out, sha256 after the data.
 
-The body goes out with ``Session.sendfile`` (``os.sendfile`` from the page cache on
+The header and body are queued together with ``Session.send_file`` (``os.sendfile`` from the page cache on
 plain sockets). The sha256 that follows it comes from the hash store; for a file the
 server did not write, it is computed on a worker thread from the same open fd while
 the bytes are being sent, so no one waits for a second pass.
@@ -58,17 +58,11 @@ class Downloads:
             sha = await store.run(store.hashes.get, st)
             if sha is None:
                 hashing = store.loop.run_in_executor(store.executor, store.file_hash, fd, st, stop)
-            req.send(
-                {
-                    "op": "file.data",
-                    "path": path,
-                    "total": total,
-                    "offset": offset,
-                    "size": total - offset,
-                }
-            )
+            header = {"op": "file.data", "path": path, "total": total, "offset": offset}
+            if req.id is not None:
+                header["re"] = req.id
             with os.fdopen(os.dup(fd), "rb", buffering=0) as file:
-                await req.session.sendfile(file, offset, total - offset)
+                await req.session.send_file(header, file, offset, total - offset)
             if hashing is not None:
                 sha = await hashing
             req.reply({"op": "file.end", "sha256": sha})

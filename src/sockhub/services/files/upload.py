@@ -410,9 +410,9 @@ class Uploads:
         state = self._session(session)
         state.pressure += 1 if on else -1
         if on and state.pressure == 1:
-            session.pause_reading()
+            session.pause_reading(self)
         elif not on and state.pressure == 0:
-            session.resume_reading()
+            session.resume_reading(self)
 
     def expire(self, now: float, idle: float) -> None:
         """Fail uploads whose client went quiet between frames (mid-body stalls the
