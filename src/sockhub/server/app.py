@@ -9,6 +9,8 @@ import logging
 import os
 import secrets
 import signal
+import socket
+import ssl
 import stat
 from collections import Counter
 from collections.abc import Iterable
@@ -20,13 +22,14 @@ from .._version import __version__
 from ..protocol.auth import METHOD
 from ..protocol.client import PROTO
 from ..protocol.errors import AuthRequired, LimitBusy, ProtocolError, ServerShuttingDown
+from .background import Background
 from .config import Config
 from .core_ops import CORE_OPS
 from .limits import Limits
 from .ratelimit import TokenBuckets
 from .service import OpSpec, ServerContext, Service
 from .session import ServerSession
-from .stream import StreamAdapter
+from .stream import StreamAdapter, accept_tls
 from .tls import ensure_self_signed, file_fingerprint, server_context
 from .udp import UdpEndpoint
 from .users import UserStore
@@ -55,7 +58,10 @@ class Server:
         self.limits: Limits = config.limits
         self.services = list(services)
         self.users = UserStore(config.data)
-        self.ctx = ServerContext(config, self.users, [s.name for s in self.services if s.name])
+        self.background = Background()
+        self.ctx = ServerContext(
+            config, self.users, self.background, [s.name for s in self.services if s.name]
+        )
         self.anonymous_grants = frozenset(config.anonymous_grants)
         self.ops: dict[str, OpSpec] = {}
         for spec in (*CORE_OPS, *(op for s in self.services for op in s.ops())):
@@ -74,7 +80,6 @@ class Server:
         self.shutting_down = False
         self._servers: list[asyncio.Server] = []
         self._udp: list[asyncio.DatagramTransport] = []
-        self._sweeper: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
         self._hello: dict[str, Any] = {
             "op": "hello",
@@ -144,18 +149,22 @@ class Server:
             ssl_ctx = server_context(cert, key)
             self.listening.tls_fingerprint = file_fingerprint(cert)
         kind = "tls" if cfg.tls else "tcp"
-        tcp = await self.loop.create_server(
-            lambda: StreamAdapter(self, kind),
-            cfg.host,
-            cfg.port,
-            reuse_address=True,
-            ssl=ssl_ctx,
-            backlog=4096,
-            ssl_handshake_timeout=self.limits.handshake_timeout if ssl_ctx else None,
-        )
-        self._servers.append(tcp)
-        for sock in tcp.sockets:
-            addr = sock.getsockname()
+        if ssl_ctx is None:
+            tcp = await self.loop.create_server(
+                lambda: StreamAdapter(self, kind),
+                cfg.host,
+                cfg.port,
+                reuse_address=True,
+                backlog=4096,
+            )
+            self._servers.append(tcp)
+            listeners = [sock.getsockname() for sock in tcp.sockets]
+        else:
+            socks = await self._bind(cfg.host, cfg.port)
+            for sock in socks:
+                self.background.spawn(accept_tls(self, sock, kind, ssl_ctx), "tls listener")
+            listeners = [sock.getsockname() for sock in socks]
+        for addr in listeners:
             self.listening.tcp.append((str(addr[0]), int(addr[1])))
         if cfg.udp:
             port = self.listening.tcp[0][1]
@@ -168,26 +177,52 @@ class Server:
                 self.listening.udp.append((str(addr[0]), int(addr[1])))
         if cfg.unix is not None:
             await self._start_unix(cfg.unix, ssl_ctx)
-        self._sweeper = self.loop.create_task(self._sweep())
+        self.background.every(min(1.0, self.limits.handshake_timeout / 4), self._sweep, "sweeper")
         return self.listening
 
-    async def _start_unix(self, path: Path, ssl_ctx: Any) -> None:
+    async def _bind(self, host: str | None, port: int) -> list[socket.socket]:
+        """Listening sockets for every address of ``host`` (one port for all)."""
+        infos = await self.loop.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+        socks: list[socket.socket] = []
+        seen: set[tuple[int, str]] = set()
+        for family, _, _, _, sockaddr in infos:
+            if (family, str(sockaddr[0])) in seen:
+                continue
+            seen.add((family, str(sockaddr[0])))
+            chosen = socks[0].getsockname()[1] if socks else port
+            sock = socket.create_server((str(sockaddr[0]), chosen), family=family, backlog=4096)
+            sock.setblocking(False)
+            socks.append(sock)
+        return socks
+
+    async def _start_unix(self, path: Path, ssl_ctx: ssl.SSLContext | None) -> None:
         with contextlib.suppress(FileNotFoundError):
             if stat.S_ISSOCK(path.lstat().st_mode):
                 path.unlink()  # a stale socket from an earlier run
-        unix = await self.loop.create_unix_server(
-            lambda: StreamAdapter(self, "unix"), str(path), ssl=ssl_ctx, backlog=4096
-        )
-        self._servers.append(unix)
         self.listening.unix = path
+        if ssl_ctx is None:
+            unix = await self.loop.create_unix_server(
+                lambda: StreamAdapter(self, "unix"), str(path), backlog=4096
+            )
+            self._servers.append(unix)
+            return
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(str(path))
+        sock.listen(4096)
+        sock.setblocking(False)
+        self.background.spawn(accept_tls(self, sock, "unix", ssl_ctx), "tls listener")
 
-    async def _sweep(self) -> None:
-        """Check every connection's timers about once a second; no timer per connection."""
-        while True:
-            await asyncio.sleep(min(1.0, self.limits.handshake_timeout / 4))
-            now = self.loop.time()
-            for conn in list(self.connections):
+    def _sweep(self) -> None:
+        """Check every connection's timers about once a second; no timer per connection.
+        One session whose check fails is logged and the others are still checked."""
+        now = self.loop.time()
+        for conn in list(self.connections):
+            try:
                 conn.check_timers(now)
+            except Exception:
+                log.exception("timer check of %s %s failed", conn.kind, conn.peer)
 
     def request_stop(self) -> None:
         self._stopped.set()
@@ -214,10 +249,9 @@ class Server:
         self._stopped.clear()
         for srv in self._servers:
             srv.close()
+        await self.background.close()  # the TLS listeners and the sweeper among them
         for transport in self._udp:
             transport.close()
-        if self._sweeper is not None:
-            self._sweeper.cancel()
         for conn in list(self.connections):
             conn.close(ServerShuttingDown("the server is stopping"))
         if self.connections:
@@ -228,6 +262,7 @@ class Server:
         for srv in self._servers:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(srv.wait_closed(), 1.0)
+        await self.background.close()  # what services started meanwhile
         for service in reversed(self.services):
             try:
                 await service.stop()

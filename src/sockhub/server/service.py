@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from .background import Background
     from .config import Config
     from .limits import Limits
     from .users import UserStore
@@ -159,6 +160,9 @@ class ServerContext:
 
     config: Config
     users: UserStore
+    background: Background
+    """Where a service runs its background work (``spawn``, ``every``): owned by the
+    server, logged when it fails, cancelled and awaited at shutdown."""
     services: list[str] = field(default_factory=list)
 
     @property
