@@ -785,12 +785,12 @@ class ServerSession:
             self.close(LimitSlowConsumer(f"nothing could be sent for {limits.send_timeout:g} s"))
         elif self.over_soft_since is not None:
             self.account()
+        elif self._pauses is not None:
+            return
         elif not self.spoke and now - self.opened > limits.handshake_timeout:
             if self._first:
                 self._note_foreign(complete=True)
             self.close(LimitIdle(f"no complete frame within {limits.handshake_timeout:g} s"))
-        elif self._pauses is not None:
-            return
         elif self.decoder.in_frame and now - self.last_data > limits.handshake_timeout:
             self.close(LimitIdle(f"frame stalled for {limits.handshake_timeout:g} s"))
         elif now - self.last_frame > limits.idle_timeout and not self._requests:
