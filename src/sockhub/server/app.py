@@ -21,7 +21,7 @@ from typing import Any
 from .._version import __version__
 from ..protocol.auth import METHOD
 from ..protocol.client import PROTO
-from ..protocol.errors import AuthRequired, LimitBusy, ProtocolError, ServerShuttingDown
+from ..protocol.errors import AuthFailed, AuthRequired, LimitBusy, ProtocolError, ServerShuttingDown
 from .background import Background
 from .config import Config
 from .core_ops import CORE_OPS
@@ -37,6 +37,9 @@ from .users import UserStore
 __all__ = ["Listening", "Server"]
 
 log = logging.getLogger("sockhub.server")
+
+USERS_POLL = 1.0
+"""How often users.json is checked for changes to apply to open sessions."""
 
 
 @dataclass(slots=True)
@@ -59,6 +62,7 @@ class Server:
         self.services = list(services)
         self.users = UserStore(config.data)
         self.background = Background()
+        self._users_applied = 0
         self.ctx = ServerContext(
             config, self.users, self.background, [s.name for s in self.services if s.name]
         )
@@ -178,6 +182,7 @@ class Server:
         if cfg.unix is not None:
             await self._start_unix(cfg.unix, ssl_ctx)
         self.background.every(min(1.0, self.limits.handshake_timeout / 4), self._sweep, "sweeper")
+        self.background.every(USERS_POLL, self._apply_users, "users.json check")
         return self.listening
 
     async def _bind(self, host: str | None, port: int) -> list[socket.socket]:
@@ -223,6 +228,27 @@ class Server:
                 conn.check_timers(now)
             except Exception:
                 log.exception("timer check of %s %s failed", conn.kind, conn.peer)
+
+    def _apply_users(self) -> None:
+        """Apply a changed users.json to open sessions: a removed user or a changed key
+        ends them (fatal ``auth.failed``), changed grants hold from the next request."""
+        generation = self.users.generation()
+        if generation == self._users_applied:
+            return
+        self._users_applied = generation
+        for conn in list(self.connections):
+            if conn.user is None or conn.closed:
+                continue
+            record = self.users.get(conn.user)
+            if record is None:
+                why = f"user {conn.user} was removed on the server"
+            elif record.key != conn.key:
+                why = f"the key of user {conn.user} was changed on the server; log in again"
+            else:
+                conn.grants = self.anonymous_grants | frozenset(record.grants)
+                continue
+            log.info("%s %s: %s", conn.kind, conn.peer, why)
+            conn.close(AuthFailed(why))
 
     def request_stop(self) -> None:
         self._stopped.set()
