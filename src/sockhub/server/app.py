@@ -23,6 +23,7 @@ from ..protocol.auth import METHOD
 from ..protocol.client import PROTO
 from ..protocol.errors import AuthFailed, AuthRequired, LimitBusy, ProtocolError, ServerShuttingDown
 from .background import Background
+from .budget import Budget
 from .config import Config
 from .core_ops import CORE_OPS
 from .limits import Limits
@@ -62,6 +63,8 @@ class Server:
         self.services = list(services)
         self.users = UserStore(config.data)
         self.background = Background()
+        self.bodies = Budget("bodies", self.limits.memory_bodies)
+        self.outbound = Budget("outbound", self.limits.memory_outbound)
         self._users_applied = 0
         self.ctx = ServerContext(
             config, self.users, self.background, [s.name for s in self.services if s.name]

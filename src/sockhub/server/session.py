@@ -63,6 +63,7 @@ from ..protocol.errors import (
     FrameBad,
     FrameTooLarge,
     Internal,
+    LimitBusy,
     LimitIdle,
     LimitSlowConsumer,
     OpUnknown,
@@ -90,6 +91,8 @@ INFLIGHT = "inflight"
 """``max_inflight`` requests are running."""
 DONE = "done"
 """The client said bye or sent EOF: nothing more is read."""
+BUDGET = "budget"
+"""The frame being read needs room in the server's body budget."""
 
 _SPENT = Decoder()
 """Stands in for a closed session's decoder, which is never fed again."""
@@ -97,6 +100,9 @@ _SPENT = Decoder()
 _READ_SIZE = 256 * 1024
 _FLUSH_AT = 1 << 20
 """Queued bytes that are written at once instead of at the end of the loop turn."""
+_SMALL_BODY = 64 * 1024
+"""Bodies up to this size are not drawn from the body budget: each session's read
+size bounds them already, and the hot path of small requests stays lean."""
 _SNIFF = 64
 """First bytes kept to name a foreign protocol in the log."""
 _reads = threading.local()
@@ -138,6 +144,7 @@ class Link(Protocol):
 class ServerSession:
     __slots__ = (
         "_body_view",
+        "_charged",
         "_close_callbacks",
         "_closing",
         "_done",
@@ -145,6 +152,7 @@ class ServerSession:
         "_eof_callbacks",
         "_first",
         "_flush_scheduled",
+        "_funded",
         "_inflight",
         "_linger",
         "_loop",
@@ -158,6 +166,7 @@ class ServerSession:
         "_sink_req",
         "_started",
         "_tasks",
+        "_unfunded",
         "admitted",
         "closed",
         "decoder",
@@ -211,6 +220,12 @@ class ServerSession:
         self._sink_req: Request | None = None
         self._linger: asyncio.TimerHandle | None = None
         self._first: bytes | None = b""
+        self._funded = 0
+        """Bytes of the body budget the frame being read holds."""
+        self._unfunded = 0
+        """Bytes the frame being read waits for in the body budget (reading paused)."""
+        self._charged = 0
+        """This session's backlog as last charged to the outbound budget."""
         self.decoder = Decoder(max_header=server.limits.max_header, policy=self._body_policy)
         self.nonce = b""
         self.opened = self.last_data = self.last_frame = self._loop.time()
@@ -287,6 +302,8 @@ class ServerSession:
                 cls = event.__class__
                 if cls is Frame:
                     complete = True
+                    if self._funded or self._unfunded:
+                        self._settle_body()
                     self._on_frame(event.header, event.body)  # type: ignore[union-attr]
                 elif cls is BodyChunk:
                     if self._sink is not None:
@@ -326,6 +343,7 @@ class ServerSession:
         self.write_paused_at = None
         self._release(WRITE)
         self._wake_drainers(None)
+        self.account()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._lost:
@@ -338,6 +356,10 @@ class ServerSession:
             sink, self._sink = self._sink, None
             self._guarded(sink.abort)
         self._queue = None
+        self._settle_body()
+        if self._charged:
+            self.server.outbound.charge(-self._charged)
+            self._charged = 0
         self._wake_drainers(ConnectionClosed("connection closed"))
         if self._tasks:
             for task in self._tasks:
@@ -600,6 +622,13 @@ class ServerSession:
             return
         limits = self.server.limits
         backlog = self.backlog()
+        if backlog != self._charged:
+            outbound = self.server.outbound
+            outbound.charge(backlog - self._charged)
+            self._charged = backlog
+            if outbound.spent and backlog > min(limits.outbound_soft, limits.max_outbound) // 4:
+                self.close(LimitSlowConsumer("the server is short of memory: read faster"))
+                return
         if backlog > limits.max_outbound:
             self.close(LimitSlowConsumer(f"{backlog} bytes queued for you: read faster"))
             return
@@ -669,7 +698,40 @@ class ServerSession:
             plan = spec.body(self, header)
             if plan is not None:
                 return plan
-        return (self.server.limits.max_body, False)
+        limit = self.server.limits.max_body
+        size = header.get("size")
+        if size.__class__ is int and _SMALL_BODY < size <= limit:
+            self._fund(size)
+        return (limit, False)
+
+    def _fund(self, size: int) -> None:
+        """Draw a buffered body from the server's budget, or stop reading until it fits."""
+        if self.server.bodies.take(size):
+            self._funded = size
+            return
+        self._unfunded = size
+        self._hold(BUDGET)
+        self.server.bodies.wait(self._retry_fund)
+
+    def _retry_fund(self) -> bool:
+        size = self._unfunded
+        if not size or self._lost:
+            return True
+        if not self.server.bodies.take(size):
+            return False
+        self._funded, self._unfunded = size, 0
+        self._release(BUDGET)
+        return True
+
+    def _settle_body(self) -> None:
+        """The body is read (or never will be): its budget goes back."""
+        if self._funded:
+            self.server.bodies.give(self._funded)
+            self._funded = 0
+        if self._unfunded:
+            self._unfunded = 0
+            self.server.bodies.forget(self._retry_fund)
+            self._release(BUDGET)
 
     def _send_error(self, exc: ProtocolError, header: dict[str, Any], rid: int | None) -> None:
         target = header.get("target")
@@ -704,6 +766,8 @@ class ServerSession:
                 return None
             if spec.grant is not None and spec.grant not in self.grants:
                 raise self.server.grant_error(spec, self.user)
+            if self.server.outbound.spent and spec.service != "core":
+                raise LimitBusy("the server is short of memory; try again shortly")
             if rid is not None and self._inflight is not None and rid in self._inflight:
                 raise BadRequest(f"id {rid} is still in flight on this connection")
         except ProtocolError as exc:
@@ -780,6 +844,8 @@ class ServerSession:
         idle timeouts. Stall and idle do not run while the server is not reading."""
         if self._closing:
             return
+        if self._charged:
+            self.account()  # the client read: give back what left
         limits = self.server.limits
         if self.write_paused_at is not None and now - self.write_paused_at > limits.send_timeout:
             self.close(LimitSlowConsumer(f"nothing could be sent for {limits.send_timeout:g} s"))
