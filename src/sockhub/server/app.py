@@ -107,7 +107,7 @@ class Server:
         return {**self._hello, "nonce": nonce}
 
     def admit(self, conn: ServerSession) -> ProtocolError | None:
-        """Count a new connection in, or say why it is refused (section 2.8)."""
+        """Count a new connection in, or say why it is refused (section 2.9)."""
         if self.shutting_down:
             return ServerShuttingDown("the server is stopping")
         if len(self.connections) >= self.limits.max_connections:

@@ -27,9 +27,10 @@ How an adapter plugs in (this is the stable seam):
    (True: keep the transport half-open while replies finish).
 4. Bytes out: the session calls ``link.write(data)``. Each call begins at a frame
    boundary and carries whole frames, except that a file body may follow its header
-   in later calls (several MiB, in pieces) before the next frame; a message transport
-   may send each call as one message and let the peer decode the stream (4-byte
-   length, header, body, as on TCP). ``link.socket_fd()`` returns a socket descriptor
+   in later calls (several MiB, in pieces) before the next frame. A message transport
+   that must carry one frame per message (the WebSocket bridge, PROTOCOL.md section
+   1) re-splits the stream at frame boundaries, e.g. with a ``protocol.frames.Decoder``
+   fed what ``write`` gets. ``link.socket_fd()`` returns a socket descriptor
    when file bodies may go out with ``os.sendfile``, else None (they are read and
    written through ``link.write``).
 5. Flow control: when the link's own buffer is over its high-water mark the adapter
