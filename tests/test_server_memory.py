@@ -6,9 +6,16 @@ import contextlib
 import socket
 from pathlib import Path
 
-from sockhub.protocol.frames import encode_header
+import pytest
+
+from sockhub import AsyncClient
+from sockhub.client.chat import ChatMessage
+from sockhub.protocol.errors import LimitBusy
+from sockhub.protocol.frames import encode_frame, encode_header
+from sockhub.server.budget import Budget
 
 from .conftest import running_server
+from .test_chat_fanout import cut_off
 
 MiB = 1024 * 1024
 CLIENTS = 200
@@ -44,3 +51,60 @@ def test_half_sent_bodies_stay_within_the_body_budget(tmp_path: Path) -> None:
         srv.wait_until(lambda: not server.connections)
         assert server.bodies.used == 0 and server.bodies.waiting == 0
         assert _rss() - base < held
+
+
+def _silent_member(port: int, nick: str) -> socket.socket:
+    """Joins the room ``crowd`` and then never reads a byte."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(encode_frame({"op": "chat.join", "id": 1, "room": "crowd", "nick": nick}))
+    return sock
+
+
+async def test_silent_members_cannot_pin_more_than_the_outbound_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """8 members that never read, sent 12.5 MiB each (more than the kernel's buffers
+    absorb): together they hold about the outbound budget, not 8 backlogs; those over
+    their share are cut, a member that reads gets everything."""
+    peak = 0
+    charge = Budget.charge
+
+    def watched(self: Budget, before: int, after: int) -> None:
+        nonlocal peak
+        charge(self, before, after)
+        if self.name == "outbound":
+            peak = max(peak, self.used)
+
+    monkeypatch.setattr(Budget, "charge", watched)
+    text = b"z" * 16 * 1024
+    with running_server(tmp_path, memory_outbound=4 * MiB) as srv:
+        server = srv.server
+        assert server is not None
+        silent = [_silent_member(srv.port, f"silent{n}") for n in range(8)]
+        reader = await AsyncClient.connect(srv.address)
+        sender = await AsyncClient.connect(srv.address)
+        try:
+            await reader.join("crowd", "reader")
+            await sender.join("crowd", "sender")
+            sent = refused = 0
+            while sent < 800:
+                try:
+                    await sender.request("chat.say", text, room="crowd")
+                    sent += 1
+                except LimitBusy:
+                    refused += 1
+                    srv.wait_until(lambda: not server.outbound.spent)
+                got = 0
+                while got < 1:
+                    item = await reader.next_chat(30)
+                    got += isinstance(item, ChatMessage)
+            assert all(cut_off(sock) for sock in silent)
+            assert peak < 4 * 4 * MiB, f"{peak / MiB:.1f} MiB queued at the peak"
+            assert await reader.who("crowd") == ["reader", "sender"]
+        finally:
+            for sock in silent:
+                sock.close()
+            await reader.close()
+            await sender.close()

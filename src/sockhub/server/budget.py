@@ -3,7 +3,7 @@
 Per-connection limits alone let a thousand connections each hold their allowance at
 once. A budget bounds the sum: buffered request bodies wait for room (the session stops
 reading until some is given back), outbound backlogs past it make the server refuse new
-work with ``limit.busy`` and cut the largest backlogs. Defaults derive from the
+work with ``limit.busy`` and cut backlogs over their fair share. Defaults derive from the
 machine's memory (``server/limits.py``).
 """
 
@@ -17,12 +17,14 @@ __all__ = ["Budget"]
 
 
 class Budget:
-    __slots__ = ("_waiters", "name", "total", "used")
+    __slots__ = ("_waiters", "holders", "name", "total", "used")
 
     def __init__(self, name: str, total: int) -> None:
         self.name = name
         self.total = total
         self.used = 0
+        self.holders = 0
+        """Sessions holding a share now (kept by those that ``charge``)."""
         self._waiters: deque[Callable[[], bool]] = deque()
 
     @property
@@ -41,11 +43,18 @@ class Budget:
         self.used += n
         return True
 
-    def charge(self, delta: int) -> None:
-        """Account a change that already happened (an outbound backlog grew or shrank)."""
-        self.used += delta
-        if delta < 0:
+    def charge(self, before: int, after: int) -> None:
+        """Account a holding that changed from ``before`` to ``after`` bytes (an outbound
+        backlog that grew or shrank)."""
+        self.used += after - before
+        self.holders += (after > 0) - (before > 0)
+        if after < before:
             self._wake()
+
+    @property
+    def share(self) -> int:
+        """A fair share of the budget for each holder."""
+        return self.total // max(1, self.holders)
 
     def give(self, n: int) -> None:
         self.used -= n

@@ -359,7 +359,7 @@ class ServerSession:
         self._queue = None
         self._settle_body()
         if self._charged:
-            self.server.outbound.charge(-self._charged)
+            self.server.outbound.charge(self._charged, 0)
             self._charged = 0
         self._wake_drainers(ConnectionClosed("connection closed"))
         if self._tasks:
@@ -625,9 +625,9 @@ class ServerSession:
         backlog = self.backlog()
         if backlog != self._charged:
             outbound = self.server.outbound
-            outbound.charge(backlog - self._charged)
+            outbound.charge(self._charged, backlog)
             self._charged = backlog
-            if outbound.spent and backlog > min(limits.outbound_soft, limits.max_outbound) // 4:
+            if outbound.spent and backlog > outbound.share:
                 self.close(LimitSlowConsumer("the server is short of memory: read faster"))
                 return
         if backlog > limits.max_outbound:
