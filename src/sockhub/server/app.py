@@ -129,10 +129,15 @@ class Server:
             if self.shutting_down and not self.connections:
                 self._stopped.set()
 
-    def grant_error(self, spec: OpSpec, user: str | None) -> ProtocolError:
-        if user is None:
-            return AuthRequired(f"{spec.op} needs a user with the '{spec.grant}' grant; log in")
-        return AuthRequired(f"user {user} lacks the '{spec.grant}' grant that {spec.op} needs")
+    def permit(self, spec: OpSpec, grants: frozenset[str], user: str | None) -> None:
+        """Raise why a client holding ``grants`` may not run ``spec`` now; the one
+        admission check of every transport (streams, messages, UDP)."""
+        if spec.grant is not None and spec.grant not in grants:
+            if user is None:
+                raise AuthRequired(f"{spec.op} needs a user with the '{spec.grant}' grant; log in")
+            raise AuthRequired(f"user {user} lacks the '{spec.grant}' grant that {spec.op} needs")
+        if self.outbound.spent and spec.service != "core":
+            raise LimitBusy("the server is short of memory; try again shortly")
 
     # lifecycle ------------------------------------------------------------------------
 

@@ -64,7 +64,6 @@ from ..protocol.errors import (
     FrameBad,
     FrameTooLarge,
     Internal,
-    LimitBusy,
     LimitIdle,
     LimitSlowConsumer,
     OpUnknown,
@@ -765,10 +764,7 @@ class ServerSession:
                 if rid is not None:
                     raise OpUnknown(f"unknown op {escape(op, 64)}")
                 return None
-            if spec.grant is not None and spec.grant not in self.grants:
-                raise self.server.grant_error(spec, self.user)
-            if self.server.outbound.spent and spec.service != "core":
-                raise LimitBusy("the server is short of memory; try again shortly")
+            self.server.permit(spec, self.grants, self.user)
             if rid is not None and self._inflight is not None and rid in self._inflight:
                 raise BadRequest(f"id {rid} is still in flight on this connection")
         except ProtocolError as exc:
