@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from sockhub import AsyncClient
-from sockhub.protocol.frames import encode_frame, encode_header
+from sockhub.protocol.frames import Decoder, Frame, encode_frame, encode_header
 from sockhub.server import BodySink, OpSpec, Request, Service, Session
 from sockhub.server.config import load_config
 from sockhub.server.session import ServerSession
@@ -196,12 +196,63 @@ def test_tls_handshakes_count_against_the_caps(tmp_path: Path) -> None:
         extra.close()
 
 
-def test_a_message_transport_feeds_whole_frames(srv: RunningServer) -> None:
-    """``receive_frame`` (one WebSocket message per frame) refuses a message that is not
-    exactly one frame."""
-    peer = RawPeer(srv.port)
-    session = next(iter(srv.server.connections))  # type: ignore[union-attr]
-    half = encode_frame({"op": "ping", "id": 1})[:-2]
-    srv.call(lambda: session.receive_frame(half))
-    error = peer.frame().header
-    assert error["code"] == "frame.bad" and "exactly one whole frame" in error["message"]
+class _MessageLink:
+    """The smallest adapter: what the session writes is kept, nothing is read."""
+
+    def __init__(self) -> None:
+        self.sent = bytearray()
+        self.state = "open"
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.sent += data
+
+    def buffered(self) -> int:
+        return 0
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def write_eof(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self.state = "closed"
+
+    def abort(self) -> None:
+        self.state = "aborted"
+
+    def socket_fd(self) -> int | None:
+        return None
+
+
+def _frames(data: bytes | bytearray) -> list[dict[str, Any]]:
+    decoder = Decoder(max_header=1 << 20, max_body=1 << 20)
+    decoder.receive_data(data)
+    headers = []
+    while (event := decoder.next_event()) is not None:
+        assert isinstance(event, Frame)
+        headers.append(event.header)
+    return headers
+
+
+def test_a_message_adapter_plugs_into_the_session(srv: RunningServer) -> None:
+    """An adapter that is not asyncio's (the WebSocket bridge's shape): admission, hello,
+    whole frames in, frames out, a message cut inside a frame is refused, close."""
+    server = srv.server
+    assert server is not None
+    link = _MessageLink()
+    session = srv.call(lambda: ServerSession(server, link, "ws", "127.0.0.1"))
+    assert srv.call(session.open) is True
+    ping = encode_frame({"op": "ping", "id": 1})
+    srv.call(lambda: session.receive_frame(ping + encode_frame({"op": "ping", "id": 2})))
+    srv.wait_until(lambda: len(_frames(link.sent)) == 3)
+    hello, pong1, pong2 = _frames(link.sent)
+    assert hello["op"] == "hello" and (pong1["re"], pong2["re"]) == (1, 2)
+    assert srv.call(lambda: session in server.connections)
+    srv.call(lambda: session.receive_frame(ping[:-2]))
+    assert _frames(link.sent)[-1]["code"] == "frame.bad" and link.state == "closed"
+    srv.call(lambda: session.connection_lost(None))
+    assert srv.call(lambda: session not in server.connections)

@@ -20,8 +20,9 @@ How an adapter plugs in (this is the stable seam):
    told why and closed, and ``open`` returns False).
 3. Bytes in: a byte stream goes to ``session.receive_data(data)`` in pieces of any size.
    A transport that carries whole messages (one WebSocket message per frame) calls
-   ``session.receive_frame(data)`` instead: ``data`` must be exactly one frame, or the
-   client gets a fatal ``frame.bad``. An ``asyncio.BufferedProtocol`` adapter may
+   ``session.receive_frame(data)`` instead: ``data`` must hold whole frames (one, as
+   PROTOCOL.md section 1 asks); a message that ends inside a frame is a fatal
+   ``frame.bad``. An ``asyncio.BufferedProtocol`` adapter may
    forward ``get_buffer``/``buffer_updated`` to let streamed bodies land in their sink's
    buffers without a copy. The end of the peer's input is ``session.receive_eof()``
    (True: keep the transport half-open while replies finish).
