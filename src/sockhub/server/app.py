@@ -32,6 +32,7 @@ from .service import OpSpec, ServerContext, Service
 from .session import ServerSession
 from .stream import StreamAdapter, accept_tls
 from .tls import ensure_self_signed, file_fingerprint, server_context
+from .trim import Trimmer
 from .udp import UdpEndpoint
 from .users import UserStore
 
@@ -65,9 +66,15 @@ class Server:
         self.background = Background()
         self.bodies = Budget("bodies", self.limits.memory_bodies)
         self.outbound = Budget("outbound", self.limits.memory_outbound)
+        self.spools = Budget("spools", self.limits.memory_spools)
+        self.trimmer = Trimmer((self.bodies, self.outbound, self.spools))
         self._users_applied = 0
         self.ctx = ServerContext(
-            config, self.users, self.background, [s.name for s in self.services if s.name]
+            config,
+            self.users,
+            self.background,
+            self.spools,
+            [s.name for s in self.services if s.name],
         )
         self.anonymous_grants = frozenset(config.anonymous_grants)
         self.ops: dict[str, OpSpec] = {}
@@ -236,6 +243,7 @@ class Server:
                 conn.check_timers(now)
             except Exception:
                 log.exception("timer check of %s %s failed", conn.kind, conn.peer)
+        self.trimmer.check(len(self.connections))
 
     def _apply_users(self) -> None:
         """Apply a changed users.json to open sessions: a removed user or a changed key

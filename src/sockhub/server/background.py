@@ -9,8 +9,9 @@ task, so nothing outlives the server.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 __all__ = ["Background"]
@@ -32,17 +33,23 @@ class Background:
             task.cancel()
         return task
 
-    def every(self, interval: float, check: Callable[[], object], name: str) -> asyncio.Task[Any]:
-        """Call ``check`` every ``interval`` seconds; one that raises is logged and called
-        again at the next tick."""
+    def every(
+        self, interval: float, check: Callable[[], Awaitable[object] | object], name: str
+    ) -> asyncio.Task[Any]:
+        """Call ``check`` every ``interval`` seconds (awaiting it if it is a coroutine
+        function); one that raises is logged and called again at the next tick."""
         return self.spawn(self._repeat(interval, check, name), name)
 
     @staticmethod
-    async def _repeat(interval: float, check: Callable[[], object], name: str) -> None:
+    async def _repeat(
+        interval: float, check: Callable[[], Awaitable[object] | object], name: str
+    ) -> None:
         while True:
             await asyncio.sleep(interval)
             try:
-                check()
+                result = check()
+                if inspect.isawaitable(result):
+                    await result
             except Exception:
                 log.exception("%s failed; it runs again in %g s", name, interval)
 

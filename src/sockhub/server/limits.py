@@ -49,6 +49,8 @@ class Limits:
     """Request bodies buffered by all connections together (1/32 of the machine's memory)."""
     memory_outbound: int = _share(16, 128 * MiB, 4 * GiB)
     """Outbound backlogs of all connections together (1/16 of the machine's memory)."""
+    memory_spools: int = _share(16, 128 * MiB, 4 * GiB)
+    """Upload spools of all connections together (1/16 of the machine's memory)."""
     max_inflight: int = 256
     """Requests one connection may have running before the server stops reading it."""
     max_connections: int = 10_000

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from .background import Background
+    from .budget import Budget
     from .config import Config
     from .limits import Limits
     from .users import UserStore
@@ -163,6 +164,8 @@ class ServerContext:
     background: Background
     """Where a service runs its background work (``spawn``, ``every``): owned by the
     server, logged when it fails, cancelled and awaited at shutdown."""
+    spools: Budget
+    """The server-wide memory budget of upload spools (``memory_spools``)."""
     services: list[str] = field(default_factory=list)
 
     @property
