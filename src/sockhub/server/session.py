@@ -621,8 +621,11 @@ class ServerSession:
         for its grace time; a client that reads is never cut for one large burst."""
         if self._closing:
             return
-        limits = self.server.limits
         backlog = self.backlog()
+        if not backlog and not self._charged:
+            self.over_soft_since = None
+            return
+        limits = self.server.limits
         if backlog != self._charged:
             outbound = self.server.outbound
             outbound.charge(self._charged, backlog)
@@ -765,7 +768,11 @@ class ServerSession:
                 if rid is not None:
                     raise OpUnknown(f"unknown op {escape(op, 64)}")
                 return None
-            self.server.permit(spec, self.grants, self.user)
+            outbound = self.server.outbound
+            if (
+                spec.grant is not None and spec.grant not in self.grants
+            ) or outbound.used >= outbound.total:
+                self.server.permit(spec, self.grants, self.user)  # raises why, if it must
             if rid is not None and self._inflight is not None and rid in self._inflight:
                 raise BadRequest(f"id {rid} is still in flight on this connection")
         except ProtocolError as exc:
@@ -810,7 +817,7 @@ class ServerSession:
             if req.id is not None and self._inflight is not None:
                 self._inflight.pop(req.id, None)
             self._requests -= 1
-            if self._requests < self.server.limits.max_inflight:
+            if self._pauses is not None and self._requests < self.server.limits.max_inflight:
                 self._release(INFLIGHT)
             if self._done and not self._requests:
                 self.finish()
