@@ -7,6 +7,7 @@ changed, in a copy, so that tests can run in parallel on free ports.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import socket
 import subprocess
@@ -17,6 +18,8 @@ from collections.abc import Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager, suppress
 from pathlib import Path
+
+import pytest
 
 from sockhub.lab.conn import listening
 from sockhub.lab.serve import Options, RunningLab, start_lab
@@ -69,6 +72,7 @@ class Program:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
+            env={**os.environ, "PYTHONIOENCODING": "utf-8"},
         )
         self.out = bytearray()
         self.err = bytearray()
@@ -182,6 +186,24 @@ class LabThread:
     def port(self, fmt: str) -> int:
         assert self.running is not None
         return next(lst.port for lst in self.running.listeners if lst.format == fmt)
+
+    def wait_logged(
+        self, caplog: pytest.LogCaptureFixture, *texts: str, limit: float = 15.0
+    ) -> None:
+        """Until the lab logged one of ``texts``."""
+        deadline = time.monotonic() + limit
+        while not any(t in r.getMessage() for r in caplog.records for t in texts):
+            assert time.monotonic() < deadline, f"the lab never logged any of {texts}"
+            time.sleep(0.01)
+
+    def wait_members(self, room: str, n: int, limit: float = 15.0) -> None:
+        """Until ``n`` course clients are in the lab's chat ``room``."""
+        assert self.running is not None
+        members = self.running.lab.rooms[room].members
+        deadline = time.monotonic() + limit
+        while len(members) < n:
+            assert time.monotonic() < deadline, f"{room} never had {n} members"
+            time.sleep(0.01)
 
     def stop(self) -> None:
         if self._thread.is_alive():

@@ -21,6 +21,7 @@ __all__ = ["MAX_MEMBERS", "Room"]
 log = logging.getLogger("sockhub.lab")
 
 MAX_MEMBERS = 64
+BRIDGE_NICK = "course-lab"
 # a course client that stops reading is dropped once this much waits for it
 MAX_BACKLOG = 256 * 1024
 
@@ -45,7 +46,7 @@ class Room:
 
     async def open_bridge(self, client: AsyncClient, room: str) -> None:
         try:
-            joined = await client.join(room, history=0)
+            joined = await client.join(room, BRIDGE_NICK, history=0)
         except (ProtocolError, ConnectionClosed, ConnectionError) as exc:
             log.warning(
                 "chat bridge: cannot join sockhub room %r (%s); room is local only", room, exc

@@ -105,7 +105,7 @@ def _why_not(fmt: Format, opts: Options, backend: Backend | None) -> str | None:
 async def _bridge(lab: Lab, running: RunningLab, opts: Options, name: str) -> None:
     room = Room(with_time=name == "chat")
     lab.rooms[name] = room
-    if opts.server is None or opts.user is None:
+    if opts.server is None:
         return
     try:
         client = await AsyncClient.connect(opts.server, user=opts.user, key=opts.key, timeout=5)
@@ -138,6 +138,19 @@ def _tcp_callback(fmt: str, lab: Lab, gate: asyncio.Semaphore):  # type: ignore[
     return on_connect
 
 
+def _udp_socket(host: str, port: int) -> socket.socket:
+    """Our own UDP socket, kept so that empty datagrams can be sent (asyncio drops them)."""
+    info = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
+    sock = socket.socket(info[0], socket.SOCK_DGRAM)
+    try:
+        sock.setblocking(False)
+        sock.bind(info[4])
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 def _port(opts: Options, fmt: Format) -> int:
     return 0 if opts.base_port == 0 else opts.base_port + fmt.offset
 
@@ -146,8 +159,9 @@ async def _open(running: RunningLab, opts: Options, fmt: Format) -> Listener:
     port = _port(opts, fmt)
     loop = asyncio.get_running_loop()
     if fmt.transport == "udp":
+        raw = _udp_socket(opts.host, port)
         transport, _ = await loop.create_datagram_endpoint(
-            lambda: CoursePort(fmt.name), local_addr=(opts.host, port)
+            lambda: CoursePort(fmt.name, raw), sock=raw
         )
         running.datagrams.append(transport)
         sock = transport.get_extra_info("socket")

@@ -4,7 +4,9 @@ at most 1 KiB) so the lab never amplifies, and command execution is never offere
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import socket
 from collections.abc import Callable
 from typing import cast
 
@@ -63,8 +65,9 @@ def bounded(request: bytes, replies: list[bytes]) -> tuple[list[bytes], int]:
 
 
 class CoursePort(asyncio.DatagramProtocol):
-    def __init__(self, fmt: str) -> None:
+    def __init__(self, fmt: str, sock: socket.socket | None = None) -> None:
         self.fmt = fmt
+        self.sock = sock
         self.answer = REPLIES[fmt]
         self.transport: asyncio.DatagramTransport | None = None
 
@@ -87,7 +90,17 @@ class CoursePort(asyncio.DatagramProtocol):
             log.info("%s %s sent %d bytes", self.fmt, who, len(data))
         assert self.transport is not None
         for reply in replies:
-            self.transport.sendto(reply, addr)
+            if reply:
+                self.transport.sendto(reply, addr)
+            else:
+                self._send_empty(addr)
+
+    def _send_empty(self, addr: tuple[str | bytes, int]) -> None:
+        """An empty datagram, which asyncio's transport silently drops: B's clients wait in
+        recvfrom() for every answer, so even "nothing" must arrive as a datagram."""
+        if self.sock is not None:
+            with contextlib.suppress(BlockingIOError, InterruptedError, OSError):
+                self.sock.sendto(b"", addr)
 
     def error_received(self, exc: Exception) -> None:
         log.warning("%s: %s", self.fmt, exc)
