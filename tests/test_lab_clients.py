@@ -91,5 +91,5 @@ def test_sticky_service_reports_each_recv(
     course_lab.wait_logged(caplog, "closed the connection", "disconnected abruptly")
     seen = [r.getMessage() for r in caplog.records if "recv #" in r.getMessage()]
     assert seen and seen[0].split("recv #1: ")[1]
-    received = b"".join(eval(line.split("bytes ", 1)[1]) for line in seen)  # noqa: S307
+    received = b"".join(eval(line.split("bytes ", 1)[1]) for line in seen)
     assert received == sent

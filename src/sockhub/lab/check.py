@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from .card import Card, Result
 from .check_other import check_chat, check_ftp_put, check_udp
 from .check_tcp import check_stream
-from .conn import Closed, Silent, listening, open_conn
-from .dialects import DIALECTS
+from .conn import Closed, Conn, Silent, listening, open_conn
+from .dialects import DIALECTS, ProtocolMismatch
 from .formats import by_name
 
 __all__ = ["CHECKABLE", "check"]
@@ -35,6 +35,7 @@ CHECKABLE = (
     "udp-exec",
 )
 START_TIMEOUT = 10.0
+RESTART_TALK = 3.0
 
 
 async def _probes(fmt: str, host: str, port: int, timeout: float, card: Card) -> None:
@@ -109,14 +110,28 @@ class Started:
                 pipe.close()
 
 
+async def _talking(fmt: str, host: str, port: int) -> Conn | None:
+    """A connection the server has accepted and answered on (so killing the server makes
+    its side close first), or None when it would not talk."""
+    try:
+        conn = await open_conn(host, port, RESTART_TALK)
+        dialect = DIALECTS.get(fmt)
+        if dialect is not None:
+            await conn.send(dialect.request(dialect.sample))
+            await dialect.read(conn, dialect.expect(dialect.sample))
+        elif fmt != "ftp-put":
+            await conn.send(b"hello")
+            await conn.read_some()
+    except (Closed, Silent, ProtocolMismatch):
+        return None
+    return conn
+
+
 async def _restart(
     argv: Sequence[str], host: str, port: int, tcp: bool, first: Started, card: Card
 ) -> Started:
     """Kill the server while a client is connected (so its side holds TIME_WAIT), start again."""
-    conn = None
-    if tcp:
-        with contextlib.suppress(Closed, Silent):
-            conn = await open_conn(host, port, 2.0)
+    conn = await _talking(card.format, host, port) if tcp else None
     first.stop()
     second = Started(argv)
     problem = await second.ready(host, port, tcp)

@@ -20,6 +20,8 @@ def say(exc: Exception, timeout: float) -> str:
     return str(exc)
 
 
+# how long a second client waits before the card says "one client at a time" (a warning only)
+SECOND_CLIENT_WAIT = 1.0
 EMPTY_NOTE = "(send(b'') itself puts nothing on the wire: clients must skip empty input)"
 
 
@@ -122,7 +124,10 @@ class StreamCheck:
             )
             self.add(probe, "fail", self.dead, conn.seen)
         except (Closed, ProtocolMismatch) as exc:
-            self.dead = f"a new client after one {how}: {say(exc, self.timeout)}"
+            crashed = " (did the server crash on the reset: an unhandled ConnectionResetError?)"
+            self.dead = f"a new client after one {how}: {say(exc, self.timeout)}" + (
+                crashed if abrupt and isinstance(exc, Closed) else ""
+            )
             self.add(probe, "fail", self.dead, conn.seen)
         else:
             wrong = self.judge(self.d.sample, got)
@@ -249,6 +254,9 @@ class StreamCheck:
 
     async def big(self) -> None:
         big = self.d.big
+        if big is None:
+            self.add("big", "skip", "the answer's size does not depend on the message")
+            return
         conn = await self.connect()
         try:
             got = await self.exchange(conn, big)
@@ -282,6 +290,7 @@ class StreamCheck:
             if not self.d.one_shot:
                 await self.exchange(first, self.d.sample)
             second = await self.connect()
+            second.timeout = min(self.timeout, SECOND_CLIENT_WAIT)
             try:
                 got = await self.exchange(second, self.d.sample)
                 ok = self.judge(self.d.sample, got) is None

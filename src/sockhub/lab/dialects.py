@@ -37,7 +37,7 @@ class Dialect:
     expect: Callable[[str], bytes | None]
     sample: str = "hello"
     second: str = "world"
-    big: str = BIG_TEXT
+    big: str | None = BIG_TEXT
     is_exec: bool = False
     one_shot: bool = False
 
@@ -187,6 +187,8 @@ DIALECTS: dict[str, Dialect] = {
     "exec-status": Dialect(
         _utf8, read_status, _status_expect, "echo hello", "echo world", BIG_CMD, is_exec=True
     ),
-    "decimal-text": Dialect(_utf8, read_decimal, lambda m: wire.DECIMAL_TEXT),
-    "ftp-get": Dialect(_utf8, read_download, lambda m: None, sample="girl", second="girl"),
+    "decimal-text": Dialect(_utf8, read_decimal, lambda m: wire.DECIMAL_TEXT, big=None),
+    "ftp-get": Dialect(
+        _utf8, read_download, lambda m: None, sample="girl", second="girl", big=None
+    ),
 }
