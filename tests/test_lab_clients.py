@@ -31,7 +31,7 @@ CASES = [
     ("b7_hmac_client", "hmac-upper", "hello\n", "HELLO"),
     ("c8_client", "console", "hello\n", "data_from_server :>>>> lab: hello"),
     ("e_chat_client", "console", "你好\n", "lab: 你好"),
-    ("e_decimal_client", "decimal-text", "x\n", "8月1日，安理会轮值主"),
+    ("e_decimal_client", "decimal-text", "x\n", "8月1日\uff0c安理会轮值主"),
     ("b4_udp_client", "udp-hi", None, "hi ('127.0.0.1'"),
     ("c6_udp_client", "udp-upper", "abc\n", "data_from_server :>>>> (b'ABC'"),
     ("c7_udp_client", "udp-upper", "\nabc\n", "data_from_server :>>>> ABC"),

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from sockhub.client import Client
+from sockhub.lab.tcp import MAX_UPLOAD
 
 from .conftest import RunningServer, running_server
 from .lab_support import LabThread, lab, program
@@ -135,3 +136,14 @@ def test_course_chat_shares_a_sockhub_room(
         bob.say(room, "hello from sockhub")
         one.wait_for("bob hello from sockhub")
         two.wait_for("bob hello from sockhub")
+
+
+def test_ftp_upload_over_the_lab_bound_is_refused(
+    hub_lab: LabThread, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="sockhub.lab")
+    header = json.dumps({"cmd": "put", "filename": "big.bin", "filesize": MAX_UPLOAD + 1}).encode()
+    with socket.create_connection(("127.0.0.1", hub_lab.port("ftp-put")), timeout=10) as s:
+        s.sendall(struct.pack("i", len(header)) + header)
+        assert s.recv(10) == b""
+    hub_lab.wait_logged(caplog, f"the lab takes up to {MAX_UPLOAD}")

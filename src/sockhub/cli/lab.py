@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import shlex
@@ -41,19 +42,17 @@ async def _serve(opts: Options, as_json: bool) -> int:
     except OSError as exc:
         print(f"sockhub lab: cannot listen: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_FAILED
-    if as_json:
-        import json
-
-        for lst in running.listeners:
-            print(json.dumps(lst.as_dict(), ensure_ascii=False))
-    else:
-        print(_table(running))
-    sys.stdout.flush()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+    if as_json:
+        for lst in running.listeners:
+            print(json.dumps(lst.as_dict(), ensure_ascii=False))
+    else:
+        print(_table(running))
+    sys.stdout.flush()
     try:
         await stop.wait()
     finally:

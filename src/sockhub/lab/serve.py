@@ -15,7 +15,7 @@ from .backend import Backend, connect_backend
 from .chat import Room
 from .formats import FORMATS, Format
 from .peer import Peer
-from .tcp import HANDLERS, Lab
+from .tcp import HANDLERS, MAX_LINE, Lab
 from .udp import CoursePort
 
 __all__ = ["Listener", "Options", "RunningLab", "start_lab"]
@@ -172,7 +172,7 @@ async def _open(running: RunningLab, opts: Options, fmt: Format) -> Listener:
             opts.host,
             port,
             reuse_address=True,
-            limit=64 * 1024,
+            limit=MAX_LINE,
         )
         running.servers.append(server)
         sock = server.sockets[0]
