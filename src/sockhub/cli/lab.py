@@ -112,6 +112,10 @@ def register(sub: Any) -> None:
         "lab",
         help="the course's own programs: listeners in their formats, and a checker for theirs",
         description="Course listeners (sockhub lab serve) and a homework checker (sockhub lab check).",
+        **examples("""
+  sockhub lab serve --json                   # the course listeners, one JSON line each
+  sockhub lab check upper 127.0.0.1:9000     # a report card for a student's server
+"""),
     )
     lab_sub = lab.add_subparsers(dest="lab_command", metavar="serve|check", required=True)
     serve = lab_sub.add_parser(

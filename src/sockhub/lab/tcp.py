@@ -157,8 +157,9 @@ async def sticky(lab: Lab, peer: Peer) -> None:
         n += 1
         line = f"recv #{n}: {len(data)} bytes {data!r}"
         peer.info(line)
-        if not await peer.send(line.encode() + b"\n"):
-            return
+        # the report is a courtesy: the notes' sticky clients send and exit without reading,
+        # and the log must still show every recv until the connection ends
+        await peer.send(line.encode() + b"\n")
 
 
 async def _run(lab: Lab, peer: Peer, data: bytes) -> Ran | None:
