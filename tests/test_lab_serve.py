@@ -142,3 +142,35 @@ def test_a_line_over_the_bound_closes_the_connection(caplog: pytest.LogCaptureFi
             s.sendall(b"x" * (MAX_LINE + 1))
             assert s.recv(10) == b""
         running.wait_logged(caplog, f"sent a line over {MAX_LINE} bytes")
+
+
+def test_console_lines_answer_the_one_to_one_chats(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sockhub.cli.main", "lab", "serve", "--port", "0", "--json",
+         "--console", "--only", "console", "udp-qq", "--quiet"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    try:
+        ports = {
+            r["format"]: r["port"] for r in (json.loads(proc.stdout.readline()) for _ in range(2))
+        }
+        with socket.create_connection(("127.0.0.1", ports["console"]), timeout=10) as s:
+            s.sendall("你好".encode("gbk"))  # E's homework client speaks GBK
+            proc.stdin.write("在的\n".encode())
+            proc.stdin.flush()
+            assert s.recv(1024).decode("gbk") == "在的"
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.settimeout(10)
+            u.sendto(b"hello there", ("127.0.0.1", ports["udp-qq"]))
+            proc.stdin.write(b"hi\n")
+            proc.stdin.flush()
+            assert u.recvfrom(1024)[0] == b"hi"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        for pipe in (proc.stdin, proc.stdout, proc.stderr):
+            pipe.close()
+    assert proc.returncode == 0

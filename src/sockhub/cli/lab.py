@@ -86,6 +86,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         lab_exec=args.lab_exec,
         room=args.room,
         only=tuple(args.only or ()),
+        console=args.console,
     )
     return asyncio.run(_serve(opts, args.json))
 
@@ -149,6 +150,11 @@ def register(sub: Any) -> None:
         help="open the command-execution formats (loopback only, run by sockhub's exec service)",
     )
     serve.add_argument("--room", default="lab", help="sockhub room the course chat joins")
+    serve.add_argument(
+        "--console",
+        action="store_true",
+        help="lines typed here answer the 1:1 chats (console, udp-qq), as in the notes",
+    )
     serve.add_argument("--only", nargs="+", metavar="FORMAT", help="open only these formats")
     serve.add_argument("--json", action="store_true", help="list listeners as JSON lines")
     serve.add_argument("--quiet", action="store_true", help="log anomalies only")

@@ -200,8 +200,8 @@ async def check_udp(fmt: str, host: str, port: int, timeout: float, card: Card) 
     elif len(await ask(sample)) < replies:
         gone = "the server answers nothing any more (did it stop after one datagram?)"
         add("empty", "fail", f"no answer to an empty datagram nor to the next one: {gone}", got)
-        for probe in ("amplify", "big") if fmt == "udp-upper" else ("amplify",):
-            add(probe, "skip", f"not tried: {gone}", [])
+        for skipped in ("amplify", "big") if fmt == "udp-upper" else ("amplify",):
+            add(skipped, "skip", f"not tried: {gone}", [])
         return
     else:
         why = "no answer to an empty datagram: a course client that sends one waits in recvfrom() forever"

@@ -13,6 +13,7 @@ from ..client import AsyncClient, ConnectError
 from ..protocol.errors import ProtocolError
 from .backend import Backend, connect_backend
 from .chat import Room
+from .console import Console
 from .formats import FORMATS, Format
 from .peer import Peer
 from .tcp import HANDLERS, MAX_LINE, Lab
@@ -35,6 +36,7 @@ class Options:
     lab_exec: bool = False
     room: str = "lab"
     only: tuple[str, ...] = ()
+    console: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +163,7 @@ async def _open(running: RunningLab, opts: Options, fmt: Format) -> Listener:
     if fmt.transport == "udp":
         raw = _udp_socket(opts.host, port)
         transport, _ = await loop.create_datagram_endpoint(
-            lambda: CoursePort(fmt.name, raw), sock=raw
+            lambda: CoursePort(fmt.name, raw, running.lab.console), sock=raw
         )
         running.datagrams.append(transport)
         sock = transport.get_extra_info("socket")
@@ -185,7 +187,7 @@ async def start_lab(opts: Options) -> RunningLab:
     backend = None
     if opts.server is not None and (opts.lab_exec or opts.user):
         backend = await connect_backend(opts.server, user=opts.user, key=opts.key)
-    running = RunningLab(Lab(backend=backend))
+    running = RunningLab(Lab(backend=backend, console=Console() if opts.console else None))
     try:
         for name in ("chat", "chat-plain"):
             await _bridge(running.lab, running, opts, name)

@@ -15,7 +15,8 @@ from pathlib import Path
 from . import wire
 from .backend import Backend, BackendError, Ran, spool_path
 from .chat import Room
-from .peer import Peer
+from .console import Console
+from .peer import IDLE_TIMEOUT, Peer
 
 __all__ = ["HANDLERS", "Lab"]
 
@@ -34,6 +35,7 @@ class Lab:
     backend: Backend | None = None
     rooms: dict[str, Room] = field(default_factory=dict)
     max_upload: int = MAX_UPLOAD
+    console: Console | None = None
 
 
 Handler = Callable[[Lab, Peer], Awaitable[None]]
@@ -147,7 +149,14 @@ async def console(lab: Lab, peer: Peer) -> None:
         if text == "q":
             peer.info("said q (the notes' goodbye)")
             return
-        if not await peer.send(f"lab: {text}".encode(encoding, "replace")):
+        answer = f"lab: {text}"
+        if lab.console is not None:
+            typed = await lab.console.answer(peer.who, text, IDLE_TIMEOUT)
+            if typed is None:
+                peer.anomaly("got no reply from the console; closing")
+                return
+            answer = typed
+        if not await peer.send(answer.encode(encoding, "replace")):
             return
 
 

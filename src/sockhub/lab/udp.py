@@ -11,11 +11,13 @@ from collections.abc import Callable
 from typing import cast
 
 from . import wire
+from .console import Console
 
 __all__ = ["REPLIES", "CoursePort"]
 
 log = logging.getLogger("sockhub.lab")
 
+CONSOLE_WAIT = 600.0
 REFUSED = b"the lab does not run commands over UDP; use exec-raw over TCP with --lab-exec\n"
 
 
@@ -65,9 +67,13 @@ def bounded(request: bytes, replies: list[bytes]) -> tuple[list[bytes], int]:
 
 
 class CoursePort(asyncio.DatagramProtocol):
-    def __init__(self, fmt: str, sock: socket.socket | None = None) -> None:
+    def __init__(
+        self, fmt: str, sock: socket.socket | None = None, console: Console | None = None
+    ) -> None:
         self.fmt = fmt
         self.sock = sock
+        self.console = console if fmt == "udp-qq" else None
+        self._pending: set[asyncio.Task[None]] = set()
         self.answer = REPLIES[fmt]
         self.transport: asyncio.DatagramTransport | None = None
 
@@ -75,10 +81,28 @@ class CoursePort(asyncio.DatagramProtocol):
         self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str | bytes, int]) -> None:
+        if self.console is not None:
+            task = asyncio.get_running_loop().create_task(self._typed(data, addr))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+            return
+        self._reply(data, addr, self.answer(data))
+
+    async def _typed(self, data: bytes, addr: tuple[str | bytes, int]) -> None:
+        """B's QQ server: the person at the console answers (within the same bound)."""
+        assert self.console is not None
+        who = f"{addr[0]!s}:{addr[1]}"
+        typed = await self.console.answer(who, data.decode("utf-8", "replace"), CONSOLE_WAIT)
+        if typed is None:
+            log.warning("%s %s: no reply from the console", self.fmt, who)
+            return
+        self._reply(data, addr, [typed.encode("utf-8")])
+
+    def _reply(self, data: bytes, addr: tuple[str | bytes, int], answer: list[bytes]) -> None:
         who = f"{addr[0]!s}:{addr[1]}"
         if not data:
             log.warning("%s %s sent an empty datagram", self.fmt, who)
-        replies, cut = bounded(data, self.answer(data))
+        replies, cut = bounded(data, answer)
         if cut:
             log.warning(
                 "%s %s: reply cut by %d bytes (UDP replies are at most 3x the request, 1 KiB)",
