@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from sockhub.lab.formats import FORMATS
+from sockhub.lab.serve import MAX_CONNECTIONS
 from sockhub.lab.tcp import MAX_LINE
 from sockhub.lab.udp import bounded
 from sockhub.lab.wire import UDP_REPLY_MAX
@@ -174,3 +175,22 @@ def test_console_lines_answer_the_one_to_one_chats(tmp_path: Path) -> None:
         for pipe in (proc.stdin, proc.stdout, proc.stderr):
             pipe.close()
     assert proc.returncode == 0
+
+
+def test_connections_past_the_bound_are_closed(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="sockhub.lab")
+    with lab(only=("echo",)) as running:
+        port = running.port("echo")
+        held = []
+        try:
+            for _ in range(MAX_CONNECTIONS):
+                s = socket.create_connection(("127.0.0.1", port), timeout=10)
+                held.append(s)
+                s.sendall(b"x")
+                assert s.recv(1) == b"x"  # served, so it holds a place
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as extra:
+                assert extra.recv(1) == b""
+        finally:
+            for s in held:
+                s.close()
+        running.wait_logged(caplog, f"refused: {MAX_CONNECTIONS} connections are already open")

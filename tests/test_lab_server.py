@@ -3,6 +3,7 @@ exec service, their files land in the files tree, their chat shares a sockhub ro
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import socket
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from sockhub.client import Client
+from sockhub.lab.check import check
 from sockhub.lab.tcp import MAX_UPLOAD
 
 from .conftest import RunningServer, running_server
@@ -147,3 +149,15 @@ def test_ftp_upload_over_the_lab_bound_is_refused(
         s.sendall(struct.pack("i", len(header)) + header)
         assert s.recv(10) == b""
     hub_lab.wait_logged(caplog, f"the lab takes up to {MAX_UPLOAD}")
+
+
+@pytest.mark.parametrize(
+    "fmt", ["exec-len", "exec-json", "exec-json-ds", "exec-decimal", "exec-status", "exec-raw"]
+)
+def test_lab_check_passes_the_labs_own_exec_listeners(hub_lab: LabThread, fmt: str) -> None:
+    card = asyncio.run(check(fmt, "127.0.0.1", hub_lab.port(fmt), timeout=10.0))
+    verdicts = {r.probe: r.verdict for r in card.results}
+    assert verdicts["basic"] == verdicts["quit"] == verdicts["reset"] == "pass", card.render()
+    # the request side of these formats has no framing: two commands in one write are one
+    assert verdicts["back-to-back"] == "fail"
+    assert verdicts["big"] == ("warn" if fmt == "exec-raw" else "pass"), card.render()
