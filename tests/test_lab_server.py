@@ -161,3 +161,18 @@ def test_lab_check_passes_the_labs_own_exec_listeners(hub_lab: LabThread, fmt: s
     # the request side of these formats has no framing: two commands in one write are one
     assert verdicts["back-to-back"] == "fail"
     assert verdicts["big"] == ("warn" if fmt == "exec-raw" else "pass"), card.render()
+
+
+def test_lab_reconnects_when_the_server_closed_its_connection(
+    hub: tuple[RunningServer, bytes], tmp_path: Path
+) -> None:
+    srv, key = hub
+    with lab(
+        server=srv.address, user="alice", key=key, lab_exec=True, only=("exec-len",)
+    ) as running:
+        assert running.running is not None and running.running.lab.backend is not None
+        old = running.running.lab.backend.client
+        asyncio.run_coroutine_threadsafe(old.close(), running.loop).result(30)
+        with program("c91_client", running.port("exec-len"), tmp_path, "echo again\n") as c:
+            c.wait_for("again")
+        assert running.running.lab.backend.client is not old

@@ -40,10 +40,27 @@ class Ran:
 
 
 class Backend:
-    """One authenticated connection shared by every course connection of the lab."""
+    """One authenticated connection shared by every course connection of the lab.
 
-    def __init__(self, client: AsyncClient) -> None:
+    A connection the server closed (a restart, an idle timeout) is opened again before the
+    next request; a request is never repeated, so a command never runs twice.
+    """
+
+    def __init__(
+        self, client: AsyncClient, server: str, user: str | None, key: bytes | None
+    ) -> None:
         self.client = client
+        self._again = (server, user, key)
+
+    async def _ready(self) -> AsyncClient:
+        if self.client.closed:
+            server, user, key = self._again
+            try:
+                self.client = await AsyncClient.connect(server, user=user, key=key, timeout=5.0)
+            except (ConnectError, ProtocolError, OSError) as exc:
+                raise BackendError(f"the sockhub server {server} is gone: {exc}") from exc
+            log.info("sockhub server %s reached again", server)
+        return self.client
 
     @property
     def grants(self) -> list[str]:
@@ -51,15 +68,17 @@ class Backend:
 
     async def run(self, cmd: str) -> Ran:
         try:
-            done: Completed = await self.client.run(cmd, timeout=EXEC_TIMEOUT)
+            client = await self._ready()
+            done: Completed = await client.run(cmd, timeout=EXEC_TIMEOUT)
         except (ProtocolError, ConnectionClosed, ConnectionError) as exc:
             raise BackendError(f"the sockhub exec service refused {cmd!r}: {exc}") from exc
         return Ran(done.exit_code, done.stdout, done.stderr)
 
     async def put(self, data_file: Path, name: str) -> str:
         remote = f"{FILES_FOLDER}/{name}"
+        client = await self._ready()
         try:
-            await self.client.put(data_file, remote, overwrite=True)
+            await client.put(data_file, remote, overwrite=True)
         except (ProtocolError, ConnectionClosed, ConnectionError, OSError) as exc:
             raise BackendError(f"the sockhub files service refused {remote!r}: {exc}") from exc
         return remote
@@ -68,8 +87,9 @@ class Backend:
         remote = f"{FILES_FOLDER}/{name}"
         with tempfile.TemporaryDirectory(prefix="sockhub-lab-") as tmp:
             local = Path(tmp) / "download"
+            client = await self._ready()
             try:
-                await self.client.get(remote, local)
+                await client.get(remote, local)
             except (ProtocolError, ConnectionClosed, ConnectionError, OSError) as exc:
                 raise BackendError(f"no {remote!r} in the sockhub files tree: {exc}") from exc
             return await asyncio.to_thread(local.read_bytes)
@@ -88,7 +108,7 @@ async def connect_backend(server: str, *, user: str | None, key: bytes | None) -
         return None
     who = f"user {client.user}" if client.user else "no user (set SOCKHUB_USER/SOCKHUB_KEY)"
     log.info("sockhub server %s reached as %s, grants: %s", server, who, client.grants or "none")
-    return Backend(client)
+    return Backend(client, server, user, key)
 
 
 def spool_path() -> Path:
