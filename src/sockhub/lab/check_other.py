@@ -9,7 +9,7 @@ import socket
 import struct
 
 from . import wire
-from .card import Card, Result
+from .card import Card, Result, Verdict
 from .conn import Closed, Conn, Silent, open_conn
 
 __all__ = ["check_chat", "check_ftp_put", "check_udp"]
@@ -183,8 +183,8 @@ async def check_udp(fmt: str, host: str, port: int, timeout: float, card: Card) 
     async def ask(data: bytes) -> list[bytes]:
         return await asyncio.to_thread(_udp_exchange, host, port, data, timeout, replies)
 
-    def add(probe: str, verdict: str, why: str, seen: list[bytes]) -> None:
-        card.results.append(Result(probe, verdict, why, b"|".join(seen)))  # type: ignore[arg-type]
+    def add(probe: str, verdict: Verdict, why: str, seen: list[bytes]) -> None:
+        card.results.append(Result(probe, verdict, why, b"|".join(seen)))
 
     got = await ask(sample)
     if len(got) < replies:

@@ -139,16 +139,10 @@ def _output(cmd: str) -> bytes | None:
     return None
 
 
-def _exec(read: Reader, **kw: object) -> Dialect:
+def _exec(read: Reader, expect: Callable[[str], bytes | None] = _output) -> Dialect:
+    """A command format: shell commands in, their output (as ``expect`` sees it) out."""
     return Dialect(
-        _utf8,
-        read,
-        _output,
-        sample="echo hello",
-        second="echo world",
-        big=BIG_CMD,
-        is_exec=True,
-        **kw,  # type: ignore[arg-type]
+        _utf8, read, expect, sample="echo hello", second="echo world", big=BIG_CMD, is_exec=True
     )
 
 
@@ -184,9 +178,7 @@ DIALECTS: dict[str, Dialect] = {
     "exec-json": _exec(read_json("size")),
     "exec-json-ds": _exec(read_json("data_size")),
     "exec-decimal": _exec(read_decimal),
-    "exec-status": Dialect(
-        _utf8, read_status, _status_expect, "echo hello", "echo world", BIG_CMD, is_exec=True
-    ),
+    "exec-status": _exec(read_status, _status_expect),
     "decimal-text": Dialect(_utf8, read_decimal, lambda m: wire.DECIMAL_TEXT, big=None),
     "ftp-get": Dialect(
         _utf8, read_download, lambda m: None, sample="girl", second="girl", big=None

@@ -7,6 +7,7 @@ import contextlib
 import ipaddress
 import logging
 import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from ..client import AsyncClient, ConnectError
@@ -119,7 +120,9 @@ async def _bridge(lab: Lab, running: RunningLab, opts: Options, name: str) -> No
     await room.open_bridge(client, room_name)
 
 
-def _tcp_callback(fmt: str, lab: Lab, gate: asyncio.Semaphore):  # type: ignore[no-untyped-def]
+def _tcp_callback(
+    fmt: str, lab: Lab, gate: asyncio.Semaphore
+) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
     handler = HANDLERS[fmt]
 
     async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
