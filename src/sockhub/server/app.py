@@ -128,6 +128,7 @@ class Server:
     def forget(self, conn: ServerSession) -> None:
         if conn in self.connections:
             self.connections.discard(conn)
+            self.trimmer.departed += 1
             left = self.per_ip[conn.peer] - 1
             if left > 0:
                 self.per_ip[conn.peer] = left
@@ -243,7 +244,7 @@ class Server:
                 conn.check_timers(now)
             except Exception:
                 log.exception("timer check of %s %s failed", conn.kind, conn.peer)
-        self.trimmer.check(len(self.connections))
+        self.trimmer.check()
 
     def _apply_users(self) -> None:
         """Apply a changed users.json to open sessions: a removed user or a changed key

@@ -17,12 +17,14 @@ __all__ = ["Budget"]
 
 
 class Budget:
-    __slots__ = ("_waiters", "holders", "name", "total", "used")
+    __slots__ = ("_waiters", "holders", "name", "peak", "total", "used")
 
     def __init__(self, name: str, total: int) -> None:
         self.name = name
         self.total = total
         self.used = 0
+        self.peak = 0
+        """The most used since the server last gave memory back (``server/trim.py``)."""
         self.holders = 0
         """Sessions holding a share now (kept by those that ``charge``)."""
         self._waiters: deque[Callable[[], bool]] = deque()
@@ -41,6 +43,8 @@ class Budget:
         if self.used + n > self.total and self.used > 0:
             return False
         self.used += n
+        if self.used > self.peak:
+            self.peak = self.used
         return True
 
     def charge(self, before: int, after: int) -> None:
@@ -50,6 +54,8 @@ class Budget:
         self.holders += (after > 0) - (before > 0)
         if after < before:
             self._wake()
+        elif self.used > self.peak:
+            self.peak = self.used
 
     @property
     def share(self) -> int:

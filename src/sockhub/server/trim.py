@@ -37,18 +37,18 @@ def _malloc_trim() -> Callable[[int], int] | None:
 class Trimmer:
     def __init__(self, budgets: Iterable[Budget]) -> None:
         self._budgets = tuple(budgets)
-        self._peak = 0
-        self._peak_connections = 0
+        self.departed = 0
+        """Connections that ended since the last trim (the server counts them)."""
         self._trim = _malloc_trim()
 
-    def check(self, connections: int) -> None:
-        """Called by the sweeper: trim once the budgets' use or the connections have
-        fallen well below their peak."""
-        used = sum(b.used for b in self._budgets)
-        fallen = self._peak - used >= _WORTH or self._peak_connections - connections >= _CONNECTIONS
-        if fallen and self._trim is not None:
+    def check(self) -> None:
+        """Called by the sweeper: trim once the budgets' use has fallen well below its
+        peak, or many connections (each with its read buffers) have left."""
+        fallen = sum(b.peak - b.used for b in self._budgets)
+        if fallen < _WORTH and self.departed < _CONNECTIONS:
+            return
+        if self._trim is not None:
             self._trim(0)
-            self._peak, self._peak_connections = used, connections
-        else:
-            self._peak = max(self._peak, used)
-            self._peak_connections = max(self._peak_connections, connections)
+        self.departed = 0
+        for budget in self._budgets:
+            budget.peak = budget.used
