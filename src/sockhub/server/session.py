@@ -356,7 +356,10 @@ class ServerSession:
         if self._sink is not None:
             sink, self._sink = self._sink, None
             self._guarded(sink.abort)
-        self._queue = None
+        queue, self._queue = self._queue, None
+        for item in queue or ():
+            if isinstance(item, FileBody):  # its pump may never have run: free its fd
+                item.finished(ConnectionClosed("connection closed"))
         self._settle_body()
         if self._charged:
             self.server.outbound.charge(self._charged, 0)
@@ -595,7 +598,6 @@ class ServerSession:
 
     def _abort(self) -> None:
         self._out.clear()
-        self._queue = None
         self.link.abort()
 
     def _queued(self) -> None:
