@@ -16,8 +16,11 @@ from typing import Any
 from ..client import parse_address, read_key
 from ..lab.check import CHECKABLE, check
 from ..lab.formats import DEFAULT_BASE_PORT, FORMATS
+from ..lab.limits import LabLimits
 from ..lab.serve import Options, RunningLab, family_ok, start_lab
-from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, examples
+from ..server.config import ConfigError, settings_of
+from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError, examples
+from .serve import limit_flags
 
 __all__ = ["register"]
 
@@ -60,6 +63,14 @@ async def _serve(opts: Options, as_json: bool) -> int:
     return EXIT_OK
 
 
+def _lab_limits(pairs: list[str]) -> LabLimits:
+    """``--limit NAME=VALUE`` flags as the lab's limits, read the way ``sockhub serve`` reads its own."""
+    try:
+        return settings_of(LabLimits, limit_flags(pairs), "lab limit").check()
+    except (ConfigError, ValueError) as exc:
+        raise CliError(str(exc), EXIT_USAGE) from exc
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=logging.INFO if not args.quiet else logging.WARNING,
@@ -74,6 +85,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         key = read_key(args.key_file) if args.user else None
+        limits = _lab_limits(args.limit)
+    except CliError as exc:
+        print(f"sockhub lab: {exc}", file=sys.stderr)
+        return exc.code
     except (OSError, ValueError) as exc:
         print(f"sockhub lab: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -87,6 +102,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         room=args.room,
         only=tuple(args.only or ()),
         console=args.console,
+        limits=limits,
     )
     return asyncio.run(_serve(opts, args.json))
 
@@ -154,6 +170,13 @@ def register(sub: Any) -> None:
         "--console",
         action="store_true",
         help="lines typed here answer the 1:1 chats (console, udp-qq), as in the notes",
+    )
+    serve.add_argument(
+        "--limit",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="change one bound (docs/limits.md, course lab), e.g. idle_timeout=60; repeatable",
     )
     serve.add_argument("--only", nargs="+", metavar="FORMAT", help="open only these formats")
     serve.add_argument("--json", action="store_true", help="list listeners as JSON lines")
