@@ -40,6 +40,10 @@ class Bridge:
         self._deliver = deliver
         self._outbox: asyncio.Queue[str] = asyncio.Queue(backlog)
         self._changed = asyncio.Condition()
+        self._up = True
+        self._generation = 0
+        """How many times the session reconnected: a message that failed is said again only
+        on a later connection, once it has rejoined."""
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> str:
@@ -70,9 +74,12 @@ class Bridge:
     async def _relay(self) -> None:
         async for item in self.session.events():
             if isinstance(item, Notice):
-                log.warning("chat bridge (%s): %s", self.room, item.text)
-                if item.kind == "reconnected":
+                level = logging.INFO if item.kind == "retrying" else logging.WARNING
+                log.log(level, "chat bridge (%s): %s", self.room, item.text)
+                if item.kind in ("disconnected", "reconnected"):
                     async with self._changed:
+                        self._up = item.kind == "reconnected"
+                        self._generation += self._up
                         self._changed.notify_all()
             elif (
                 isinstance(item, ChatMessage)
@@ -81,30 +88,26 @@ class Bridge:
             ):
                 self._deliver(item.sender, item.text)
 
-    def _current(self) -> object:
-        with contextlib.suppress(ConnectionError):
-            return self.session.client
-        return None
-
-    async def _replaced(self, client: object) -> None:
-        """Until the session holds a connection other than ``client``."""
+    async def _up_since(self, generation: int) -> int:
+        """Until the link is up on connection ``generation`` or a later one; which one."""
         async with self._changed:
-            await self._changed.wait_for(lambda: self._current() is not client)
+            await self._changed.wait_for(lambda: self._up and self._generation >= generation)
+            return self._generation
 
     async def _sender(self) -> None:
         while True:
             text = await self._outbox.get()
+            generation = await self._up_since(0)
             while True:
-                client = self._current()
                 try:
                     await self.session.say(self.room, text)
                     break
                 except _DROPPED as exc:
-                    if isinstance(exc, ProtocolError) and not exc.fatal and client is not None:
+                    if isinstance(exc, ProtocolError) and not exc.fatal:
                         log.warning("chat bridge: sockhub refused a message: %s", exc)
                         break
-                    # said again once the session has a new connection, never before
-                    await self._replaced(client)
+                    # said again once the session has reconnected and rejoined, never before
+                    generation = await self._up_since(generation + 1)
 
     async def close(self) -> None:
         for task in self._tasks:

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from ..client import ConnectError
-from ..client.chat_session import AsyncChatSession
+from ..client.chat_session import RETRY_DELAYS, AsyncChatSession
 from ..protocol.errors import ProtocolError
 from .backend import Backend, connect_backend
 from .bridge import Bridge
@@ -40,6 +40,8 @@ class Options:
     only: tuple[str, ...] = ()
     console: bool = False
     limits: LabLimits = field(default_factory=LabLimits)
+    bridge_retry: tuple[float, ...] = RETRY_DELAYS
+    """Seconds between the chat bridge's attempts to reach a restarted sockhub server."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +110,9 @@ async def _bridge(lab: Lab, opts: Options, name: str) -> None:
     lab.rooms[name] = room
     if opts.server is None:
         return
-    session = AsyncChatSession(opts.server, user=opts.user, key=opts.key, timeout=5)
+    session = AsyncChatSession(
+        opts.server, user=opts.user, key=opts.key, timeout=5, retry_delays=opts.bridge_retry
+    )
     room_name = opts.room if name == "chat" else f"{opts.room}-plain"
     bridge = Bridge(session, room_name, room.from_sockhub, opts.limits.bridge_backlog)
     try:
