@@ -34,13 +34,14 @@ def connect(running: LabThread, fmt: str) -> socket.socket:
     return socket.create_connection(("127.0.0.1", running.port(fmt)), timeout=10)
 
 
+@pytest.mark.parametrize("fmt", ["upper", "upper-line"])
 def test_a_silent_course_client_is_closed_after_the_idle_timeout(
-    logged: pytest.LogCaptureFixture,
+    logged: pytest.LogCaptureFixture, fmt: str
 ) -> None:
-    with lab(only=("upper",), limits=LabLimits(idle_timeout=0.2)) as running:
-        with connect(running, "upper") as s:
-            s.sendall(b"hi")
-            assert s.recv(10) == b"HI"
+    with lab(only=(fmt,), limits=LabLimits(idle_timeout=0.2)) as running:
+        with connect(running, fmt) as s:
+            s.sendall(b"hi\n")
+            assert s.recv(10) == b"HI\n"
             assert s.recv(10) == b""  # then silence: the lab closes
         running.wait_logged(logged, "said nothing for 0.2 s; closing")
 

@@ -56,6 +56,26 @@ class Peer:
             self.closed = True
         return data
 
+    async def line(self) -> bytes:
+        """What ``makefile().readline()`` returns: a line, the unterminated rest at the end,
+        then b'' (logged, as are silence, a reset and a line over ``max_line``)."""
+        timeout = self.limits.idle_timeout
+        try:
+            return await asyncio.wait_for(self.reader.readuntil(b"\n"), timeout)
+        except TimeoutError:
+            self.anomaly("said nothing for %g s; closing", timeout)
+        except asyncio.IncompleteReadError as exc:
+            if exc.partial:
+                self.anomaly("closed after %r without a newline; answering it", exc.partial[:80])
+                return exc.partial
+            self.info("closed the connection")
+        except asyncio.LimitOverrunError:
+            self.anomaly("sent a line over %d bytes; closing", self.limits.max_line)
+        except (ConnectionResetError, BrokenPipeError):
+            self.anomaly("disconnected abruptly (connection reset)")
+        self.closed = True
+        return b""
+
     async def exactly(self, n: int, timeout: float | None = None) -> bytes | None:
         """``n`` bytes, or None (logged) when the peer stops short."""
         timeout = timeout or self.limits.idle_timeout

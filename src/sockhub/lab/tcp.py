@@ -79,20 +79,7 @@ async def upper(lab: Lab, peer: Peer) -> None:
 
 
 async def upper_line(lab: Lab, peer: Peer) -> None:
-    while True:
-        try:
-            line = await peer.reader.readuntil(b"\n")
-        except asyncio.IncompleteReadError as exc:
-            if exc.partial:
-                peer.anomaly("closed after %r without a newline; answering it", exc.partial)
-                await peer.send(_upper(exc.partial))
-            return
-        except asyncio.LimitOverrunError:
-            peer.anomaly("sent a line over %d bytes; closing", lab.limits.max_line)
-            return
-        except ConnectionResetError:
-            peer.anomaly("disconnected abruptly (connection reset)")
-            return
+    while line := await peer.line():
         if not await peer.send(_upper(line)):
             return
 
