@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import socket
@@ -208,3 +209,31 @@ def test_bad_limit_flags_are_usage_errors(flag: str, said: str) -> None:
     )
     assert out.returncode == 2, out.stderr
     assert said in out.stderr and "Traceback" not in out.stderr
+
+
+def test_udp_replies_per_source() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sockhub.cli.main", "lab", "serve", "--port", "0", "--json",
+         "--only", "udp-hi", "--limit", "udp_burst=2", "--limit", "udp_replies_per_sec=0.001"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    try:
+        port = json.loads(proc.stdout.readline())["port"]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.settimeout(10)
+            for _ in range(3):
+                u.sendto(b"hello", ("127.0.0.1", port))
+            assert [u.recvfrom(64)[0] for _ in range(2)] == [b"hi", b"hi"]
+            while "over its UDP reply budget" not in proc.stderr.readline():
+                pass
+            u.setblocking(False)
+            with pytest.raises(BlockingIOError):
+                u.recvfrom(64)  # the third datagram was not answered
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        proc.stdout.close()
+        proc.stderr.close()

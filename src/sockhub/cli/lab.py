@@ -19,6 +19,7 @@ from ..lab.formats import DEFAULT_BASE_PORT, FORMATS
 from ..lab.limits import LabLimits
 from ..lab.serve import Options, RunningLab, family_ok, start_lab
 from ..server.config import ConfigError, settings_of
+from ..server.ratelimit import TokenBuckets
 from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError, examples
 from .serve import limit_flags
 
@@ -103,6 +104,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         only=tuple(args.only or ()),
         console=args.console,
         limits=limits,
+        udp_budget=TokenBuckets(limits.udp_replies_per_sec, limits.udp_burst),
     )
     return asyncio.run(_serve(opts, args.json))
 

@@ -48,6 +48,9 @@ class LabLimits:
     exec_timeout: float = 10.0
     """Given to the sockhub exec service for each course command."""
     udp_reply_max: int = UDP_REPLY_CEILING
+    udp_replies_per_sec: float = 50.0
+    udp_burst: int = 100
+    """Replies per second and burst per source address, over all the UDP listeners."""
 
     def check(self) -> LabLimits:
         """Itself, or ValueError naming the first setting that cannot be used."""

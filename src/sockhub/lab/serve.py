@@ -21,7 +21,7 @@ from .formats import FORMATS, Format
 from .limits import LabLimits
 from .peer import Peer
 from .tcp import HANDLERS, Lab
-from .udp import CoursePort
+from .udp import CoursePort, ReplyBudget
 
 __all__ = ["Listener", "Options", "RunningLab", "start_lab"]
 
@@ -40,6 +40,8 @@ class Options:
     only: tuple[str, ...] = ()
     console: bool = False
     limits: LabLimits = field(default_factory=LabLimits)
+    udp_budget: ReplyBudget | None = None
+    """Per-source UDP replies (``sockhub lab serve`` gives the server's token buckets)."""
     bridge_retry: tuple[float, ...] = RETRY_DELAYS
     """Seconds between the chat bridge's attempts to reach a restarted sockhub server."""
 
@@ -175,7 +177,8 @@ async def _open(running: RunningLab, opts: Options, fmt: Format) -> Listener:
     if fmt.transport == "udp":
         raw = _udp_socket(opts.host, port)
         transport, _ = await loop.create_datagram_endpoint(
-            lambda: CoursePort(fmt.name, opts.limits, raw, running.lab.console), sock=raw
+            lambda: CoursePort(fmt.name, opts.limits, raw, running.lab.console, opts.udp_budget),
+            sock=raw,
         )
         running.datagrams.append(transport)
         sock = transport.get_extra_info("socket")

@@ -8,17 +8,23 @@ import contextlib
 import logging
 import socket
 from collections.abc import Callable
-from typing import cast
+from typing import Protocol, cast
 
 from . import wire
 from .console import Console
 from .limits import LabLimits
 
-__all__ = ["REPLIES", "CoursePort"]
+__all__ = ["REPLIES", "CoursePort", "ReplyBudget"]
 
 log = logging.getLogger("sockhub.lab")
 
 REFUSED = b"the lab does not run commands over UDP; use exec-raw over TCP with --lab-exec\n"
+
+
+class ReplyBudget(Protocol):
+    """Replies a source address may still get (the server's per-source token buckets)."""
+
+    def take(self, key: str, now: float) -> bool: ...
 
 
 def _upper(data: bytes) -> list[bytes]:
@@ -73,6 +79,7 @@ class CoursePort(asyncio.DatagramProtocol):
         limits: LabLimits,
         sock: socket.socket | None = None,
         console: Console | None = None,
+        budget: ReplyBudget | None = None,
     ) -> None:
         self.fmt = fmt
         self.limits = limits
@@ -81,11 +88,30 @@ class CoursePort(asyncio.DatagramProtocol):
         self._pending: set[asyncio.Task[None]] = set()
         self.answer = REPLIES[fmt]
         self.transport: asyncio.DatagramTransport | None = None
+        self.budget = budget
+        self._quiet_until = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.DatagramTransport, transport)
 
+    def _over_budget(self, source: str) -> bool:
+        """True (logged at most once a second) when ``source`` has used up its replies."""
+        now = asyncio.get_running_loop().time()
+        if self.budget is None or self.budget.take(source, now):
+            return False
+        if now >= self._quiet_until:
+            self._quiet_until = now + 1.0
+            log.warning(
+                "%s %s is over its UDP reply budget (udp_replies_per_sec, udp_burst); "
+                "its datagrams go unanswered",
+                self.fmt,
+                source,
+            )
+        return True
+
     def datagram_received(self, data: bytes, addr: tuple[str | bytes, int]) -> None:
+        if self._over_budget(str(addr[0])):
+            return
         if self.console is not None:
             if len(self._pending) >= self.limits.console_pending:
                 log.warning(
