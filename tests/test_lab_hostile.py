@@ -148,3 +148,22 @@ async def test_check_gives_a_card_for_a_hostile_server(fmt: str, reply: bytes) -
         port = server.sockets[0].getsockname()[1]
         card = await check(fmt, "127.0.0.1", port, timeout=0.5)
     assert not card.passed, card.render()  # named in the card, not raised
+
+
+@pytest.mark.parametrize("fmt", ["upper", "greeting", "exec-raw"])
+async def test_check_stops_reading_a_server_that_never_stops_talking(fmt: str) -> None:
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.read(1)
+            while True:  # `yes`-style: never quiet, never closed
+                writer.write(b"y\n" * 32768)
+                await writer.drain()
+        except OSError:
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        card = await check(fmt, "127.0.0.1", port, timeout=0.5)
+        server.close()
+    assert card.results and all(r.verdict for r in card.results)  # it ended, with a card

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from . import wire
-from .conn import Closed, Conn
+from .conn import MAX_KEEP, Closed, Conn
 
 __all__ = ["DIALECTS", "Dialect", "ProtocolMismatch"]
 
@@ -131,9 +131,10 @@ async def read_download(conn: Conn, expected: bytes | None) -> bytes:
 
 
 async def read_until_close(conn: Conn, expected: bytes | None) -> bytes:
+    """What a one-shot server says before it closes (at most ``MAX_KEEP`` bytes)."""
     out = b""
     try:
-        while True:
+        while len(out) < MAX_KEEP:
             out += await conn.read_some()
     except Closed:
         if not out:
