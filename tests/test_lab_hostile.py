@@ -16,10 +16,8 @@ import pytest
 from sockhub.lab.check import check
 from sockhub.lab.formats import FORMATS
 from sockhub.lab.limits import LabLimits
-from sockhub.lab.peer import Peer
-from sockhub.lab.tcp import json_in
 
-from .lab_support import LabThread, lab
+from .lab_support import LabThread, ftp_header, lab
 
 NEITHER = b"\xff\xfe\x80\x81\xfe\xff"  # not UTF-8, and not GBK either
 TCP_LOCAL = [f.name for f in FORMATS if f.transport == "tcp" and not f.needs]
@@ -92,21 +90,7 @@ def test_udp_listeners_answer_garbage_within_the_bound(
 async def test_ftp_header_garbage_is_named(
     errors: pytest.LogCaptureFixture, sent: bytes, logged: str
 ) -> None:
-    got: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = Peer("ftp-put", reader, writer, LabLimits())
-        got.set_result(await json_in(peer, LabLimits().max_header))
-        await peer.close()
-
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    async with server:
-        port = server.sockets[0].getsockname()[1]
-        _, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(sent)
-        writer.write_eof()
-        assert await got is None
-        writer.close()
+    assert await ftp_header(sent) is None
     assert any(logged in r.getMessage() for r in errors.records)
 
 

@@ -18,11 +18,9 @@ import pytest
 
 from sockhub.lab.console import Console
 from sockhub.lab.limits import LabLimits
-from sockhub.lab.peer import Peer
-from sockhub.lab.tcp import json_in
 from sockhub.lab.udp import CoursePort
 
-from .lab_support import LabThread, lab
+from .lab_support import LabThread, ftp_header, lab
 
 
 @pytest.fixture
@@ -82,29 +80,11 @@ def test_max_line(logged: pytest.LogCaptureFixture) -> None:
         running.wait_logged(logged, "sent a line over 64 bytes; closing")
 
 
-def test_max_header(logged: pytest.LogCaptureFixture) -> None:
-    """ftp-put's header, read where the bound is (ftp-put itself needs a sockhub server)."""
-
-    async def announce(n: int, body: bytes) -> dict[str, object] | None:
-        got: asyncio.Future[dict[str, object] | None] = asyncio.get_running_loop().create_future()
-
-        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            peer = Peer("ftp-put", reader, writer, LabLimits(max_header=64))
-            got.set_result(await json_in(peer, 64))
-            await peer.close()
-
-        server = await asyncio.start_server(serve, "127.0.0.1", 0)
-        async with server:
-            port = server.sockets[0].getsockname()[1]
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(struct.pack("i", n) + body)
-            result = await got
-            writer.close()
-            return result
-
+async def test_max_header(logged: pytest.LogCaptureFixture) -> None:
     ok = b'{"cmd": "put", "filename": "a", "filesize": 1}'.ljust(64)
-    assert asyncio.run(announce(64, ok)) == {"cmd": "put", "filename": "a", "filesize": 1}
-    assert asyncio.run(announce(65, ok + b" ")) is None
+    got = await ftp_header(struct.pack("i", 64) + ok, max_header=64)
+    assert got == {"cmd": "put", "filename": "a", "filesize": 1}
+    assert await ftp_header(struct.pack("i", 65) + ok + b" ", max_header=64) is None
     assert any(
         "announced a 65-byte header (the lab takes 1..64)" in r.getMessage() for r in logged.records
     )
