@@ -3,10 +3,14 @@ sockhub members get every message once, in order, before, during and after."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+
+import pytest
 
 from sockhub.client.chat import ChatMessage
 from sockhub.client.chat_session import ChatSession, Incoming, Notice
+from sockhub.lab.limits import LabLimits
 
 from .conftest import running_server
 from .lab_support import lab, program
@@ -29,7 +33,10 @@ def until(events: object, got: list[Incoming], done: object) -> None:
     raise AssertionError(f"the events ended early: {got}")
 
 
-def test_bridge_and_member_survive_a_server_restart(tmp_path: Path) -> None:
+def test_bridge_and_member_survive_a_server_restart(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="sockhub.lab")
     data = tmp_path / "data"
     with running_server(data) as first:
         port = first.port
@@ -38,7 +45,12 @@ def test_bridge_and_member_survive_a_server_restart(tmp_path: Path) -> None:
         member.join("lab", "bob")
         events = member.events(timeout=15)
         got: list[Incoming] = []
-        with lab(server=address, only=("chat",), bridge_retry=(0.05,)) as running:
+        with lab(
+            server=address,
+            only=("chat",),
+            bridge_retry=(0.05,),
+            limits=LabLimits(bridge_backlog=1),
+        ) as running:
             course = program("a362_chat_client", running.port("chat"), tmp_path)
             with course as student:
                 running.wait_members("chat", 1)
@@ -49,7 +61,10 @@ def test_bridge_and_member_survive_a_server_restart(tmp_path: Path) -> None:
 
                 first.stop()  # the sockhub server goes away under both
                 until(events, got, lambda g: isinstance(g[-1], Notice))
-                student.feed("course-during\n")  # kept by the bridge until sockhub is back
+                for text in ("course-during", "course-queued", "course-dropped"):
+                    student.feed(f"{text}\n")  # kept by the bridge until sockhub is back,
+                    student.wait_for(text)  # one in hand and bridge_backlog=1 waiting
+                running.wait_logged(caplog, "backlog is full (bridge_backlog 1)")
                 with running_server(data, port=port):
                     until(events, got, lambda g: g[-1] == Notice("reconnected", g[-1].text))  # type: ignore[union-attr]
                     member.say("lab", "hub-after")
@@ -58,6 +73,6 @@ def test_bridge_and_member_survive_a_server_restart(tmp_path: Path) -> None:
                     student.wait_for("bob hub-after")
                     out = student.text
         member.close()
-    assert texts(got) == ["course-before", "course-during", "course-after"]
+    assert texts(got) == ["course-before", "course-during", "course-queued", "course-after"]
     assert out.count("bob hub-before") == 1 and out.count("bob hub-after") == 1
     assert out.index("bob hub-before") < out.index("bob hub-after")

@@ -105,6 +105,22 @@ def test_chat_members(logged: pytest.LogCaptureFixture) -> None:
                 s.close()
 
 
+def test_a_chat_member_that_never_reads_is_dropped(logged: pytest.LogCaptureFixture) -> None:
+    with lab(only=("chat",), limits=LabLimits(chat_backlog=4096)) as running:
+        with socket.socket() as deaf, connect(running, "chat") as talker:
+            deaf.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            deaf.connect(("127.0.0.1", running.port("chat")))
+            running.wait_members("chat", 2)
+            talker.setblocking(False)
+            while not any("stopped reading; dropped" in r.getMessage() for r in logged.records):
+                with contextlib.suppress(BlockingIOError):
+                    talker.send(b"x" * 1000)  # one message a recv, to everyone in the room
+                with contextlib.suppress(BlockingIOError):
+                    while talker.recv(65536):  # the talker reads what comes back; deaf never
+                        pass
+        running.wait_logged(logged, "dropped after 4096 bytes waited")
+
+
 def test_a_client_that_never_reads_is_closed_after_the_send_timeout(
     logged: pytest.LogCaptureFixture,
 ) -> None:
@@ -146,12 +162,12 @@ def silent_console() -> Iterator[int]:
     os.close(write)
 
 
-async def test_udp_questions_waiting_for_the_console(
+async def test_udp_questions_waiting_for_the_console_and_for_how_long(
     silent_console: int, logged: pytest.LogCaptureFixture
 ) -> None:
     stream = open(silent_console, encoding="utf-8")  # noqa: SIM115 (the console thread owns it)
     console = Console(stream=stream)
-    limits = LabLimits(console_pending=2)
+    limits = LabLimits(console_pending=2, console_wait=0.2)
     loop = asyncio.get_running_loop()
     transport, port = await loop.create_datagram_endpoint(
         lambda: CoursePort("udp-qq", limits, None, console), local_addr=("127.0.0.1", 0)
@@ -164,6 +180,10 @@ async def test_udp_questions_waiting_for_the_console(
             while not any("already wait for the console" in r.getMessage() for r in logged.records):
                 await asyncio.sleep(0.01)
         assert len(port._pending) == 2
+        while port._pending:  # each waits console_wait for its turn's answer, then gives up
+            await asyncio.sleep(0.01)
+        gave_up = [r for r in logged.records if "no reply from the console" in r.getMessage()]
+        assert len(gave_up) == 2
     finally:
         transport.close()
         for task in list(port._pending):

@@ -196,3 +196,19 @@ def test_lab_reconnects_when_the_server_closed_its_connection(
         with program("c91_client", running.port("exec-len"), tmp_path, "echo again\n") as c:
             c.wait_for("again")
         assert running.running.lab.backend.client is not old
+
+
+def test_a_command_over_the_exec_timeout_is_stopped(
+    hub: tuple[RunningServer, bytes], caplog: pytest.LogCaptureFixture
+) -> None:
+    srv, key = hub
+    caplog.set_level(logging.INFO, logger="sockhub.lab")
+    limits = LabLimits(exec_timeout=0.3)
+    with lab(
+        server=srv.address, user="alice", key=key, lab_exec=True, only=("exec-len",), limits=limits
+    ) as running:
+        with socket.create_connection(("127.0.0.1", running.port("exec-len")), timeout=30) as s:
+            s.sendall(b"echo early; sleep 30")
+            (n,) = struct.unpack("i", s.recv(4))
+            assert s.recv(n) == b"early\n"  # its output so far, with the notes' length
+        running.wait_logged(caplog, "over 0.3 s (exec_timeout); it was stopped")

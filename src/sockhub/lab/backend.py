@@ -37,6 +37,7 @@ class Ran:
     status: int
     stdout: bytes
     stderr: bytes
+    timed_out: bool = False
 
 
 class Backend:
@@ -76,7 +77,7 @@ class Backend:
             done: Completed = await client.run(cmd, timeout=self.limits.exec_timeout)
         except (ProtocolError, ConnectionClosed, ConnectionError) as exc:
             raise BackendError(f"the sockhub exec service refused {cmd!r}: {exc}") from exc
-        return Ran(done.exit_code, done.stdout, done.stderr)
+        return Ran(done.exit_code, done.stdout, done.stderr, done.timed_out)
 
     async def put(self, data_file: Path, name: str) -> str:
         remote = f"{FILES_FOLDER}/{name}"

@@ -52,7 +52,7 @@ class Room:
         self.broadcast(course_line(who, text, with_time=self.with_time))
         if self.bridge is not None and not self.bridge.send(f"{who} {text}"):
             log.warning(
-                "chat bridge: %d messages already wait for sockhub; %s's is not relayed",
+                "chat bridge: the sockhub backlog is full (bridge_backlog %d); %s's message stays local",
                 self.limits.bridge_backlog,
                 who,
             )

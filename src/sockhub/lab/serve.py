@@ -77,6 +77,12 @@ class RunningLab:
             server.close()
         for transport in self.datagrams:
             transport.close()
+        # asyncio (3.11) does not wait for the connections it handed out: a handler left
+        # pending when the loop closes is destroyed half-way, inside its own cleanup
+        for task in list(self.lab.connections):
+            task.cancel()
+        if self.lab.connections:
+            await asyncio.wait(list(self.lab.connections), timeout=5)
         for room in self.lab.rooms.values():
             await room.close()
         for server in self.servers:
@@ -142,13 +148,17 @@ def _tcp_callback(
             )
             await peer.close()
             return
+        task = asyncio.current_task()
+        assert task is not None
         async with gate:
+            lab.connections.add(task)
             peer.info("connected")
             try:
                 await handler(lab, peer)
             except (ConnectionError, OSError) as exc:
                 peer.anomaly("connection failed: %s", exc)
             finally:
+                lab.connections.discard(task)
                 await peer.close()
 
     return on_connect

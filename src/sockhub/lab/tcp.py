@@ -33,6 +33,8 @@ class Lab:
     rooms: dict[str, Room] = field(default_factory=dict)
     console: Console | None = None
     limits: LabLimits = field(default_factory=LabLimits)
+    connections: set[asyncio.Task[None]] = field(default_factory=set)
+    """The course connections being served, ended when the lab stops."""
 
 
 Handler = Callable[[Lab, Peer], Awaitable[None]]
@@ -160,10 +162,17 @@ async def _run(lab: Lab, peer: Peer, data: bytes) -> Ran | None:
     assert lab.backend is not None
     peer.info("runs %r through the sockhub exec service", cmd)
     try:
-        return await lab.backend.run(cmd)
+        ran = await lab.backend.run(cmd)
     except BackendError as exc:
         peer.anomaly("%s", exc)
         return None
+    if ran.timed_out:
+        peer.anomaly(
+            "ran %r over %g s (exec_timeout); it was stopped, its output so far is sent",
+            cmd,
+            lab.limits.exec_timeout,
+        )
+    return ran
 
 
 def _exec(reply: Callable[[Peer, bytes, bytes, int], Awaitable[bool]]) -> Handler:
