@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -237,3 +238,28 @@ def test_udp_replies_per_source() -> None:
         proc.wait(timeout=30)
         proc.stdout.close()
         proc.stderr.close()
+
+
+def test_a_config_file_sets_limits_and_a_flag_wins(tmp_path: Path) -> None:
+    config = tmp_path / "lab.toml"
+    config.write_text("[limits]\nchat_members = 0\nidle_timeout = 60\n")
+    args = [sys.executable, "-m", "sockhub.cli.main", "lab", "serve", "--config", str(config)]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "chat_members must be positive" in out.stderr
+    config.write_text("[limits]\nchat_members = 0\n[other]\n")
+    out = subprocess.run(args, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "one [limits] table" in out.stderr
+    config.write_text("[limits]\nchat_members = 0\n")
+    proc = subprocess.Popen(
+        [*args, "--limit", "chat_members=5", "--port", "0", "--json", "--only", "echo"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdout is not None
+    try:
+        assert json.loads(proc.stdout.readline())["format"] == "echo"  # the flag won: it serves
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        proc.stdout.close()

@@ -11,6 +11,8 @@ import os
 import shlex
 import signal
 import sys
+import tomllib
+from pathlib import Path
 from typing import Any
 
 from ..client import parse_address, read_key
@@ -64,10 +66,28 @@ async def _serve(opts: Options, as_json: bool) -> int:
     return EXIT_OK
 
 
-def _lab_limits(pairs: list[str]) -> LabLimits:
-    """``--limit NAME=VALUE`` flags as the lab's limits, read the way ``sockhub serve`` reads its own."""
+def _file_limits(path: Path) -> dict[str, Any]:
+    """The ``[limits]`` table of a lab config file (the shape of ``sockhub serve``'s)."""
     try:
-        return settings_of(LabLimits, limit_flags(pairs), "lab limit").check()
+        with path.open("rb") as fh:
+            doc = tomllib.load(fh)
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror}", EXIT_USAGE) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise CliError(f"{path} is not valid TOML: {exc}", EXIT_USAGE) from exc
+    unknown = sorted(set(doc) - {"limits"})
+    if unknown or not isinstance(doc.get("limits", {}), dict):
+        raise CliError(f"{path}: a lab config holds one [limits] table, not {unknown}", EXIT_USAGE)
+    return dict(doc.get("limits", {}))
+
+
+def _lab_limits(pairs: list[str], config: str | None) -> LabLimits:
+    """The lab's limits from ``--config`` then ``--limit NAME=VALUE`` (a flag wins), read
+    the way ``sockhub serve`` reads its own."""
+    values = _file_limits(Path(config)) if config else {}
+    values.update(limit_flags(pairs))
+    try:
+        return settings_of(LabLimits, values, "lab limit").check()
     except (ConfigError, ValueError) as exc:
         raise CliError(str(exc), EXIT_USAGE) from exc
 
@@ -86,7 +106,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         key = read_key(args.key_file) if args.user else None
-        limits = _lab_limits(args.limit)
+        limits = _lab_limits(args.limit, args.config)
     except CliError as exc:
         print(f"sockhub lab: {exc}", file=sys.stderr)
         return exc.code
@@ -179,6 +199,9 @@ def register(sub: Any) -> None:
         default=[],
         metavar="NAME=VALUE",
         help="change one bound (docs/limits.md, course lab), e.g. idle_timeout=60; repeatable",
+    )
+    serve.add_argument(
+        "--config", metavar="FILE", help="a TOML file whose [limits] table sets lab limits"
     )
     serve.add_argument("--only", nargs="+", metavar="FORMAT", help="open only these formats")
     serve.add_argument("--json", action="store_true", help="list listeners as JSON lines")
