@@ -16,7 +16,7 @@ from ..services import default_services
 from ..services.classic import ClassicService
 from .common import EXIT_CONNECT, EXIT_USAGE, CliError, command, examples
 
-__all__ = ["banner", "register"]
+__all__ = ["banner", "limit_flags", "register"]
 
 
 def banner(config: Config, listening: Listening, services: list[str]) -> str:
@@ -63,7 +63,7 @@ async def _serve(config: Config) -> None:
     await server.serve_forever()
 
 
-def _limit_flags(pairs: list[str]) -> dict[str, Any]:
+def limit_flags(pairs: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
@@ -96,7 +96,7 @@ def _run(args: argparse.Namespace) -> int:
         "exec": True if args.exec else None,
         "exec_root": args.exec_root,
         **_classic_flags(args),
-        **_limit_flags(args.limit),
+        **limit_flags(args.limit),
     }
     try:
         config = load_config(flags, Path(args.config) if args.config else None)
