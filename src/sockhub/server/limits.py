@@ -45,6 +45,7 @@ class Limits:
     # files (section 7)
     file_max_size: int = 16 * GiB
     file_quota: int = 64 * GiB
+    file_quota_inodes: int = 1_000_000
     file_partial_max_age: float = 7 * 24 * 3600.0
     # exec (section 8)
     exec_timeout_default: float = 60.0

@@ -18,6 +18,7 @@ from ...protocol.errors import FileBadPath, FileNotFound
 from ...protocol.fields import get_bool, get_str
 from ...protocol.paths import MAX_SEGMENT_BYTES, check_name, check_path
 from ...server.service import Request
+from .quota import Usage, allocated
 from .store import Store, fs_errors
 
 __all__ = ["Browse"]
@@ -89,9 +90,8 @@ class Browse:
                 return {"type": "dir", "mtime": st.st_mtime}
             if not stat.S_ISREG(st.st_mode):
                 raise FileNotFound(f"{path} is not a regular file")
-            fd = spot.open_file()
+            fd, st = spot.open_regular()
         try:
-            st = os.fstat(fd)
             info: dict[str, Any] = {"type": "file", "total": st.st_size, "mtime": st.st_mtime}
             if want_hash:
                 info["sha256"] = self.store.file_hash(fd, st)
@@ -106,8 +106,8 @@ class Browse:
         self.store.quota.removed(freed)
         req.reply({"op": "ok", "path": path})
 
-    def _delete(self, segments: tuple[str, ...], path: str) -> int:
-        """Remove a file, a symlink (not its target) or an empty directory; bytes freed."""
+    def _delete(self, segments: tuple[str, ...], path: str) -> Usage:
+        """Remove a file, a symlink (not its target) or an empty directory; what it freed."""
         with fs_errors(path), self.store.tree.locate(segments, follow_last=False) as spot:
             assert spot.name is not None  # the last segment is never followed, so never ""
             st = spot.lstat()
@@ -115,9 +115,8 @@ class Browse:
                 raise FileNotFound(f"{path}: no such file or directory")
             if stat.S_ISDIR(st.st_mode):
                 os.rmdir(spot.name, dir_fd=spot.dir_fd)
-                return 0
+                return allocated(st)
             os.unlink(spot.name, dir_fd=spot.dir_fd)
         if stat.S_ISREG(st.st_mode):
             self.store.hashes.forget(st)
-            return st.st_size
-        return 0
+        return allocated(st) if st.st_nlink <= 1 else Usage()

@@ -21,7 +21,7 @@ from typing import TypeVar
 from ...server.limits import Limits
 from .hashes import HashStore, hash_fd
 from .partials import Partials
-from .quota import Quota, tree_bytes
+from .quota import Quota, Usage, tree_usage
 from .tree import Tree, os_error
 
 __all__ = ["Store", "fs_errors"]
@@ -66,7 +66,7 @@ class Store:
         self.tree = Tree(data / "files")
         self.partials = Partials(data / "files-partial")
         self.hashes = HashStore(data / "files-hashes.sqlite")
-        self.quota = Quota(limits.file_quota)
+        self.quota = Quota(limits.file_quota, limits.file_quota_inodes)
         await self.run(self.partials.sweep, limits.file_partial_max_age, ())
         await self.rescan()
 
@@ -81,12 +81,12 @@ class Store:
         return await self.loop.run_in_executor(self.executor, fn, *args)
 
     async def rescan(self) -> None:
-        files = await self.run(tree_bytes, self.tree.fd)
+        files = await self.run(tree_usage, self.tree.fd)
         partials = await self.run(self.partials.sizes)
         self.quota.recount(files, partials)
         self._rescanned = self.loop.time()
 
-    async def reserve(self, key: str, total: int, replaced: int) -> None:
+    async def reserve(self, key: str, total: int, replaced: Usage) -> None:
         """Count an upload against the quota, recounting the disk once before refusing."""
         if not self.quota.fits(key, total, replaced) and (
             self.loop.time() - self._rescanned >= RESCAN_EVERY
