@@ -6,13 +6,14 @@ import asyncio
 import contextlib
 import os
 import resource
+import time
 from pathlib import Path
 
 import pytest
 
 from sockhub import AsyncClient
 from sockhub.protocol.errors import FileExists, FileNotFound, FileQuota, LimitBusy
-from sockhub.services.files import noreplace
+from sockhub.services.files import browse, noreplace
 from sockhub.services.files.quota import BLOCK
 
 from .files_support import USER, connect, files_server, stored
@@ -130,3 +131,33 @@ def test_publish_moves_the_partial_without_a_second_name(tmp_path: Path) -> None
         (folder / "other").write_bytes(b"other")
         with pytest.raises(FileExists):
             c.put(folder / "other", "x")
+
+
+def test_paging_a_big_folder_reads_it_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every page used to re-read, re-stat and re-sort the whole folder."""
+    reads: list[int] = []
+    real = browse._sorted_names
+
+    def counted(fd: int) -> list[str]:
+        reads.append(fd)
+        return real(fd)
+
+    monkeypatch.setattr(browse, "_sorted_names", counted)
+    with files_server(tmp_path / "data") as (srv, key), connect(srv, key) as c:
+        folder = stored(srv, "big")
+        folder.mkdir(parents=True)
+        for i in range(3000):
+            (folder / f"{i:05d}-{'n' * 40}").write_bytes(b"")
+        past = time.time() - 60
+        os.utime(folder, (past, past))  # settled: its listing may be kept
+        pages = 0
+        after = ""
+        while True:
+            reply = c.request("file.list", path="big", after=after)
+            pages += 1
+            after = reply.header["entries"][-1]["name"]
+            if not reply.header.get("more"):
+                break
+        assert pages > 2 and after.startswith("02999") and len(reads) == 1
+        (folder / "zzz").write_bytes(b"")  # the folder changed: read again
+        assert c.list("big")[-1].name == "zzz" and len(reads) >= 2

@@ -8,6 +8,8 @@ rules (control characters, not UTF-8) are left out: no request could name them.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import os
 import stat
 from typing import Any
@@ -41,6 +43,10 @@ def _usable(name: str) -> bool:
     return True
 
 
+def _sorted_names(fd: int) -> list[str]:
+    return sorted(name for name in os.listdir(fd) if _usable(name))
+
+
 class Browse:
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -58,20 +64,22 @@ class Browse:
     def _page(
         self, segments: tuple[str, ...], path: str, after: str
     ) -> tuple[list[dict[str, Any]], bool]:
-        with fs_errors(path):
-            found = sorted(
-                (name, st)
-                for name, st in self.store.tree.walk(segments)
-                if name > after and _usable(name)
-            )
+        """One page from the folder's sorted names (listcache.py): a bisect, then one
+        stat per entry on the page, never the whole folder again."""
+        tree = self.store.tree
         page: list[dict[str, Any]] = []
         used = 0
-        for name, st in found:
-            entry = _entry(name, st)
-            used += len(msgspec.json.encode(entry)) + 1
-            if used > PAGE_BYTES and page:
-                return page, True
-            page.append(entry)
+        with fs_errors(path), tree.folder(segments) as fd:
+            names = self.store.listings.names(os.fstat(fd), lambda: _sorted_names(fd))
+            for name in itertools.islice(names, bisect.bisect_right(names, after), None):
+                st = tree.entry_stat(fd, segments, name)
+                if st is None:
+                    continue
+                entry = _entry(name, st)
+                used += len(msgspec.json.encode(entry)) + 1
+                if used > PAGE_BYTES and page:
+                    return page, True
+                page.append(entry)
         return page, False
 
     async def status(self, req: Request) -> None:

@@ -20,6 +20,7 @@ from typing import TypeVar
 
 from ...server.limits import Limits
 from .hashes import HashStore, hash_fd
+from .listcache import ListCache
 from .partials import Partials
 from .quota import Quota, Usage, tree_usage
 from .tree import Tree, os_error
@@ -54,6 +55,7 @@ class Store:
         self.partials: Partials
         self.hashes: HashStore
         self.quota: Quota
+        self.listings: ListCache
         self.limits: Limits
         self.loop: asyncio.AbstractEventLoop
         self.executor: ThreadPoolExecutor
@@ -67,6 +69,7 @@ class Store:
         self.partials = Partials(data / "files-partial")
         self.hashes = HashStore(data / "files-hashes.sqlite")
         self.quota = Quota(limits.file_quota, limits.file_quota_inodes)
+        self.listings = ListCache(limits.file_list_cache_names, limits.file_list_cache_seconds)
         await self.run(self.partials.sweep, limits.file_partial_max_age, ())
         await self.rescan()
 

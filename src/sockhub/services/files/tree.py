@@ -219,12 +219,9 @@ class Tree:
                 raise os_error(exc, path) from exc
         raise FileBadPath(f"{path}: {name} changed while it was walked")
 
-    def walk(self, segments: tuple[str, ...]) -> Iterator[tuple[str, os.stat_result]]:
-        """Regular files and directories in a directory, links resolved inside the root.
-
-        Entries that are neither (sockets, devices) or symlinks that lead outside the
-        root or nowhere are left out: nothing can be done with them over the wire.
-        """
+    @contextlib.contextmanager
+    def folder(self, segments: tuple[str, ...]) -> Iterator[int]:
+        """An fd of the directory at ``segments`` (links resolved inside the root)."""
         with self.locate(segments) as spot:
             st = spot.lstat()
             if st is None:
@@ -233,21 +230,21 @@ class Tree:
                 raise FileNotDir(f"{spot.path}: not a directory")
             fd = spot.open_dir()
         try:
-            with os.scandir(fd) as entries:
-                for entry in entries:
-                    info = self._entry_stat(entry, segments)
-                    if info is not None:
-                        yield entry.name, info
+            yield fd
         finally:
             os.close(fd)
 
-    def _entry_stat(
-        self, entry: os.DirEntry[str], segments: tuple[str, ...]
+    def entry_stat(
+        self, dir_fd: int, segments: tuple[str, ...], name: str
     ) -> os.stat_result | None:
+        """A folder entry that can be listed: a regular file or a directory, links
+        resolved inside the root. Anything else (sockets, devices, FIFOs, links that lead
+        outside the root or nowhere, an entry gone meanwhile) is None: nothing can be done
+        with it over the wire."""
         try:
-            st: os.stat_result | None = entry.stat(follow_symlinks=False)
+            st: os.stat_result | None = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
             if st is not None and stat.S_ISLNK(st.st_mode):
-                with self.locate((*segments, entry.name)) as spot:
+                with self.locate((*segments, name)) as spot:
                     st = spot.lstat()
         except (OSError, ProtocolError):
             return None
