@@ -28,6 +28,7 @@ from ...protocol.frames import MAX_ID
 from ...protocol.text import check_text, escape
 from ...server.config import ConfigError
 from ...server.service import OpSpec, Request, ServerContext, Service, Session
+from ..paging import page_budget, take_page
 from .broker import ChatBroker, Direct, Member
 from .fanout import LocalNode, Membership, history_header
 from .history import HistoryStore
@@ -39,6 +40,8 @@ __all__ = ["HISTORY_FILE", "ChatService", "make_broker"]
 log = logging.getLogger("sockhub.chat")
 
 HISTORY_FILE = "chat.sqlite3"
+_AFTER_MAX = 256
+"""Bytes of a paging cursor: the longest room or nick, in UTF-8, with room to spare."""
 
 
 def _forward(source: Awaitable[int], answer: asyncio.Future[int]) -> None:
@@ -297,10 +300,22 @@ class ChatService(Service):
         return self._listed(req, self._membership(req))
 
     async def _listed(self, req: Request, m: Membership) -> None:
+        after = get_str(req.header, "after", "", max_len=_AFTER_MAX)
         await self._settled(m)
-        members = await self.broker.members(m.room)
-        req.reply({"op": "chat.who", "room": m.room, "members": members})
+        nicks = sorted(n for n in await self.broker.members(m.room) if n > after)
+        page, more = take_page(nicks, page_budget(self.ctx.limits.max_header))
+        req.reply(_paged({"op": "chat.who", "room": m.room, "members": page}, more))
 
     async def _rooms(self, req: Request) -> None:
-        rooms = await self.broker.rooms()
-        req.reply({"op": "chat.rooms", "rooms": [{"room": r, "members": n} for r, n in rooms]})
+        after = get_str(req.header, "after", "", max_len=_AFTER_MAX)
+        rooms = sorted((r, n) for r, n in await self.broker.rooms() if r > after)
+        page, more = take_page(
+            ({"room": r, "members": n} for r, n in rooms), page_budget(self.ctx.limits.max_header)
+        )
+        req.reply(_paged({"op": "chat.rooms", "rooms": page}, more))
+
+
+def _paged(reply: dict[str, Any], more: bool) -> dict[str, Any]:
+    if more:
+        reply["more"] = True
+    return reply

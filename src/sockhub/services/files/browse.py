@@ -14,19 +14,15 @@ import os
 import stat
 from typing import Any
 
-import msgspec
-
 from ...protocol.errors import FileBadPath, FileNotFound
 from ...protocol.fields import get_bool, get_str
 from ...protocol.paths import MAX_SEGMENT_BYTES, check_name, check_path
 from ...server.service import Request
+from ..paging import PAGE_BYTES, take_page
 from .quota import Usage, allocated
 from .store import Store, fs_errors
 
 __all__ = ["Browse"]
-
-PAGE_BYTES = 60_000
-"""Encoded entries per file.list reply, below the 64 KiB header every client accepts."""
 
 
 def _entry(name: str, st: os.stat_result) -> dict[str, Any]:
@@ -67,20 +63,13 @@ class Browse:
         """One page from the folder's sorted names (listcache.py): a bisect, then one
         stat per entry on the page, never the whole folder again."""
         tree = self.store.tree
-        page: list[dict[str, Any]] = []
-        used = 0
         with fs_errors(path), tree.folder(segments) as fd:
             names = self.store.listings.names(os.fstat(fd), lambda: _sorted_names(fd))
-            for name in itertools.islice(names, bisect.bisect_right(names, after), None):
-                st = tree.entry_stat(fd, segments, name)
-                if st is None:
-                    continue
-                entry = _entry(name, st)
-                used += len(msgspec.json.encode(entry)) + 1
-                if used > PAGE_BYTES and page:
-                    return page, True
-                page.append(entry)
-        return page, False
+            found = (
+                (name, tree.entry_stat(fd, segments, name))
+                for name in itertools.islice(names, bisect.bisect_right(names, after), None)
+            )
+            return take_page((_entry(n, st) for n, st in found if st is not None), PAGE_BYTES)
 
     async def status(self, req: Request) -> None:
         segments = check_path(req.header.get("path", ""), root_ok=True)
