@@ -6,8 +6,10 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import msgspec
+import pytest
 
 from sockhub import Client
+from sockhub.protocol.errors import LimitRate
 
 from .conftest import running_server
 from .test_chat_service import ChatPeer
@@ -41,3 +43,35 @@ def test_rooms_and_members_are_paged_under_max_header(tmp_path: Path) -> None:
         assert [r.room for r in listed] == sorted(["big", *rooms])
         assert {r.room: r.members for r in listed}["big"] == 40
         assert clients[0].who("big") == sorted(nicks)
+
+
+def test_anonymous_senders_are_rate_limited_per_connection_and_address(tmp_path: Path) -> None:
+    limits = {
+        "chat_anon_per_sec": 0.001,
+        "chat_anon_burst": 3,
+        "chat_anon_per_ip_per_sec": 0.001,
+        "chat_anon_per_ip_burst": 5,
+    }
+    with running_server(tmp_path / "data", **limits) as srv:
+        key = srv.add_user("ann", ("chat",))
+        with Client.connect(srv.address) as a, Client.connect(srv.address) as b:
+            a.join("lobby", nick="a")
+            b.join("lobby", nick="b")
+            assert [a.say("lobby", f"{n}") for n in range(3)] == [1, 2, 3]
+            with pytest.raises(LimitRate) as info:
+                a.say("lobby", "one too many")  # this connection's burst is spent
+            assert info.value.retry_after is not None and info.value.retry_after > 0
+            b.say("lobby", "4")
+            b.say("lobby", "5")
+            with pytest.raises(LimitRate):
+                b.dm("a", "the address's burst is spent too")
+            with Client.connect(srv.address, user="ann", key=key) as user:
+                user.join("lobby")
+                assert user.say("lobby", "a user is not limited") == 6
+        peer = ChatPeer(srv.port)
+        try:
+            peer.call("chat.join", room="lobby", nick="raw")
+            refused = peer.call("chat.say", b"x", room="lobby", size=1)
+            assert refused["code"] == "limit.rate" and refused["retry_after"] > 0
+        finally:
+            peer.close()

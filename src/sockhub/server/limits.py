@@ -42,6 +42,13 @@ class Limits:
     chat_history_keep: int = 1000
     chat_history_max_join: int = 1000
     chat_rooms_per_connection: int = 64
+    chat_anon_per_sec: float = 20.0
+    """Messages (say, dm) an anonymous connection may send per second, on average..."""
+    chat_anon_burst: int = 100
+    """...and at once."""
+    chat_anon_per_ip_per_sec: float = 100.0
+    """The same for all anonymous connections from one address together."""
+    chat_anon_per_ip_burst: int = 500
     # files (section 7)
     file_max_size: int = 16 * GiB
     file_quota: int = 64 * GiB

@@ -21,12 +21,14 @@ from ...protocol.errors import (
     ChatNoSuchNick,
     ChatNotJoined,
     LimitBusy,
+    LimitRate,
     ProtocolError,
 )
 from ...protocol.fields import get_int, get_str
 from ...protocol.frames import MAX_ID
 from ...protocol.text import check_text, escape
 from ...server.config import ConfigError
+from ...server.ratelimit import TokenBuckets
 from ...server.service import OpSpec, Request, ServerContext, Service, Session
 from ..paging import page_budget, take_page
 from .broker import ChatBroker, Direct, Member
@@ -90,6 +92,8 @@ class ChatService(Service):
         self._prefix = secrets.token_hex(4)
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._anon_conn = TokenBuckets(1.0, 1)
+        self._anon_ip = TokenBuckets(1.0, 1)
 
     def ops(self) -> Iterable[OpSpec]:
         table = {
@@ -105,6 +109,9 @@ class ChatService(Service):
 
     async def start(self, ctx: ServerContext) -> None:
         self._ctx = ctx
+        limits = ctx.limits
+        self._anon_conn = TokenBuckets(limits.chat_anon_per_sec, limits.chat_anon_burst)
+        self._anon_ip = TokenBuckets(limits.chat_anon_per_ip_per_sec, limits.chat_anon_per_ip_burst)
         self._broker = self._given_broker or make_broker(ctx)
         await self._broker.start(self.node)
 
@@ -167,6 +174,23 @@ class ChatService(Service):
         if m is None:
             raise ChatNotJoined(f"you are not in {room}; join it first")
         return m
+
+    def _throttle(self, session: Session) -> None:
+        """An anonymous sender's message passes both its connection's and its address's
+        token bucket, or is refused with ``limit.rate`` and when to try again."""
+        if session.user is not None:
+            return
+        conn = self._conns[session]
+        now = asyncio.get_running_loop().time()
+        wait = max(self._anon_conn.wait(conn.id, now), self._anon_ip.wait(session.peer, now))
+        if wait > 0:
+            raise LimitRate(
+                "anonymous senders are rate-limited; log in for more, or wait "
+                f"{wait:.2f} s (docs/chat.md)",
+                retry_after=round(wait, 3),
+            )
+        self._anon_conn.take(conn.id, now)
+        self._anon_ip.take(session.peer, now)
 
     def _check_reserved(self, nick: str, user: str | None) -> None:
         key = nick_key(nick)
@@ -242,6 +266,7 @@ class ChatService(Service):
     def _say(self, req: Request) -> Awaitable[None]:
         m = self._membership(req)
         check_text(req.body, self.ctx.limits.chat_text_max)
+        self._throttle(req.session)
         if m.live:
             return self._acked(req, self.broker.publish(m.room, m.nick, req.body))
         answer: asyncio.Future[int] = asyncio.get_running_loop().create_future()
@@ -258,6 +283,7 @@ class ChatService(Service):
         conn = self._conns.get(req.session)
         if conn is None or not conn.rooms:
             raise ChatNotJoined("join a room before sending direct messages")
+        self._throttle(req.session)
         sender = req.session.user or next(iter(conn.rooms.values())).nick
         return self._sent_direct(req, Direct(to, sender, time.time(), req.body))
 
