@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
 
 from sockhub import Client
 from sockhub.protocol.errors import LimitRate
+from sockhub.services.chat.service import HISTORY_FILE
 
-from .conftest import running_server
+from .conftest import UNTHROTTLED_CHAT, RunningServer, running_server
 from .test_chat_service import ChatPeer
 
 MAX_HEADER = 2048
@@ -75,3 +79,59 @@ def test_anonymous_senders_are_rate_limited_per_connection_and_address(tmp_path:
             assert refused["code"] == "limit.rate" and refused["retry_after"] > 0
         finally:
             peer.close()
+
+
+def _history(data: Path) -> list[tuple[str, int]]:
+    with sqlite3.connect(data / HISTORY_FILE) as db:
+        return db.execute("SELECT room, seq FROM messages ORDER BY rowid").fetchall()
+
+
+def test_the_history_has_a_total_budget_oldest_first(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with running_server(data, chat_history_max_messages=50, **UNTHROTTLED_CHAT) as srv:
+        with Client.connect(srv.address) as c:
+            for room in ("a", "b", "c"):
+                c.join(room, nick="flood")
+                for n in range(30):
+                    c.say(room, f"{room}{n}")
+            kept = _history(data)
+            assert len(kept) == 50 and kept[0] == ("b", 11) and kept[-1] == ("c", 30)
+            assert [m.seq for m in c.join("d", nick="late", history=5).history] == []
+    big = "x" * 1000
+    with running_server(data, chat_history_max_bytes=20_000, **UNTHROTTLED_CHAT) as srv:
+        with Client.connect(srv.address) as c:
+            c.join("e", nick="flood")
+            for _ in range(40):
+                c.say("e", big)
+        kept = _history(data)
+        assert 10 <= len(kept) < 20 and kept[-1] == ("e", 40)  # ~1,040 bytes a row
+
+
+def _chat(srv: RunningServer) -> Any:
+    assert srv.server is not None
+    return next(s for s in srv.server.services if s.name == "chat")
+
+
+def test_empty_idle_rooms_are_forgotten_and_not_reloaded(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with running_server(data, **UNTHROTTLED_CHAT) as srv, Client.connect(srv.address) as c:
+        for n in range(20):
+            c.join(f"gone{n}", nick="x")
+            c.say(f"gone{n}", "hi")
+            c.leave(f"gone{n}")
+    assert len(_history(data)) == 20
+    with running_server(data, chat_room_idle=0.001) as srv:  # idle at start: forgotten
+        assert _history(data) == []
+        with Client.connect(srv.address) as c:
+            assert c.join("gone3", nick="x").seq == 0  # numbering starts again
+            c.say("gone3", "back")
+            c.join("other", nick="x")
+            c.say("other", "bye")
+            c.leave("other")
+            forgotten: list[str] = []
+            while not forgotten:  # "other" is idle once chat_room_idle has passed
+                forgotten = asyncio.run_coroutine_threadsafe(
+                    _chat(srv).broker.forget_idle(), srv.loop
+                ).result(timeout=30)
+            assert forgotten == ["other"]  # gone3 has a member: kept
+            assert _history(data) == [("gone3", 1)]

@@ -41,6 +41,12 @@ class Limits:
     chat_text_max: int = 16 * KiB
     chat_history_keep: int = 1000
     chat_history_max_join: int = 1000
+    chat_history_max_messages: int = 1_000_000
+    """Messages kept in all rooms together; the oldest go first."""
+    chat_history_max_bytes: int = 256 * MiB
+    """Bytes of history kept in all rooms together (text, sender, room, 32 a row)."""
+    chat_room_idle: float = 7 * 24 * 3600.0
+    """A room without members and without a message for this long is forgotten."""
     chat_rooms_per_connection: int = 64
     chat_anon_per_sec: float = 20.0
     """Messages (say, dm) an anonymous connection may send per second, on average..."""

@@ -65,7 +65,15 @@ def _forward(source: Awaitable[int], answer: asyncio.Future[int]) -> None:
 def make_broker(ctx: ServerContext) -> ChatBroker:
     """The broker the configuration names (``memory``: this process, SQLite history)."""
     if ctx.config.broker == "memory":
-        return MemoryBroker(HistoryStore(ctx.data / HISTORY_FILE, ctx.limits.chat_history_keep))
+        limits = ctx.limits
+        store = HistoryStore(
+            ctx.data / HISTORY_FILE,
+            limits.chat_history_keep,
+            max_messages=limits.chat_history_max_messages,
+            max_bytes=limits.chat_history_max_bytes,
+            room_idle=limits.chat_room_idle,
+        )
+        return MemoryBroker(store)
     raise ConfigError(f"chat broker {ctx.config.broker!r} is not supported (use 'memory')")
 
 
