@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sockhub import AsyncClient
+from sockhub import AsyncClient, Client
 from sockhub.protocol.errors import FileExists, FileNotFound, FileQuota, LimitBusy
 from sockhub.services.files import browse, noreplace
 from sockhub.services.files.quota import BLOCK
@@ -161,3 +161,26 @@ def test_paging_a_big_folder_reads_it_once(tmp_path: Path, monkeypatch: pytest.M
         assert pages > 2 and after.startswith("02999") and len(reads) == 1
         (folder / "zzz").write_bytes(b"")  # the folder changed: read again
         assert c.list("big")[-1].name == "zzz" and len(reads) >= 2
+
+
+def test_each_user_has_a_quota_of_its_own(tmp_path: Path) -> None:
+    """file_user_quota holds each user to its own files; another user still has room."""
+    (tmp_path / "one").write_bytes(b"x")
+    settings = {"file_user_quota": 2 * BLOCK, "file_quota": 10 * BLOCK}
+    with files_server(tmp_path / "data", **settings) as (srv, key), connect(srv, key) as al:
+        other = srv.add_user("bo", ("files",))
+        al.put(tmp_path / "one", "a1")
+        al.put(tmp_path / "one", "a2")
+        with pytest.raises(FileQuota, match="al's quota"):
+            al.put(tmp_path / "one", "a3")
+        with Client.connect(srv.address, user="bo", key=other) as bo:
+            bo.put(tmp_path / "one", "b1")
+            bo.delete("a1")  # a shared tree: deleting al's file frees al's room
+        al.put(tmp_path / "one", "a3")
+        (tmp_path / "two").write_bytes(b"xx")
+        al.put(tmp_path / "two", "a3", overwrite=True)  # replacing its own file fits
+        with pytest.raises(FileQuota):
+            al.put(tmp_path / "one", "a4")
+    with files_server(tmp_path / "data", **settings) as (srv, key), connect(srv, key) as al:
+        with pytest.raises(FileQuota, match="al's quota"):  # counted again after a restart
+            al.put(tmp_path / "one", "a5")

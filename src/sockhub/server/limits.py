@@ -59,6 +59,9 @@ class Limits:
     file_max_size: int = 16 * GiB
     file_quota: int = 64 * GiB
     file_quota_inodes: int = 1_000_000
+    file_user_quota: int = 64 * GiB
+    """What the files one user stored may take (default: the whole quota)."""
+    file_user_quota_inodes: int = 1_000_000
     file_list_cache_names: int = 200_000
     file_list_cache_seconds: float = 60.0
     file_partial_max_age: float = 7 * 24 * 3600.0

@@ -99,12 +99,13 @@ class Browse:
     async def delete(self, req: Request) -> None:
         segments = check_path(req.header.get("path"))
         path = "/".join(segments)
-        freed = await self.store.run(self._delete, segments, path)
-        self.store.quota.removed(freed)
+        freed, owner = await self.store.run(self._delete, segments, path)
+        self.store.quota.removed(freed, owner)
         req.reply({"op": "ok", "path": path})
 
-    def _delete(self, segments: tuple[str, ...], path: str) -> Usage:
-        """Remove a file, a symlink (not its target) or an empty directory; what it freed."""
+    def _delete(self, segments: tuple[str, ...], path: str) -> tuple[Usage, str | None]:
+        """Remove a file, a symlink (not its target) or an empty directory; what it freed,
+        and whose it was."""
         with fs_errors(path), self.store.tree.locate(segments, follow_last=False) as spot:
             assert spot.name is not None  # the last segment is never followed, so never ""
             st = spot.lstat()
@@ -112,8 +113,13 @@ class Browse:
                 raise FileNotFound(f"{path}: no such file or directory")
             if stat.S_ISDIR(st.st_mode):
                 os.rmdir(spot.name, dir_fd=spot.dir_fd)
-                return allocated(st)
+                return allocated(st), None
+            owner = self.store.owners.get(st)
             os.unlink(spot.name, dir_fd=spot.dir_fd)
         if stat.S_ISREG(st.st_mode):
             self.store.hashes.forget(st)
-        return allocated(st) if st.st_nlink <= 1 else Usage()
+        if st.st_nlink > 1:
+            return Usage(), None  # another name keeps the inode
+        if owner is not None:
+            self.store.owners.set(st, None)
+        return allocated(st), owner
