@@ -153,6 +153,9 @@ class Child:
     ):
         self._popen = popen  # kept so Popen never reaps it behind our back (its _active list)
         self._sandboxed = sandboxed
+        self._ns_gone = False
+        """bwrap exited by itself: it waited for the sandbox's init, whose exit ended every
+        process of the PID namespace, so the group is empty (no need to look in /proc)."""
         self.pid = popen.pid
         self.pgid = popen.pid
         self.stdout = stdout
@@ -198,6 +201,7 @@ class Child:
 
     def _ended(self, status: int) -> None:
         self._popen.returncode = os.waitstatus_to_exitcode(status)
+        self._ns_gone = self._sandboxed and os.WIFEXITED(status)
         if not self.exited.done():
             self.exited.set_result(_exit_from_status(status, self._sandboxed))
 
@@ -211,6 +215,8 @@ class Child:
         go to the other members one by one; KILL goes to the group, bwrap included, and
         the sandbox's PID namespace ends with it.
         """
+        if self._ns_gone:
+            return False
         if self._sandboxed and sig not in (0, signal.SIGKILL):
             return self._signal_members(sig)
         try:
@@ -228,6 +234,8 @@ class Child:
         everywhere (a container's PID 1 often does not), so ``killpg(0)`` alone would
         call a group of zombies alive. Those of them that are our children we reap.
         """
+        if self._ns_gone:
+            return False
         self._reap_group()
         if not self.signal_group(0):
             return False
