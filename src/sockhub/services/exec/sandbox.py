@@ -31,6 +31,7 @@ _ETC = (
     "ld.so.conf.d",
     "passwd",
     "group",
+    "hosts",
     "nsswitch.conf",
     "localtime",
     "timezone",
