@@ -46,15 +46,22 @@ def _where(args: argparse.Namespace) -> str:
     return f"its key is in {args.key_out} (mode 0600): give it to the user"
 
 
+def _tell(text: str) -> None:
+    print(f"sockhub: {text}", file=sys.stderr)
+
+
+def _listed(grants: tuple[str, ...]) -> str:
+    return ", ".join(grants) or "(anonymous only)"
+
+
 @command
 def _add(args: argparse.Namespace) -> int:
     grants = _grants(args.grant)
     with _key_sink(args) as sink:
         sink(base64.b64encode(_store(args).add(args.name, grants)).decode())
-    print(
-        f"sockhub: user {args.name} added with grants: {', '.join(grants) or '(anonymous only)'}; "
-        f"{_where(args)} (SOCKHUB_KEY or --key-file)",
-        file=sys.stderr,
+    _tell(
+        f"user {args.name} added with grants: {_listed(grants)}; "
+        f"{_where(args)} (SOCKHUB_KEY or --key-file)"
     )
     return 0
 
@@ -63,10 +70,7 @@ def _add(args: argparse.Namespace) -> int:
 def _rekey(args: argparse.Namespace) -> int:
     with _key_sink(args) as sink:
         sink(base64.b64encode(_store(args).rekey(args.name)).decode())
-    print(
-        f"sockhub: user {args.name} has a new key; the old one no longer logs in; {_where(args)}",
-        file=sys.stderr,
-    )
+    _tell(f"user {args.name} has a new key; the old one no longer logs in; {_where(args)}")
     return 0
 
 
@@ -77,10 +81,7 @@ def _grant(args: argparse.Namespace) -> int:
         _store(args).grant(args.name, grants)
     except UserError as exc:
         raise CliError(str(exc), EXIT_USAGE) from exc
-    print(
-        f"sockhub: user {args.name} now has grants: {', '.join(grants) or '(anonymous only)'}",
-        file=sys.stderr,
-    )
+    _tell(f"user {args.name} now has grants: {_listed(grants)}")
     return 0
 
 
@@ -103,7 +104,7 @@ def _remove(args: argparse.Namespace) -> int:
         _store(args).remove(args.name)
     except UserError as exc:
         raise CliError(str(exc)) from exc
-    print(f"sockhub: user {args.name} removed", file=sys.stderr)
+    _tell(f"user {args.name} removed")
     return 0
 
 
