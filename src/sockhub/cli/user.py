@@ -127,7 +127,7 @@ def register(sub: Any) -> None:
             "changes: new logins see the change at once."
         ),
         **examples(f"""
-  sockhub user add alice --grant chat,files --key-out alice.key   # 0600, never overwritten
+  sockhub user add alice --grant chat,files --key-out alice.key   # 0600; kept unless --force
   sockhub echo --user alice --key-file alice.key hi
   sockhub user grant alice chat,files,exec                        # replaces the grants
   sockhub user rekey alice --key-out alice.key --force            # the old key stops logging in
