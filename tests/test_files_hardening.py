@@ -16,6 +16,7 @@ from sockhub.protocol.errors import FileExists, FileNotFound, FileQuota, LimitBu
 from sockhub.services.files import browse, noreplace
 from sockhub.services.files.quota import BLOCK
 
+from .conftest import RunningServer
 from .files_support import USER, connect, files_server, stored
 
 GETS = 16
@@ -133,8 +134,17 @@ def test_publish_moves_the_partial_without_a_second_name(tmp_path: Path) -> None
             c.put(folder / "other", "x")
 
 
-def test_paging_a_big_folder_reads_it_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every page used to re-read, re-stat and re-sort the whole folder."""
+def _page_through(c: Client, path: str) -> int:
+    pages, after = 0, ""
+    while True:
+        reply = c.request("file.list", path=path, after=after)
+        pages += 1
+        after = reply.header["entries"][-1]["name"]
+        if not reply.header.get("more"):
+            return pages
+
+
+def _counted_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     reads: list[int] = []
     real = browse._sorted_names
 
@@ -143,24 +153,38 @@ def test_paging_a_big_folder_reads_it_once(tmp_path: Path, monkeypatch: pytest.M
         return real(fd)
 
     monkeypatch.setattr(browse, "_sorted_names", counted)
+    return reads
+
+
+def _big_folder(srv: RunningServer) -> Path:
+    folder = stored(srv, "big")
+    folder.mkdir(parents=True)
+    for i in range(3000):
+        (folder / f"{i:05d}-{'n' * 40}").write_bytes(b"")
+    past = time.time() - 60
+    os.utime(folder, (past, past))  # settled: its listing may be kept
+    return folder
+
+
+def test_paging_a_big_folder_reads_it_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every page used to re-read, re-stat and re-sort the whole folder."""
+    reads = _counted_reads(monkeypatch)
     with files_server(tmp_path / "data") as (srv, key), connect(srv, key) as c:
-        folder = stored(srv, "big")
-        folder.mkdir(parents=True)
-        for i in range(3000):
-            (folder / f"{i:05d}-{'n' * 40}").write_bytes(b"")
-        past = time.time() - 60
-        os.utime(folder, (past, past))  # settled: its listing may be kept
-        pages = 0
-        after = ""
-        while True:
-            reply = c.request("file.list", path="big", after=after)
-            pages += 1
-            after = reply.header["entries"][-1]["name"]
-            if not reply.header.get("more"):
-                break
-        assert pages > 2 and after.startswith("02999") and len(reads) == 1
+        folder = _big_folder(srv)
+        assert _page_through(c, "big") > 2 and len(reads) == 1
         (folder / "zzz").write_bytes(b"")  # the folder changed: read again
         assert c.list("big")[-1].name == "zzz" and len(reads) >= 2
+
+
+def test_a_folder_over_the_cache_budget_is_not_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads = _counted_reads(monkeypatch)
+    with files_server(tmp_path / "data", file_list_cache_names=2999) as (srv, key):
+        _big_folder(srv)
+        with connect(srv, key) as c:
+            pages = _page_through(c, "big")
+        assert pages > 2 and len(reads) == pages  # read for each page, held nowhere
 
 
 def test_each_user_has_a_quota_of_its_own(tmp_path: Path) -> None:
