@@ -27,7 +27,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Child", "Exit", "SpawnError", "signal_name", "spawn"]
+from .pty import PtySpec, open_pty
+
+__all__ = ["Child", "Exit", "SpawnError", "signal_name", "spawn", "spawn_pty"]
 
 log = logging.getLogger("sockhub.exec")
 
@@ -126,6 +128,18 @@ def spawn(argv: Sequence[str], cwd: Path, env: dict[str, str], stdin: bool) -> C
     return Child(popen, out_r, err_r, in_w if stdin else None)
 
 
+def spawn_pty(argv: Sequence[str], cwd: Path, env: dict[str, str], spec: PtySpec) -> Child:
+    """Start ``argv`` on a pseudo-terminal (``pty.py``): one output, no separate stderr."""
+    try:
+        popen, reader, writer = open_pty(argv, cwd, env, spec)
+    except OSError as exc:
+        error = _start_error(exc, argv[0])
+        if error is None:
+            raise
+        raise error from exc
+    return Child(popen, reader, None, writer)
+
+
 class Child:
     """A started command: its pipes, its exit, and its process group.
 
@@ -133,7 +147,9 @@ class Child:
     reaped; the pid stays reserved until then, so signalling it is never a mistake.
     """
 
-    def __init__(self, popen: subprocess.Popen[bytes], stdout: int, stderr: int, stdin: int | None):
+    def __init__(
+        self, popen: subprocess.Popen[bytes], stdout: int, stderr: int | None, stdin: int | None
+    ):
         self._popen = popen  # kept so Popen never reaps it behind our back (its _active list)
         self.pid = popen.pid
         self.pgid = popen.pid
