@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 from .._version import __version__
 from ..server import Config, ConfigError, Listening, Server, load_config
 from ..server.config import CLASSIC_SERVICES
+from ..server.datadir import DataInUse, default_data_folder, lock_data_folder, unlock_data_folder
 from ..server.loop import run
 from ..services import default_services
 from ..services.classic import ClassicService
@@ -36,14 +38,23 @@ def banner(config: Config, listening: Listening, services: list[str]) -> str:
     host, port = listening.tcp[0] if listening.tcp else ("127.0.0.1", config.port)
     target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     tls = " --tls" if config.tls else ""
+    data = _data_flag(config.data)
     lines += [
         "try, from another terminal:",
         f"  sockhub echo -s {target}{tls} hello",
         f"  sockhub time -s {target}{tls}",
-        "  sockhub user add NAME --grant chat,files   # then SOCKHUB_KEY=... sockhub ... --user NAME",
+        f"  sockhub user add NAME --grant chat,files{data} --key-out NAME.key",
+        f"  sockhub chat -s {target}{tls} --user NAME --key-file NAME.key",
         "stop with Ctrl-C (clients are told the server is shutting down)",
     ]
     return "\n".join(lines)
+
+
+def _data_flag(folder: Path) -> str:
+    """`` --data DIR`` for the hints, unless ``sockhub user`` would find the folder by itself."""
+    if folder.resolve() == default_data_folder().resolve():
+        return ""
+    return f" --data {shlex.quote(str(folder.resolve()))}"
 
 
 async def _serve(config: Config) -> None:
@@ -107,7 +118,16 @@ def _run(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    run(_serve(config))
+    try:
+        lock = lock_data_folder(config.data)
+    except DataInUse as exc:
+        raise CliError(str(exc)) from exc
+    except OSError as exc:
+        raise CliError(f"cannot use data folder {config.data}: {exc.strerror or exc}") from exc
+    try:
+        run(_serve(config))
+    finally:
+        unlock_data_folder(lock)
     return 0
 
 
@@ -117,7 +137,8 @@ def register(sub: Any) -> None:
         help="run a sockhub server",
         description=(
             "Run the server. With no flags: TCP and UDP on 127.0.0.1:9696, data in "
-            "./sockhub-data, echo+time+chat open to anonymous clients, files for users "
+            "$SOCKHUB_DATA or else ~/.local/share/sockhub ($XDG_DATA_HOME/sockhub; one "
+            "server per folder), echo+time+chat open to anonymous clients, files for users "
             "with the grant, exec off. Settings come from flags, then --config FILE "
             "(TOML), then SOCKHUB_* variables (SOCKHUB_PORT, SOCKHUB_LIMIT_MAX_BODY...)."
         ),
@@ -135,7 +156,11 @@ def register(sub: Any) -> None:
     p.add_argument("--host", help="address to listen on (default 127.0.0.1; 0.0.0.0 or :: for LAN)")
     p.add_argument("--port", "-p", type=int, help="TCP and UDP port (default 9696; 0 picks one)")
     p.add_argument("--unix", metavar="PATH", help="also listen on a UNIX-domain socket")
-    p.add_argument("--data", metavar="DIR", help="data folder (default ./sockhub-data)")
+    p.add_argument(
+        "--data",
+        metavar="DIR",
+        help="data folder (default $SOCKHUB_DATA, else ~/.local/share/sockhub)",
+    )
     p.add_argument("--config", metavar="FILE", help="TOML config file (or SOCKHUB_CONFIG)")
     p.add_argument(
         "--tls", action="store_true", help="TLS on the TCP port (self-signed if no cert)"
