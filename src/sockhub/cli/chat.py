@@ -89,13 +89,28 @@ class LineView:
         print(f"sockhub: {escape(text, None, keep_lines=True)}", file=sys.stderr, flush=True)
 
 
+def _decode(raw: bytes, number: int) -> str:
+    """A stdin line as text; bytes that are not UTF-8 (GBK, Latin-1) become U+FFFD, said once."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        print(
+            f"sockhub: stdin line {number} is not UTF-8; its bad bytes are sent as \ufffd "
+            "(convert first, e.g. iconv -f GBK -t UTF-8)",
+            file=sys.stderr,
+            flush=True,
+        )
+        return raw.decode("utf-8", "replace")
+
+
 def _stdin_lines(loop: asyncio.AbstractEventLoop) -> asyncio.Queue[str | None]:
     """stdin lines, read on a daemon thread so an open pipe never keeps us from exiting."""
     lines: asyncio.Queue[str | None] = asyncio.Queue()
 
     def read() -> None:
-        for line in sys.stdin:
-            loop.call_soon_threadsafe(lines.put_nowait, line.rstrip("\r\n"))
+        for number, raw in enumerate(sys.stdin.buffer, 1):
+            line = _decode(raw.rstrip(b"\r\n"), number)
+            loop.call_soon_threadsafe(lines.put_nowait, line)
         loop.call_soon_threadsafe(lines.put_nowait, None)
 
     threading.Thread(target=read, name="sockhub-stdin", daemon=True).start()

@@ -23,7 +23,16 @@ from ..client.localfile import INLINE, file_sha256
 from ..protocol.errors import ProtocolError
 from ..protocol.paths import check_path
 from ..protocol.text import escape
-from .common import EXIT_FAILED, add_client_args, command, connect, emit_json, examples
+from .common import (
+    EXIT_FAILED,
+    CliError,
+    add_client_args,
+    command,
+    connect,
+    emit_json,
+    examples,
+    local_error,
+)
 from .files_plan import Item, plan_get, plan_put, remote_dir, split_dest
 
 __all__ = ["register"]
@@ -127,13 +136,17 @@ def _run_items(
     bars = Bars(sys.stdout.isatty() and not args.json, items)
     failed = 0
     with bars.running():
-        for item, done in zip(small, many(small), strict=True):
+        results = iter(many(small))
+        for item in small:
+            with _local(verb, item):
+                done = next(results)
             bars.finished(item, None)
             failed += _outcome(args, bars, verb, item, done)
         for item in big:
             bar = bars.file(item, item.remote if verb == "put" else str(item.local))
             try:
-                result: Transfer | ProtocolError = move(item, bar)
+                with _local(verb, item):
+                    result: Transfer | ProtocolError = move(item, bar)
             except ProtocolError as exc:
                 if exc.fatal:
                     raise
@@ -142,6 +155,16 @@ def _run_items(
                 bars.finished(item, bar)
             failed += _outcome(args, bars, verb, item, result)
     return EXIT_FAILED if failed else 0
+
+
+@contextmanager
+def _local(verb: str, item: Item) -> Iterator[None]:
+    """A local file problem (disk full, no such folder) as one line naming the file."""
+    try:
+        yield
+    except OSError as exc:
+        what = "read" if verb == "put" else "write"
+        raise CliError(f"cannot {what} {item.local}: {local_error(exc)}", error="local") from exc
 
 
 def _outcome(

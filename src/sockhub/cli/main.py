@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from .._version import __version__
 from . import basic, chat, exec, files, serve, talk, user
-from .common import EXIT_USAGE, examples
+from .common import EXIT_USAGE, examples, fail
 
 __all__ = ["build_parser", "main"]
 
@@ -28,7 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
   sockhub time --utc
   sockhub user add alice --grant chat,files > alice.key
   sockhub COMMAND --help                 # every command has examples
-exit codes: 0 ok, 1 the operation failed, 2 usage error, 3 cannot connect or authenticate
+exit codes: 0 ok, 1 the operation failed, 2 usage error, 3 cannot connect or authenticate;
+  exec: the remote command's status (128+N for signal N), 255 when sockhub itself failed
 """),
     )
     parser.add_argument("--version", action="version", version=f"sockhub {__version__}")
@@ -44,7 +45,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    code: int = args.func(args)
+    try:
+        code: int = args.func(args)
+    except (Exception, KeyboardInterrupt) as exc:  # commands report their own; this is the net
+        return fail(args, exc)
     return code
 
 

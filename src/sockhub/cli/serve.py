@@ -98,7 +98,7 @@ def _run(args: argparse.Namespace) -> int:
         "port": args.port,
         "unix": args.unix,
         "data": args.data,
-        "tls": True if args.tls else None,
+        "tls": True if args.tls or args.tls_cert or args.tls_key else None,
         "tls_cert": args.tls_cert,
         "tls_key": args.tls_key,
         "udp": False if args.no_udp else None,
@@ -113,6 +113,10 @@ def _run(args: argparse.Namespace) -> int:
         config = load_config(flags, Path(args.config) if args.config else None)
     except ConfigError as exc:
         raise CliError(str(exc), EXIT_USAGE) from exc
+    if config.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise CliError(
+            f"log_level {config.log_level!r} is not one of debug, info, warning, error", EXIT_USAGE
+        )
     logging.basicConfig(
         level=config.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -165,7 +169,9 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--tls", action="store_true", help="TLS on the TCP port (self-signed if no cert)"
     )
-    p.add_argument("--tls-cert", metavar="PEM", help="certificate chain (with --tls-key)")
+    p.add_argument(
+        "--tls-cert", metavar="PEM", help="certificate chain (with --tls-key; implies --tls)"
+    )
     p.add_argument("--tls-key", metavar="PEM", help="private key for --tls-cert")
     p.add_argument("--no-udp", action="store_true", help="do not serve echo/time over UDP")
     p.add_argument(
