@@ -119,7 +119,7 @@ def test_plain_output_and_errors(
     assert main(["put", "evil\x1b[31mname", "x.txt", "docs/"]) == 1  # one bad, one fine
     out, err = capsys.readouterr()
     assert "\x1b" not in out + err and "\\x1b" in err
-    assert main(["put", "nothing-here"]) == 2
+    assert main(["put", "nothing-here"]) == 1  # as cp and scp: a failure, not a usage error
     assert main(["put", "."]) == 2  # a folder without -r
     assert main(["get", "missing.txt"]) == 1
     assert main(["ls"]) == 0

@@ -1,7 +1,8 @@
 """What every client command shares: connection flags, output, errors and exit codes.
 
 Exit codes (DESIGN.md): 0 success, 1 the operation failed (an error frame, a local file
-that cannot be written), 2 usage error, 3 cannot connect or authenticate. Every failure is
+missing or that cannot be written), 2 usage error, 3 cannot connect or authenticate (a
+missing grant included). Every failure is
 one line on stderr, ``sockhub: what happened: what to do``; with ``--json`` the same as
 ``{"ok": false, "error": CODE, "message": TEXT}`` on stdout. Never a traceback.
 """
@@ -21,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..client import AsyncClient, Client, ConnectError, ConnectionClosed, read_key
-from ..protocol.errors import AuthFailed, LimitBusy, LimitRate, ProtocolError
+from ..protocol.errors import AuthFailed, AuthRequired, LimitBusy, LimitRate, ProtocolError
 from ..protocol.text import escape
 
 __all__ = [
@@ -80,6 +81,9 @@ def fail(args: argparse.Namespace, exc: BaseException) -> int:
     """Report any failure the one way (message, JSON object, exit code) and return the code."""
     if isinstance(exc, CliError):
         return _fail(args, str(exc), exc.code, exc.error)
+    if isinstance(exc, AuthRequired):
+        hint = "log in with --user and a key (SOCKHUB_KEY or --key-file) of a user who has it"
+        return _fail(args, f"{exc.code}: {exc.message}: {hint}", EXIT_CONNECT, exc.code)
     if isinstance(exc, AuthFailed | LimitBusy | LimitRate):
         return _fail(args, str(exc), EXIT_CONNECT, exc.code)
     if isinstance(exc, ConnectError):

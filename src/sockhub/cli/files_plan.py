@@ -18,7 +18,7 @@ from ..client import Client
 from ..protocol.errors import FileBadPath
 from ..protocol.paths import check_name, check_path, join_path
 from ..protocol.text import escape
-from .common import EXIT_USAGE, CliError
+from .common import EXIT_FAILED, EXIT_USAGE, CliError
 
 __all__ = [
     "Item",
@@ -83,7 +83,7 @@ def plan_put(
         try:
             st = path.stat()
         except OSError as exc:
-            raise CliError(f"{escape(source)}: {exc.strerror}", EXIT_USAGE) from exc
+            raise CliError(f"{escape(source)}: {exc.strerror}", EXIT_FAILED) from exc
         target = dest if rename else join_path(dest, path.resolve().name)
         if stat.S_ISDIR(st.st_mode):
             if not recursive:

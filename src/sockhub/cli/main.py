@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
 from .._version import __version__
 from . import basic, chat, exec, files, serve, talk, user
 from .common import EXIT_USAGE, examples, fail
+from .environment import unknown_variables
 
 __all__ = ["build_parser", "main"]
 
@@ -45,6 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    if args.command != "serve":  # serve refuses them, as it refuses unknown TOML keys
+        for name in unknown_variables(os.environ):
+            print(f"sockhub: ignoring unknown variable {name}", file=sys.stderr)
     try:
         code: int = args.func(args)
     except (Exception, KeyboardInterrupt) as exc:  # commands report their own; this is the net

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -13,10 +15,12 @@ from .._version import __version__
 from ..server import Config, ConfigError, Listening, Server, load_config
 from ..server.config import CLASSIC_SERVICES
 from ..server.datadir import DataInUse, default_data_folder, lock_data_folder, unlock_data_folder
+from ..server.limits import Limits
 from ..server.loop import run
 from ..services import default_services
 from ..services.classic import ClassicService
 from .common import EXIT_CONNECT, EXIT_USAGE, CliError, command, examples
+from .environment import parse_size, unknown_variables
 
 __all__ = ["banner", "register"]
 
@@ -74,13 +78,18 @@ async def _serve(config: Config) -> None:
     await server.serve_forever()
 
 
+_INT_LIMITS = frozenset(f.name for f in dataclasses.fields(Limits) if str(f.type) == "int")
+
+
 def _limit_flags(pairs: list[str]) -> dict[str, Any]:
+    """``--limit NAME=VALUE``; a size may carry a unit (``file_quota=1G``, ``max_body=4MiB``)."""
     out: dict[str, Any] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep:
             raise CliError(f"--limit wants NAME=VALUE, not {pair!r}", EXIT_USAGE)
-        out[name.strip().replace("-", "_")] = value.strip()
+        key = name.strip().replace("-", "_")
+        out[key] = parse_size(value) if key in _INT_LIMITS else value.strip()
     return out
 
 
@@ -93,6 +102,13 @@ def _classic_flags(args: argparse.Namespace) -> dict[str, Any]:
 
 @command
 def _run(args: argparse.Namespace) -> int:
+    unknown = unknown_variables(os.environ)
+    if unknown:
+        raise CliError(
+            f"unknown variable(s) {', '.join(unknown)}: unset them or fix the name "
+            "(docs/limits.md lists every SOCKHUB_LIMIT_*)",
+            EXIT_USAGE,
+        )
     flags: dict[str, Any] = {
         "host": args.host,
         "port": args.port,
@@ -184,7 +200,7 @@ def register(sub: Any) -> None:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="set one limit (see docs/limits.md)",
+        help="set one limit (see docs/limits.md); sizes may say 64K, 10M, 1G",
     )
     p.add_argument(
         "--classic",
