@@ -131,7 +131,13 @@ def test_usage_and_connect_errors_say_what_to_do(srv: RunningServer, tmp_path: P
     assert udp.returncode == 2 and "drop --udp" in one_line(udp)
     bad = sockhub("echo", "--json", "--tls-fingerprint", "zz", "hi", env=env)
     assert bad.returncode == 2 and "64 hex digits" in one_line(bad)
-    assert json.loads(bad.stdout) == {"ok": False, "error": "usage", "message": bad.stderr[9:-1]}
+    message = bad.stderr[9:-1]
+    assert json.loads(bad.stdout) == {
+        "ok": False,
+        "type": "error",
+        "error": "usage",
+        "message": message,
+    }
     mixed = sockhub("echo", "--tls", "hi", env=env)
     assert mixed.returncode == 3 and "remove --tls" in one_line(mixed)
     with running_server(tmp_path / "tls", tls=True) as tls:

@@ -122,14 +122,28 @@ async def _run_lines(controller: Controller, view: LineView, args: argparse.Name
     await controller.join(args.room, history=args.history)
     pump = asyncio.get_running_loop().create_task(controller.pump())
     lines = _stdin_lines(asyncio.get_running_loop())
-    while (line := await lines.get()) is not None:
-        if not await controller.handle(line):
-            break
-    await asyncio.wait_for(controller.settle(), args.timeout)
-    if args.listen:
-        await pump
-    pump.cancel()
+    try:
+        while (line := await _next_line(lines, pump)) is not None:
+            if not await controller.handle(line):
+                break
+        await asyncio.wait_for(controller.settle(), args.timeout)
+        if args.listen:
+            await pump
+    finally:
+        pump.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await pump  # the session's end (a refused key, a closed stdout) is raised here
     return EXIT_FAILED if view.errors else 0
+
+
+async def _next_line(lines: asyncio.Queue[str | None], pump: asyncio.Task[None]) -> str | None:
+    """The next stdin line; None at its end, or when the session itself has ended."""
+    getter = asyncio.ensure_future(lines.get())
+    await asyncio.wait((getter, pump), return_when=asyncio.FIRST_COMPLETED)
+    if getter.done():
+        return getter.result()
+    getter.cancel()
+    return None
 
 
 async def _chat_main(args: argparse.Namespace, interactive: bool) -> int:

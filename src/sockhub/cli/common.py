@@ -244,7 +244,7 @@ def _fail(args: argparse.Namespace, message: str, code: int, error: str) -> int:
     """One line on stderr; with ``--json`` also the error object on stdout."""
     if getattr(args, "json", False):
         with contextlib.suppress(OSError):
-            emit_json({"ok": False, "error": error, "message": message})
+            emit_json({"ok": False, "type": "error", "error": error, "message": message})
     line = escape(" ".join(message.split()), None)  # one line, nothing a terminal obeys
     with contextlib.suppress(OSError):
         print(f"sockhub: {line}", file=sys.stderr, flush=True)
