@@ -47,7 +47,7 @@ def banner(config: Config, listening: Listening, services: list[str]) -> str:
         "try, from another terminal:",
         f"  sockhub echo -s {target}{tls} hello",
         f"  sockhub time -s {target}{tls}",
-        f"  sockhub user add NAME --grant chat,files{data} --key-out NAME.key",
+        f"  (umask 077; sockhub user add NAME --grant chat,files{data} > NAME.key)",
         f"  sockhub chat -s {target}{tls} --user NAME --key-file NAME.key",
         "stop with Ctrl-C (clients are told the server is shutting down)",
     ]

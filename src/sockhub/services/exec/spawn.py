@@ -1,7 +1,7 @@
 """Starting a command fast on any event loop, and knowing when it and its group have ended.
 
 uvloop's own subprocess support forks the whole server, three times slower than the
-default loop (BASELINES.md). ``subprocess.Popen`` uses vfork on Linux, so we spawn with
+default loop (measured on a 2-vCPU VM). ``subprocess.Popen`` uses vfork on Linux, so we spawn with
 it and attach the rest to the running loop ourselves: the pipes through ``add_reader``
 and ``add_writer`` (``pipes.py``), the exit through a pidfd, which becomes readable the
 moment the process ends. The exit of the main process is what ends a run, never the
