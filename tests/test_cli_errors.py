@@ -84,8 +84,8 @@ def test_a_reader_that_goes_away_is_not_an_error_message(
     files: tuple[RunningServer, dict[str, str]],
 ) -> None:
     srv, env = files
-    for i in range(200):
-        (srv.data / "files" / f"f{i:03}").write_bytes(b"x")
+    for i in range(3000):  # more lines than a pipe holds: the writer must meet the close
+        (srv.data / "files" / f"f{i:04}").write_bytes(b"x")
     ls = subprocess.Popen(
         [*SOCKHUB, "ls"],
         stdout=subprocess.PIPE,

@@ -45,7 +45,8 @@ def test_a_remote_shell_gets_a_terminal_its_size_and_its_status(
     server: tuple[RunningServer, str],
 ) -> None:
     srv, key = server
-    with exec_terminal(srv, key, "--", "sh") as term:  # both ends a terminal: a pty by itself
+    with exec_terminal(srv, key, "-e", "PS1=ready> ", "--", "sh") as term:  # a pty by itself
+        term.wait_for("ready> ")
         term.type("tty; stty size\r")
         term.wait_for("30 100")
         assert "/dev/pts/" in term.screen()

@@ -189,7 +189,7 @@ def connect_hint(args: argparse.Namespace, exc: ConnectError) -> str:
             f"{args.server} did not answer the TLS handshake ({exc.__cause__.reason or exc}): "
             "remove --tls if that server runs without it, or check the port"
         )
-    if not tls and "before its hello" in str(exc):
+    if not tls and ("before its hello" in str(exc) or "no sockhub hello" in str(exc)):
         return f"{exc}: if that server runs with --tls, add --tls"
     return str(exc)
 

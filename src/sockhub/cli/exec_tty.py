@@ -32,8 +32,16 @@ def wants_pty(force: bool | None, json: bool) -> bool:
     return not json and os.isatty(0) and os.isatty(1)
 
 
+def _size() -> os.terminal_size:
+    """The terminal's own size (COLUMNS/LINES in the environment may be stale)."""
+    for fd in (1, 0, 2):
+        with contextlib.suppress(OSError):
+            return os.get_terminal_size(fd)
+    return shutil.get_terminal_size()
+
+
 def pty_fields() -> dict[str, Any]:
-    size = shutil.get_terminal_size()
+    size = _size()
     return {
         "cols": size.columns,
         "rows": size.lines,
@@ -57,7 +65,7 @@ def raw_terminal() -> Iterator[None]:
 
 def _follow_window(proc: AsyncRemoteProcess, loop: asyncio.AbstractEventLoop) -> None:
     def resized() -> None:
-        size = shutil.get_terminal_size()
+        size = _size()
         proc.resize(size.columns, size.lines)
 
     loop.add_signal_handler(signal.SIGWINCH, resized)
