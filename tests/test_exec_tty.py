@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import os
 import shutil
+import signal
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -87,3 +90,34 @@ def test_the_pty_op_from_python(server: tuple[RunningServer, str]) -> None:
         rest = b"".join(o.data for o in outputs)
         assert b"got yes" in rest
         assert proc.result is not None and proc.result.status == 0
+
+
+def test_signals_sent_to_exec_reach_the_remote_program(server: tuple[RunningServer, str]) -> None:
+    srv, key = server
+    leader, follower = os.openpty()  # stdin and stdout a terminal: a pty without -t
+    script = 'trap "echo got TERM; exit 7" TERM; echo ready; while :; do sleep 0.05; done'
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sockhub", "exec", "-s", srv.address, "-u", "alice", "--", script],
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        env={**os.environ, "SOCKHUB_KEY": key},
+    )
+    os.close(follower)
+    seen = b""
+    try:
+        while b"ready" not in seen:
+            try:
+                seen += os.read(leader, 4096)
+            except OSError:
+                raise AssertionError(seen) from None
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 7  # the remote status, passed through
+        with contextlib.suppress(OSError):
+            while chunk := os.read(leader, 4096):
+                seen += chunk
+        assert b"got TERM" in seen
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(leader)

@@ -85,6 +85,11 @@ def _check_udp(args: argparse.Namespace) -> None:
             f"drop --udp to use them over TCP",
             EXIT_USAGE,
         )
+    if args.user is not None:
+        print(
+            f"sockhub: --udp is anonymous: user {args.user} (SOCKHUB_USER) is not logged in",
+            file=sys.stderr,
+        )
 
 
 def _text(words: list[str]) -> bytes:

@@ -41,12 +41,13 @@ def _size() -> os.terminal_size:
 
 
 def pty_fields() -> dict[str, Any]:
+    """The pty request; a size the terminal does not know (0, a bare pty) is left to the
+    server's default."""
     size = _size()
-    return {
-        "cols": size.columns,
-        "rows": size.lines,
-        "term": os.environ.get("TERM") or "xterm-256color",
-    }
+    fields: dict[str, Any] = {"term": os.environ.get("TERM") or "xterm-256color"}
+    if size.columns > 0 and size.lines > 0:
+        fields.update(cols=size.columns, rows=size.lines)
+    return fields
 
 
 @contextlib.contextmanager
@@ -66,7 +67,8 @@ def raw_terminal() -> Iterator[None]:
 def _follow_window(proc: AsyncRemoteProcess, loop: asyncio.AbstractEventLoop) -> None:
     def resized() -> None:
         size = _size()
-        proc.resize(size.columns, size.lines)
+        if size.columns > 0 and size.lines > 0:
+            proc.resize(size.columns, size.lines)
 
     loop.add_signal_handler(signal.SIGWINCH, resized)
     for sig in _FORWARDED:
