@@ -68,6 +68,10 @@ def test_own_line_once_paste_escaped_dm_from_me_and_tab(srv: RunningServer) -> N
             term.keys("Enter")  # bytes that are not UTF-8, an unfinished sequence: no crash
             said = heard(py)
             assert isinstance(said, ChatMessage) and "\ufffd" in said.text
+            term.tmux("send-keys", "-t", "0", "-H", "61", "1b", "5b", "3c", "31", "4d", "62")
+            term.keys("Enter")  # a malformed mouse report (it crashed prompt_toolkit's handler)
+            said = heard(py)
+            assert isinstance(said, ChatMessage) and said.text == "ab"  # the line is whole
             assert "Traceback" not in term.screen() and "Unhandled" not in term.screen()
 
 

@@ -22,6 +22,7 @@ from ..client.chat_session import Incoming
 from ..protocol.text import escape
 from .chat_control import Controller
 from .chat_render import Fragments, fragments
+from .prompt_keys import safe_bindings
 
 __all__ = ["TuiView", "run_tui"]
 
@@ -107,6 +108,7 @@ async def run_tui(controller: Controller, room: str, history: int) -> int:
         prompt,
         style=STYLE,
         erase_when_done=True,
+        key_bindings=safe_bindings(),
         completer=_Complete(controller),
         complete_while_typing=False,
     )

@@ -230,7 +230,9 @@ async def prompt_source(prompt: Callable[[], str]) -> AsyncIterator[str]:
     from prompt_toolkit import PromptSession
     from prompt_toolkit.patch_stdout import patch_stdout
 
-    session: PromptSession[str] = PromptSession()
+    from .prompt_keys import safe_bindings
+
+    session: PromptSession[str] = PromptSession(key_bindings=safe_bindings())
     with patch_stdout():
         while True:
             try:
