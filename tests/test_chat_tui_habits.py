@@ -30,6 +30,7 @@ def test_own_line_once_paste_escaped_dm_from_me_and_tab(srv: RunningServer) -> N
         with terminal("-s", srv.address, "--nick", "tui") as term:
             term.wait_for("joined lobby as tui; here: py")
             assert event(py) == ("join", "tui")
+            term.wait_until(lambda screen: screen.rstrip().endswith("tui>"), "the prompt")
             term.type("hello once")
             term.keys("Enter")
             screen = term.wait_for("<tui> hello once")

@@ -141,7 +141,7 @@ def test_usage_and_connect_errors_say_what_to_do(srv: RunningServer, tmp_path: P
     mixed = sockhub("echo", "--tls", "hi", env=env)
     assert mixed.returncode == 3 and "remove --tls" in one_line(mixed)
     with running_server(tmp_path / "tls", tls=True) as tls:
-        plain = sockhub("echo", "-s", tls.address, "hi", env=env)
+        plain = sockhub("echo", "--timeout", "2", "-s", tls.address, "hi", env=env)
         assert plain.returncode == 3 and "add --tls" in one_line(plain)
     conf = tmp_path / "bad.toml"
     conf.write_text('log_level = "loud"\n')

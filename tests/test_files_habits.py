@@ -48,6 +48,7 @@ class Cli:
             cwd=self.here,
         )
         assert "Traceback" not in done.stderr
+        assert done.returncode != 3, done.stderr  # a refused connection is the test's fault
         return done.returncode, [json.loads(line) for line in done.stdout.splitlines()]
 
     def on_terminal(self, *args: str, interrupt_at: bytes | None = None) -> tuple[int, str]:
