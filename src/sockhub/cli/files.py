@@ -264,7 +264,9 @@ def _report_failure(
 ) -> None:
     """One file's failure: the common error object plus the path, and one line on stderr."""
     if args.json:
-        emit_json({"ok": False, "error": code, "message": message, "path": path, **extra})
+        emit_json(
+            {"ok": False, "type": "error", "error": code, "message": message, "path": path, **extra}
+        )
     print(f"sockhub: {escape(path)}: {code}: {escape(message)}", file=sys.stderr, flush=True)
 
 

@@ -84,7 +84,15 @@ class Session:
     def error(self, message: str) -> None:
         self.failed += 1
         if self.json:
-            emit_json({"event": "error", "message": message})
+            emit_json(  # the error object of every command (cli/common.py), in talk's stream
+                {
+                    "event": "error",
+                    "ok": False,
+                    "type": "error",
+                    "error": "talk",
+                    "message": message,
+                }
+            )
         else:
             print(f"talk: {escape(message, None)}", file=sys.stderr, flush=True)
 
