@@ -9,6 +9,7 @@ need rdate rdate
 need nc netcat-openbsd
 need socat socat
 need tmux tmux
+need chromium chromium
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
     echo "sysdeps: please install:$missing (tests that use them will fail)" >&2

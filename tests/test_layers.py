@@ -1,4 +1,4 @@
-"""The layer rule of DESIGN.md: protocol <- server <- services <- cli; clients beside the server."""
+"""The layer rule of DESIGN.md: protocol <- server <- services <- cli/web; clients beside the server."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ ALLOWED = {
     "client": {"protocol"},
     "talk": {"protocol", "client"},  # a peer-to-peer client: beside the server, like client/
     "services": {"protocol", "server"},
-    "cli": {"protocol", "server", "services", "client", "talk"},
+    "web": {"protocol", "server", "services"},  # the browser bridge: beside the cli
+    "cli": {"protocol", "server", "services", "client", "talk", "web"},
 }
 
 
