@@ -178,3 +178,15 @@ def test_reload_and_server_restart_lose_nothing(
         page.wait_for_selector("#banner[hidden]", state="attached")
         page.screenshot(path=str(artifact_dir(request) / "restarted.png"))
         assert [t for _, t in shown(page)] == ["m1", "m2", "m3", "m4", "m5"]
+
+
+def test_login_over_https(tmp_path: Path, chromium: Any, request: pytest.FixtureRequest) -> None:
+    with running_web(tmp_path / "data", tls=True, udp=False) as web:
+        key = web.srv.add_user("bob", ("chat",))
+        page = chromium.new_context(ignore_https_errors=True).new_page()
+        enter(page, web.url, user="bob", key=b64(key))
+        say(page, "over tls")
+        wait_count(page, 1)
+        page.screenshot(path=str(artifact_dir(request) / "https.png"))
+        assert shown(page) == [["bob", "over tls"]]
+        assert page.evaluate("location.protocol") == "https:"

@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import http.client
 import os
 import socket
+import ssl
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -252,3 +254,40 @@ def test_a_reader_that_stops_is_cut_off(tmp_path: Path) -> None:
             else:
                 pytest.fail("the reader that never reads was never cut off")
         sock.close()
+
+
+async def test_tls_follows_the_framed_port(tmp_path: Path) -> None:
+    """With --tls the page and its socket are https/wss, on the same certificate."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with running_web(tmp_path / "data", tls=True) as web:
+        assert web.url.startswith("https://")
+        conn = http.client.HTTPSConnection("127.0.0.1", web.port, timeout=10, context=ctx)
+        conn.request("GET", "/")
+        response = conn.getresponse()
+        assert response.status == 200
+        assert f"wss://127.0.0.1:{web.port}" in (
+            response.getheader("Content-Security-Policy") or ""
+        )
+        conn.close()
+        url = f"wss://127.0.0.1:{web.port}/ws"
+        origin = f"https://127.0.0.1:{web.port}"
+        async with connect(url, ssl=ctx, origin=origin, subprotocols=["sockhub.v1"]) as ws:  # type: ignore[arg-type]
+            peer = await WsPeer(ws).start()
+            assert (await peer.request({"op": "echo", "id": 1, "size": 2}, b"ok")).body == b"ok"
+        with pytest.raises(InvalidStatus):  # the http origin is another origin
+            async with connect(
+                url, ssl=ctx, origin=f"http://127.0.0.1:{web.port}", subprotocols=["sockhub.v1"]
+            ):  # type: ignore[arg-type]
+                pass
+
+
+async def test_a_message_over_the_bound_closes_with_1009(tmp_path: Path) -> None:
+    with running_web(tmp_path / "data", max_body=4096, max_header=1024) as web:
+        async with ws_connect(web) as ws:
+            await WsPeer(ws).start()
+            await ws.send(b"\x00" * (1024 + 4 + 4096 + 1))
+            with pytest.raises(ConnectionClosed) as closed:
+                await ws.recv()
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009

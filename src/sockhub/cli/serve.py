@@ -109,7 +109,8 @@ def _run(args: argparse.Namespace) -> int:
         "tls_key": args.tls_key,
         "udp": False if args.no_udp else None,
         "web": False if args.no_web else None,
-        "web_port": args.web_port,
+        # a server told to pick its port (tests, scripts) picks the web port too
+        "web_port": 0 if args.web_port is None and args.port == 0 else args.web_port,
         "web_hosts": args.web_hosts,
         "web_origins": args.web_origins,
         "anonymous_grants": args.anonymous,
@@ -166,7 +167,10 @@ def register(sub: Any) -> None:
     p.add_argument("--tls-key", metavar="PEM", help="private key for --tls-cert")
     p.add_argument("--no-udp", action="store_true", help="do not serve echo/time over UDP")
     p.add_argument(
-        "--web-port", type=int, metavar="PORT", help="the browser page's port (default 9697)"
+        "--web-port",
+        type=int,
+        metavar="PORT",
+        help="the browser page's port (default 9697; picked with --port 0)",
     )
     p.add_argument("--no-web", action="store_true", help="do not serve the browser page")
     p.add_argument(
