@@ -2,12 +2,14 @@
 // a growing delay; the banner says so and clears itself once every room is rejoined.
 
 import { Chat } from "./chat.js";
+import { Files, join, progressText } from "./files.js";
 import { Hub } from "./hub.js";
 import { el } from "./safe.js";
 
 const $ = (id) => document.getElementById(id);
 const hub = new Hub();
 const chat = new Chat(hub);
+const files = new Files(hub);
 let login = JSON.parse(sessionStorage.getItem("sockhub.login") || "null");
 let retry = 0;
 let retryTimer = null;
@@ -63,9 +65,64 @@ function render() {
   $("whoami").textContent = hub.user ? `logged in as ${hub.user}` : `anonymous (${r?.nick || login?.nick || ""})`;
 }
 
+function size(n) {
+  const units = ["B", "KB", "MB", "GB", "TB"];
+  let u = 0;
+  while (n >= 1000 && u < units.length - 1) {
+    n /= 1000;
+    u++;
+  }
+  return `${u ? n.toFixed(1) : n} ${units[u]}`;
+}
+
+function renderFiles() {
+  $("files-path").textContent = `/${files.path}`;
+  const list = $("entries");
+  list.replaceChildren();
+  if (files.path) {
+    const up = el("li", "dir", "..");
+    up.addEventListener("click", () => files.list(files.path.split("/").slice(0, -1).join("/")));
+    list.append(up);
+  }
+  const sorted = [...files.entries].sort((a, b) => (a.type === b.type ? a.name.localeCompare(b.name) : a.type === "dir" ? -1 : 1));
+  for (const entry of sorted) {
+    const li = el("li", entry.type, entry.type === "dir" ? `${entry.name}/` : entry.name);
+    li.dataset.name = entry.name;
+    if (entry.type === "file") li.append(el("span", "size", size(entry.size)));
+    li.addEventListener("click", () => (entry.type === "dir" ? files.list(join(files.path, entry.name)) : files.download(entry.name)));
+    list.append(li);
+  }
+  const transfers = $("transfers");
+  transfers.replaceChildren();
+  for (const t of files.transfers) {
+    const li = el("li", `state-${t.state}`);
+    li.dataset.path = t.path;
+    li.dataset.state = t.state;
+    const bar = document.createElement("progress");
+    bar.max = t.total || 1;
+    bar.value = t.done;
+    const words = [t.kind, t.path, t.state, progressText(t), t.note, t.sha256 ? `sha256 ${t.sha256.slice(0, 16)}…` : ""];
+    li.append(el("div", "what", words.filter(Boolean).join(" · ")), bar);
+    transfers.append(li);
+  }
+}
+
+function show(panel) {
+  const filesShown = panel === "files";
+  $("files-panel").hidden = !filesShown;
+  $("chat-panel").hidden = filesShown;
+  $("members-panel").hidden = filesShown;
+  if (filesShown) files.list().catch((err) => ($("chat-error").textContent = err.message));
+}
+
+function grantsChanged() {
+  $("tab-files").hidden = !hub.grants.includes("files");
+}
+
 async function start() {
   await hub.connect();
   if (login.user) await hub.login(login.user, login.key);
+  grantsChanged();
   await chat.rejoin(login.nick || undefined);
   retry = 0;
   banner("");
@@ -91,6 +148,23 @@ hub.addEventListener("down", () => {
   if (login) reconnectSoon();
 });
 chat.addEventListener("change", render);
+files.addEventListener("change", renderFiles);
+$("tab-chat").addEventListener("click", () => show("chat"));
+$("tab-files").addEventListener("click", () => show("files"));
+$("upload-input").addEventListener("change", (ev) => {
+  for (const file of ev.target.files) files.upload(file);
+  ev.target.value = "";
+});
+$("drop").addEventListener("dragover", (ev) => {
+  ev.preventDefault();
+  $("drop").classList.add("over");
+});
+$("drop").addEventListener("dragleave", () => $("drop").classList.remove("over"));
+$("drop").addEventListener("drop", (ev) => {
+  ev.preventDefault();
+  $("drop").classList.remove("over");
+  for (const file of ev.dataTransfer.files) files.upload(file);
+});
 document.addEventListener("visibilitychange", () => !document.hidden && chat.active && chat.select(chat.active));
 
 $("login").addEventListener("submit", async (ev) => {
@@ -101,6 +175,7 @@ $("login").addEventListener("submit", async (ev) => {
   try {
     await hub.connect();
     if (login.user) await hub.login(login.user, login.key);
+    grantsChanged();
     await chat.join(room, login.nick || undefined);
   } catch (err) {
     login = null;

@@ -4,7 +4,7 @@
 import { encodeFrame, FrameReader, utf8 } from "./frames.js";
 import { hex, hmacSha256 } from "./sha256.js";
 
-const PARTIAL = new Set(["chat.msg", "exec.out", "file.data"]); // non-final frames with re
+const PARTIAL = new Set(["chat.msg", "exec.out", "file.data", "file.ready"]); // non-final frames with re
 
 function b64decode(textValue) {
   const raw = atob(textValue);
@@ -94,11 +94,27 @@ export class Hub extends EventTarget {
   // Sends a request; resolves with its final reply, rejects with HubError on error.
   // onPartial receives the non-final frames tied to it (history, output).
   request(header, body, onPartial) {
+    return this.start(header, body, onPartial).done;
+  }
+
+  // The same, also giving the request's id (frames that act on it carry it as target).
+  start(header, body, onPartial) {
     const id = this.id();
-    return new Promise((resolve, reject) => {
+    const done = new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject, onPartial });
-      this.send({ ...header, id }, body);
     });
+    this.send({ ...header, id }, body);
+    return { id, done };
+  }
+
+  // Raw bytes of the stream: a body piece after a header sent with its size.
+  sendBytes(bytes) {
+    if (this.ws?.readyState !== WebSocket.OPEN) throw new HubError({ code: "closed", message: "connection lost" });
+    this.ws.send(bytes);
+  }
+
+  get buffered() {
+    return this.ws?.bufferedAmount ?? 0;
   }
 
   dispatch({ header, body }) {
