@@ -39,6 +39,9 @@ __all__ = ["HISTORY_FILE", "ChatService", "make_broker"]
 log = logging.getLogger("sockhub.chat")
 
 HISTORY_FILE = "chat.sqlite3"
+HISTORY_PAGE = 256 * 1024
+"""History replay on join goes out in pages of about this many bytes, each once the
+joiner has read the one before (so any history fits any client that reads)."""
 
 
 def _forward(source: Awaitable[int], answer: asyncio.Future[int]) -> None:
@@ -102,6 +105,7 @@ class ChatService(Service):
 
     async def start(self, ctx: ServerContext) -> None:
         self._ctx = ctx
+        self.node.buffer_max = ctx.limits.max_outbound
         self._broker = self._given_broker or make_broker(ctx)
         await self._broker.start(self.node)
 
@@ -209,8 +213,13 @@ class ChatService(Service):
             self._forget(conn, m, exc)
             raise
         log.info("chat %s joined %s as %s", req.session.peer, m.room, escape(m.nick, 64))
+        page = 0
         for msg in joined.history:
             req.send(history_header(msg), msg.text)
+            page += len(msg.text)
+            if page >= HISTORY_PAGE:
+                page = 0
+                await req.session.drain()  # paced by the joiner's reading, never cut off
         req.reply(
             {
                 "op": "chat.joined",
