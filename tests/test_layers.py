@@ -17,7 +17,8 @@ ALLOWED = {
     "talk": {"protocol", "client"},  # a peer-to-peer client: beside the server, like client/
     "services": {"protocol", "server"},
     "web": {"protocol", "server", "services"},  # the browser bridge: beside the cli
-    "cli": {"protocol", "server", "services", "client", "talk", "web"},
+    "lab": {"protocol", "client"},  # course formats over sockhub's client: beside cli
+    "cli": {"protocol", "server", "services", "client", "talk", "lab", "web"},
 }
 
 
