@@ -41,10 +41,8 @@ class MessageReceiver(Protocol):
     """What runs on top of an open WebSocket (the sockhub session adapter)."""
 
     def message_data(self, data: bytes | bytearray | memoryview) -> None:
-        """Bytes of the binary message being received (a message may come in pieces)."""
-
-    def message_end(self) -> None:
-        """The current binary message is complete."""
+        """Bytes of a binary message, as they come: the messages' payloads in order are
+        one byte stream (docs/PROTOCOL.md section 1), so where a message ends says nothing."""
 
     def writing_paused(self) -> None:
         """The socket's send buffer is full: stop producing."""
@@ -156,11 +154,8 @@ class WebPeer(asyncio.Protocol):
         receiver = self.receiver
         opcode = frame.opcode
         if opcode is Opcode.BINARY or opcode is Opcode.CONT:
-            if receiver is not None:
-                if frame.data:
-                    receiver.message_data(frame.data)
-                if frame.fin:
-                    receiver.message_end()
+            if receiver is not None and frame.data:
+                receiver.message_data(frame.data)
         elif opcode is Opcode.TEXT:
             self.close(CloseCode.UNSUPPORTED_DATA, "sockhub.v1 speaks binary messages only")
         elif opcode is Opcode.PONG:
@@ -185,12 +180,6 @@ class WebPeer(asyncio.Protocol):
             self.ws.send_continuation(
                 view[start : start + _FRAGMENT], fin=start + _FRAGMENT >= len(view)
             )
-
-    def send_encoded(self, message: bytes) -> None:
-        """A whole binary message already encoded as WebSocket bytes (fan-out encodes once)."""
-        if self.ws.state is OPEN:
-            self.flush()
-            self.write(message)
 
     def pause_reading(self) -> None:
         """Deliver nothing more until ``resume_reading`` (the session's backpressure)."""

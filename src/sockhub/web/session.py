@@ -38,9 +38,6 @@ class WebSocketLink:
     def message_data(self, data: bytes | bytearray | memoryview) -> None:
         self.session.receive_data(data if isinstance(data, bytes) else bytes(data))
 
-    def message_end(self) -> None:
-        """Message boundaries carry no meaning of their own: the frames say where they end."""
-
     def writing_paused(self) -> None:
         self.session.pause_writing()
 
