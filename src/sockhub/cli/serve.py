@@ -17,7 +17,7 @@ from ..services.classic import ClassicService
 from ..web import WebListener
 from .common import EXIT_CONNECT, EXIT_USAGE, CliError, command, examples
 
-__all__ = ["banner", "register"]
+__all__ = ["banner", "limit_flags", "register"]
 
 
 def banner(
@@ -80,7 +80,7 @@ async def _serve(config: Config) -> None:
             await web.close()
 
 
-def _limit_flags(pairs: list[str]) -> dict[str, Any]:
+def limit_flags(pairs: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
@@ -118,7 +118,7 @@ def _run(args: argparse.Namespace) -> int:
         "exec": True if args.exec else None,
         "exec_root": args.exec_root,
         **_classic_flags(args),
-        **_limit_flags(args.limit),
+        **limit_flags(args.limit),
     }
     try:
         config = load_config(flags, Path(args.config) if args.config else None)

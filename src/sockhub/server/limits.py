@@ -6,6 +6,7 @@ that explains them; ``hello`` advertises the ones a client has to respect.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,18 @@ __all__ = ["Limits"]
 KiB = 1024
 MiB = 1024 * KiB
 GiB = 1024 * MiB
+
+
+def _machine_memory() -> int:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        return 4 * GiB
+
+
+def _share(part: int, low: int, high: int) -> int:
+    """``1/part`` of the machine's memory, within ``low`` and ``high``."""
+    return max(low, min(high, _machine_memory() // part))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -32,6 +45,12 @@ class Limits:
     outbound_soft_seconds: float = 30.0
     """Soft limit: a client whose backlog stays over ``outbound_soft`` for this long is
     cut off; one burst a reading client works through is not."""
+    memory_bodies: int = _share(32, 64 * MiB, 2 * GiB)
+    """Request bodies buffered by all connections together (1/32 of the machine's memory)."""
+    memory_outbound: int = _share(16, 128 * MiB, 4 * GiB)
+    """Outbound backlogs of all connections together (1/16 of the machine's memory)."""
+    memory_spools: int = _share(16, 128 * MiB, 4 * GiB)
+    """Upload spools of all connections together (1/16 of the machine's memory)."""
     max_inflight: int = 256
     """Requests one connection may have running before the server stops reading it."""
     max_connections: int = 10_000

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from .background import Background
+    from .budget import Budget
     from .config import Config
     from .limits import Limits
     from .users import UserStore
@@ -159,6 +161,11 @@ class ServerContext:
 
     config: Config
     users: UserStore
+    background: Background
+    """Where a service runs its background work (``spawn``, ``every``): owned by the
+    server, logged when it fails, cancelled and awaited at shutdown."""
+    spools: Budget
+    """The server-wide memory budget of upload spools (``memory_spools``)."""
     services: list[str] = field(default_factory=list)
 
     @property

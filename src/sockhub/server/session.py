@@ -20,16 +20,18 @@ How an adapter plugs in (this is the stable seam):
    told why and closed, and ``open`` returns False).
 3. Bytes in: a byte stream goes to ``session.receive_data(data)`` in pieces of any size.
    A transport that carries whole messages (one WebSocket message per frame) calls
-   ``session.receive_frame(data)`` instead: ``data`` must be exactly one frame, or the
-   client gets a fatal ``frame.bad``. An ``asyncio.BufferedProtocol`` adapter may
+   ``session.receive_frame(data)`` instead: ``data`` must hold whole frames (one, as
+   PROTOCOL.md section 1 asks); a message that ends inside a frame is a fatal
+   ``frame.bad``. An ``asyncio.BufferedProtocol`` adapter may
    forward ``get_buffer``/``buffer_updated`` to let streamed bodies land in their sink's
    buffers without a copy. The end of the peer's input is ``session.receive_eof()``
    (True: keep the transport half-open while replies finish).
 4. Bytes out: the session calls ``link.write(data)``. Each call begins at a frame
    boundary and carries whole frames, except that a file body may follow its header
-   in later calls (several MiB, in pieces) before the next frame; a message transport
-   may send each call as one message and let the peer decode the stream (4-byte
-   length, header, body, as on TCP). ``link.socket_fd()`` returns a socket descriptor
+   in later calls (several MiB, in pieces) before the next frame. A message transport
+   that must carry one frame per message (the WebSocket bridge, PROTOCOL.md section
+   1) re-splits the stream at frame boundaries, e.g. with a ``protocol.frames.Decoder``
+   fed what ``write`` gets. ``link.socket_fd()`` returns a socket descriptor
    when file bodies may go out with ``os.sendfile``, else None (they are read and
    written through ``link.write``).
 5. Flow control: when the link's own buffer is over its high-water mark the adapter
@@ -90,6 +92,8 @@ INFLIGHT = "inflight"
 """``max_inflight`` requests are running."""
 DONE = "done"
 """The client said bye or sent EOF: nothing more is read."""
+BUDGET = "budget"
+"""The frame being read needs room in the server's body budget."""
 
 _SPENT = Decoder()
 """Stands in for a closed session's decoder, which is never fed again."""
@@ -97,6 +101,9 @@ _SPENT = Decoder()
 _READ_SIZE = 256 * 1024
 _FLUSH_AT = 1 << 20
 """Queued bytes that are written at once instead of at the end of the loop turn."""
+_SMALL_BODY = 64 * 1024
+"""Bodies up to this size are not drawn from the body budget: each session's read
+size bounds them already, and the hot path of small requests stays lean."""
 _SNIFF = 64
 """First bytes kept to name a foreign protocol in the log."""
 _reads = threading.local()
@@ -138,6 +145,7 @@ class Link(Protocol):
 class ServerSession:
     __slots__ = (
         "_body_view",
+        "_charged",
         "_close_callbacks",
         "_closing",
         "_done",
@@ -145,6 +153,7 @@ class ServerSession:
         "_eof_callbacks",
         "_first",
         "_flush_scheduled",
+        "_funded",
         "_inflight",
         "_linger",
         "_loop",
@@ -158,6 +167,7 @@ class ServerSession:
         "_sink_req",
         "_started",
         "_tasks",
+        "_unfunded",
         "admitted",
         "closed",
         "decoder",
@@ -211,6 +221,12 @@ class ServerSession:
         self._sink_req: Request | None = None
         self._linger: asyncio.TimerHandle | None = None
         self._first: bytes | None = b""
+        self._funded = 0
+        """Bytes of the body budget the frame being read holds."""
+        self._unfunded = 0
+        """Bytes the frame being read waits for in the body budget (reading paused)."""
+        self._charged = 0
+        """This session's backlog as last charged to the outbound budget."""
         self.decoder = Decoder(max_header=server.limits.max_header, policy=self._body_policy)
         self.nonce = b""
         self.opened = self.last_data = self.last_frame = self._loop.time()
@@ -287,6 +303,8 @@ class ServerSession:
                 cls = event.__class__
                 if cls is Frame:
                     complete = True
+                    if self._funded or self._unfunded:
+                        self._settle_body()
                     self._on_frame(event.header, event.body)  # type: ignore[union-attr]
                 elif cls is BodyChunk:
                     if self._sink is not None:
@@ -326,6 +344,7 @@ class ServerSession:
         self.write_paused_at = None
         self._release(WRITE)
         self._wake_drainers(None)
+        self.account()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._lost:
@@ -337,7 +356,14 @@ class ServerSession:
         if self._sink is not None:
             sink, self._sink = self._sink, None
             self._guarded(sink.abort)
-        self._queue = None
+        queue, self._queue = self._queue, None
+        for item in queue or ():
+            if isinstance(item, FileBody):  # its pump may never have run: free its fd
+                item.finished(ConnectionClosed("connection closed"))
+        self._settle_body()
+        if self._charged:
+            self.server.outbound.charge(self._charged, 0)
+            self._charged = 0
         self._wake_drainers(ConnectionClosed("connection closed"))
         if self._tasks:
             for task in self._tasks:
@@ -572,7 +598,6 @@ class ServerSession:
 
     def _abort(self) -> None:
         self._out.clear()
-        self._queue = None
         self.link.abort()
 
     def _queued(self) -> None:
@@ -598,8 +623,18 @@ class ServerSession:
         for its grace time; a client that reads is never cut for one large burst."""
         if self._closing:
             return
-        limits = self.server.limits
         backlog = self.backlog()
+        if not backlog and not self._charged:
+            self.over_soft_since = None
+            return
+        limits = self.server.limits
+        if backlog != self._charged:
+            outbound = self.server.outbound
+            outbound.charge(self._charged, backlog)
+            self._charged = backlog
+            if outbound.spent and backlog > outbound.share:
+                self.close(LimitSlowConsumer("the server is short of memory: read faster"))
+                return
         if backlog > limits.max_outbound:
             self.close(LimitSlowConsumer(f"{backlog} bytes queued for you: read faster"))
             return
@@ -669,7 +704,40 @@ class ServerSession:
             plan = spec.body(self, header)
             if plan is not None:
                 return plan
-        return (self.server.limits.max_body, False)
+        limit = self.server.limits.max_body
+        size = header.get("size")
+        if size.__class__ is int and _SMALL_BODY < size <= limit:
+            self._fund(size)
+        return (limit, False)
+
+    def _fund(self, size: int) -> None:
+        """Draw a buffered body from the server's budget, or stop reading until it fits."""
+        if self.server.bodies.take(size):
+            self._funded = size
+            return
+        self._unfunded = size
+        self._hold(BUDGET)
+        self.server.bodies.wait(self._retry_fund)
+
+    def _retry_fund(self) -> bool:
+        size = self._unfunded
+        if not size or self._lost:
+            return True
+        if not self.server.bodies.take(size):
+            return False
+        self._funded, self._unfunded = size, 0
+        self._release(BUDGET)
+        return True
+
+    def _settle_body(self) -> None:
+        """The body is read (or never will be): its budget goes back."""
+        if self._funded:
+            self.server.bodies.give(self._funded)
+            self._funded = 0
+        if self._unfunded:
+            self._unfunded = 0
+            self.server.bodies.forget(self._retry_fund)
+            self._release(BUDGET)
 
     def _send_error(self, exc: ProtocolError, header: dict[str, Any], rid: int | None) -> None:
         target = header.get("target")
@@ -702,8 +770,11 @@ class ServerSession:
                 if rid is not None:
                     raise OpUnknown(f"unknown op {escape(op, 64)}")
                 return None
-            if spec.grant is not None and spec.grant not in self.grants:
-                raise self.server.grant_error(spec, self.user)
+            outbound = self.server.outbound
+            if (
+                spec.grant is not None and spec.grant not in self.grants
+            ) or outbound.used >= outbound.total:
+                self.server.permit(spec, self.grants, self.user)  # raises why, if it must
             if rid is not None and self._inflight is not None and rid in self._inflight:
                 raise BadRequest(f"id {rid} is still in flight on this connection")
         except ProtocolError as exc:
@@ -748,7 +819,7 @@ class ServerSession:
             if req.id is not None and self._inflight is not None:
                 self._inflight.pop(req.id, None)
             self._requests -= 1
-            if self._requests < self.server.limits.max_inflight:
+            if self._pauses is not None and self._requests < self.server.limits.max_inflight:
                 self._release(INFLIGHT)
             if self._done and not self._requests:
                 self.finish()
@@ -780,17 +851,19 @@ class ServerSession:
         idle timeouts. Stall and idle do not run while the server is not reading."""
         if self._closing:
             return
+        if self._charged:
+            self.account()  # the client read: give back what left
         limits = self.server.limits
         if self.write_paused_at is not None and now - self.write_paused_at > limits.send_timeout:
             self.close(LimitSlowConsumer(f"nothing could be sent for {limits.send_timeout:g} s"))
         elif self.over_soft_since is not None:
             self.account()
+        elif self._pauses is not None:
+            return
         elif not self.spoke and now - self.opened > limits.handshake_timeout:
             if self._first:
                 self._note_foreign(complete=True)
             self.close(LimitIdle(f"no complete frame within {limits.handshake_timeout:g} s"))
-        elif self._pauses is not None:
-            return
         elif self.decoder.in_frame and now - self.last_data > limits.handshake_timeout:
             self.close(LimitIdle(f"frame stalled for {limits.handshake_timeout:g} s"))
         elif now - self.last_frame > limits.idle_timeout and not self._requests:

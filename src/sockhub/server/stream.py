@@ -2,6 +2,9 @@
 
 Everything about the protocol lives in the session; this shell turns asyncio's protocol
 callbacks into session calls and offers the transport as the session's ``Link``.
+
+TLS listeners accept here rather than in asyncio's server, so a connection is counted
+against the caps the moment it is accepted, before its handshake.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import ssl
 import struct
 from typing import TYPE_CHECKING
 
@@ -18,7 +22,7 @@ from .session import ServerSession
 if TYPE_CHECKING:
     from .app import Server
 
-__all__ = ["StreamAdapter"]
+__all__ = ["StreamAdapter", "accept_tls"]
 
 log = logging.getLogger("sockhub.server")
 
@@ -101,3 +105,39 @@ class StreamAdapter(asyncio.BufferedProtocol):
             return None
         sock = self.transport.get_extra_info("socket")
         return None if sock is None else int(sock.fileno())
+
+
+async def accept_tls(
+    server: Server, listener: socket.socket, kind: str, ctx: ssl.SSLContext
+) -> None:
+    """Accept TLS clients on ``listener``, each counted against the caps before its
+    handshake: silent handshakes hold counted slots, never every descriptor."""
+    try:
+        while True:
+            sock, addr = await server.loop.sock_accept(listener)
+            adapter = StreamAdapter(server, kind)
+            session = adapter.session
+            session.peer = str(addr[0]) if isinstance(addr, tuple) else "unix"
+            refusal = session.admit()
+            if refusal is not None:
+                log.warning("refused %s %s before TLS: %s", kind, session.peer, refusal.message)
+                sock.close()
+                continue
+            server.background.spawn(_handshake(server, adapter, sock, ctx), "tls handshake")
+    finally:
+        listener.close()
+
+
+async def _handshake(
+    server: Server, adapter: StreamAdapter, sock: socket.socket, ctx: ssl.SSLContext
+) -> None:
+    try:
+        await server.loop.connect_accepted_socket(
+            lambda: adapter, sock, ssl=ctx, ssl_handshake_timeout=server.limits.handshake_timeout
+        )
+    except BaseException as exc:
+        log.info("tls handshake with %s failed: %s", adapter.session.peer, exc or type(exc))
+        sock.close()
+        adapter.session.connection_lost(None)  # uncounted
+        if not isinstance(exc, Exception):
+            raise

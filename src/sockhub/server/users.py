@@ -46,11 +46,14 @@ class UserStore:
         self.path = data / FILE_NAME
         self._users: dict[str, User] = {}
         self._stamp: tuple[int, int] | None = None
+        self._generation = 0
 
     def _load(self) -> None:
         try:
             st = self.path.stat()
         except FileNotFoundError:
+            if self._users:
+                self._generation += 1
             self._users, self._stamp = {}, None
             return
         stamp = (st.st_mtime_ns, st.st_size)
@@ -60,10 +63,18 @@ class UserStore:
             raw = msgspec.json.decode(self.path.read_bytes(), type=dict[str, _Entry])
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise UserError(f"{self.path} is damaged: {exc}") from exc
-        self._users = {
+        users = {
             name: User(name, base64.b64decode(e.key), tuple(e.grants)) for name, e in raw.items()
         }
-        self._stamp = stamp
+        if users != self._users:
+            self._generation += 1
+        self._users, self._stamp = users, stamp
+
+    def generation(self) -> int:
+        """Re-read the file if it changed; a number that grows with each change of the
+        users, so a server can apply changes to sessions already open."""
+        self._load()
+        return self._generation
 
     def get(self, name: str) -> User | None:
         self._load()

@@ -89,7 +89,6 @@ class ExecService(Service):
         self._sessions = _Sessions()
         self._per_user: collections.Counter[str] = collections.Counter()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._prober: asyncio.Task[None] | None = None
         self._ping_ids = itertools.count(1)
 
     def ops(self) -> Iterable[OpSpec]:
@@ -109,11 +108,9 @@ class ExecService(Service):
         root.mkdir(parents=True, exist_ok=True)
         self.root = root.resolve()
         self._env = base_environment()
-        self._prober = asyncio.get_running_loop().create_task(self._probe())
+        ctx.background.every(PROBE_INTERVAL, self._probe, "exec prober")
 
     async def stop(self) -> None:
-        if self._prober is not None:
-            self._prober.cancel()
         for runs in list(self._sessions.runs.values()):
             for run in list(runs.values()):
                 run.abort()
@@ -179,12 +176,10 @@ class ExecService(Service):
 
     # bookkeeping ----------------------------------------------------------------------
 
-    async def _probe(self) -> None:
-        while True:
-            await asyncio.sleep(PROBE_INTERVAL)
-            for session, runs in list(self._sessions.runs.items()):
-                if runs:
-                    session.send({"op": "ping", "id": next(self._ping_ids)})
+    def _probe(self) -> None:
+        for session, runs in list(self._sessions.runs.items()):
+            if runs:
+                session.send({"op": "ping", "id": next(self._ping_ids)})
 
     def _closed(self, session: Session) -> None:
         self._sessions.recent.pop(session, None)

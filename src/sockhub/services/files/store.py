@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
+from ...server.budget import Budget
 from ...server.limits import Limits
 from .hashes import HashStore, hash_fd
 from .partials import Partials
@@ -55,6 +56,8 @@ class Store:
         self.hashes: HashStore
         self.quota: Quota
         self.limits: Limits
+        self.spools: Budget
+        """The server-wide budget every upload's spool reserves its memory from."""
         self.loop: asyncio.AbstractEventLoop
         self.executor: ThreadPoolExecutor
         self._rescanned = -RESCAN_EVERY

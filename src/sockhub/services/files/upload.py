@@ -36,7 +36,7 @@ from ...protocol.frames import MAX_SIZE
 from ...protocol.paths import check_path
 from ...protocol.text import escape
 from ...server.service import BodySink, Request, Session
-from .spool import Spool
+from .spool import BUFFER, Spool
 from .store import Store, fs_errors
 from .tree import os_error
 
@@ -48,6 +48,12 @@ SPOOL_HIGH = 16 * 1024 * 1024
 """Bytes of one upload that may wait for the disk before the connection stops reading."""
 MAX_DEAD = 1024
 _HEX = frozenset("0123456789abcdef")
+
+
+def spool_reserve(total: int) -> int:
+    """The most memory an upload of ``total`` bytes can make its spool hold: queued
+    bytes up to the high-water mark, the pooled buffers lent for them, one more read."""
+    return 2 * min(total, SPOOL_HIGH) + 3 * BUFFER
 
 
 def get_sha256(header: dict[str, Any], required: bool) -> str | None:
@@ -82,6 +88,8 @@ class Upload:
         self.released: asyncio.Future[None] = loop.create_future()
         self.discard = False
         self.published = False
+        self.reserve = 0
+        """Bytes of the server's spool budget this upload holds until it is released."""
         self.last = loop.time()
 
     def fail(self, exc: ProtocolError, *, discard: bool = False) -> None:
@@ -158,8 +166,16 @@ class Uploads:
         limit = self.store.limits.file_max_size
         if total > limit:
             raise FileTooLarge(f"{total} bytes is over the server's limit of {limit} per file")
-        await self._claim(path)
+        reserve = spool_reserve(total)
+        if not self.store.spools.take(reserve):
+            raise LimitBusy("the server is receiving too many uploads; try again shortly")
+        try:
+            await self._claim(path)
+        except BaseException:
+            self.store.spools.give(reserve)
+            raise
         upload = Upload(req.session, req.id, path, total)
+        upload.reserve = reserve
         self.busy[path] = upload
         try:
             await self._run(req, upload, segments, overwrite, sha)
@@ -312,6 +328,7 @@ class Uploads:
                     held = 0
                 store.quota.release(upload.key, held)
         finally:
+            store.spools.give(upload.reserve)
             if self.busy.get(upload.path) is upload:
                 del self.busy[upload.path]
             upload.released.set_result(None)
