@@ -170,19 +170,20 @@ document.addEventListener("visibilitychange", () => !document.hidden && chat.act
 $("login").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   $("login-error").textContent = "";
-  login = { user: $("user").value.trim(), key: $("key").value, nick: $("nick").value.trim() };
+  // kept apart from `login` until it works: a failed first login must not reconnect
+  const attempt = { user: $("user").value.trim(), key: $("key").value, nick: $("nick").value.trim() };
   const room = $("room").value.trim() || "lobby";
   try {
     await hub.connect();
-    if (login.user) await hub.login(login.user, login.key);
+    if (attempt.user) await hub.login(attempt.user, attempt.key);
     grantsChanged();
-    await chat.join(room, login.nick || undefined);
+    await chat.join(room, attempt.nick || undefined);
   } catch (err) {
-    login = null;
     hub.close();
     $("login-error").textContent = err.message;
     return;
   }
+  login = attempt;
   sessionStorage.setItem("sockhub.login", JSON.stringify(login));
   $("login").hidden = true;
   $("chat").hidden = false;

@@ -67,7 +67,19 @@ export class Files extends EventTarget {
     const path = join(this.path, file.name);
     const t = this.transfer("upload", path, file.size);
     try {
-      await this.send(file, path, t);
+      // limit.busy: an upload to this path is still running, typically the one a reload
+      // or a lost connection cut, which the server is still tearing down: ask again
+      for (let wait = 250; ; wait *= 2) {
+        try {
+          await this.send(file, path, t);
+          break;
+        } catch (err) {
+          if (!(err instanceof HubError && err.code === "limit.busy") || wait > 8000) throw err;
+          t.note = "waiting for the earlier upload to end";
+          this.changed();
+          await waitFor(wait);
+        }
+      }
       t.state = "done";
       t.done = t.total;
       await this.list();
