@@ -101,7 +101,8 @@ def test_upload_cut_by_a_reload_resumes_when_picked_again(
     page.screenshot(path=str(artifact_dir(request) / "resumed.png"))
     assert "resumed at" in note
     resumed_at = int(note.split("resumed at ")[1].split(" ")[0])
-    assert 0 < resumed_at < total
+    # all of it when the cut came after the last byte, while the worker was still hashing
+    assert 0 < resumed_at <= total
     assert sha(web.srv.data / "files" / "big.iso") == sha(source)
 
 
