@@ -15,7 +15,7 @@ from sockhub.protocol.frames import encode_frame, encode_header
 from sockhub.server.budget import Budget
 from sockhub.services.files.upload import spool_reserve
 
-from .conftest import running_server
+from .conftest import UNTHROTTLED_CHAT, running_server
 from .files_support import RawUpload, connect, files_server
 from .test_chat_fanout import cut_off
 
@@ -81,7 +81,7 @@ async def test_silent_members_cannot_pin_more_than_the_outbound_budget(
 
     monkeypatch.setattr(Budget, "charge", watched)
     text = b"z" * 16 * 1024
-    with running_server(tmp_path, memory_outbound=4 * MiB) as srv:
+    with running_server(tmp_path, memory_outbound=4 * MiB, **UNTHROTTLED_CHAT) as srv:
         server = srv.server
         assert server is not None
         silent = [_silent_member(srv.port, f"silent{n}") for n in range(8)]

@@ -22,7 +22,7 @@ from sockhub.client.chat import ChatMessage
 from sockhub.client.common import Reply
 from sockhub.protocol.frames import encode_frame
 
-from .conftest import RawPeer, running_server
+from .conftest import UNTHROTTLED_CHAT, RawPeer, running_server
 from .files_support import USER, files_server
 
 MiB = 1024 * 1024
@@ -62,7 +62,7 @@ async def test_id_less_burst_does_not_reset_members_that_read(tmp_path: Path) ->
     """One anonymous connection writes 10 MiB of id-less chat.say at once (more than any
     one batch may hold); every member that reads (the loud one too) gets every message."""
     count = 640
-    with running_server(tmp_path) as srv:
+    with running_server(tmp_path, **UNTHROTTLED_CHAT) as srv:
         readers = [await AsyncClient.connect(srv.address) for _ in range(3)]
         try:
             for n, r in enumerate(readers):
@@ -97,7 +97,9 @@ async def test_long_history_replay_paced_by_reading(tmp_path: Path) -> None:
     """A join replaying more history than the hard output limit succeeds: the replay is
     sent a page at a time as the joiner reads."""
     messages = 200  # 3.2 MiB of history against a 1 MiB hard limit
-    with running_server(tmp_path, max_outbound=MiB, outbound_soft=MiB // 2) as srv:
+    with running_server(
+        tmp_path, max_outbound=MiB, outbound_soft=MiB // 2, **UNTHROTTLED_CHAT
+    ) as srv:
         writer = await AsyncClient.connect(srv.address)
         try:
             await writer.join("past", "writer")

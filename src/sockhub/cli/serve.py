@@ -61,6 +61,9 @@ async def _serve(config: Config) -> None:
         if web is not None:
             port = config.web_port
             await web.start()
+    except ConfigError as exc:
+        await server.shutdown()
+        raise CliError(str(exc), EXIT_USAGE) from exc
     except OSError as exc:
         if web is not None:
             await web.close()
@@ -117,6 +120,7 @@ def _run(args: argparse.Namespace) -> int:
         "log_level": args.log_level,
         "exec": True if args.exec else None,
         "exec_root": args.exec_root,
+        "exec_unsandboxed": True if args.exec_unsandboxed else None,
         **_classic_flags(args),
         **limit_flags(args.limit),
     }
@@ -211,6 +215,11 @@ def register(sub: Any) -> None:
         help="enable remote exec for users with the exec grant (docs/exec.md)",
     )
     p.add_argument("--exec-root", metavar="DIR", help="where commands run (default DATA/exec)")
+    p.add_argument(
+        "--exec-unsandboxed",
+        action="store_true",
+        help="run commands as the server's user with no sandbox (when bwrap cannot be used)",
+    )
     p.add_argument(
         "--log-level", choices=["debug", "info", "warning", "error"], help="default info"
     )

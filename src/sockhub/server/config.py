@@ -40,6 +40,8 @@ class Config:
     exec: bool = False
     exec_root: Path | None = None
     """Where commands run (``cwd`` is relative to it); default the data folder's ``exec/``."""
+    exec_unsandboxed: bool = False
+    """Run commands without the bubblewrap sandbox (docs/exec.md): only by explicit choice."""
     broker: str = "memory"
     workers: int = 1
     web: bool = True

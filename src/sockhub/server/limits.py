@@ -65,10 +65,29 @@ class Limits:
     chat_text_max: int = 16 * KiB
     chat_history_keep: int = 1000
     chat_history_max_join: int = 1000
+    chat_history_max_messages: int = 1_000_000
+    """Messages kept in all rooms together; the oldest go first."""
+    chat_history_max_bytes: int = 256 * MiB
+    """Bytes of history kept in all rooms together (text, sender, room, 32 a row)."""
+    chat_room_idle: float = 7 * 24 * 3600.0
+    """A room without members and without a message for this long is forgotten."""
     chat_rooms_per_connection: int = 64
+    chat_anon_per_sec: float = 20.0
+    """Messages (say, dm) an anonymous connection may send per second, on average..."""
+    chat_anon_burst: int = 100
+    """...and at once."""
+    chat_anon_per_ip_per_sec: float = 100.0
+    """The same for all anonymous connections from one address together."""
+    chat_anon_per_ip_burst: int = 500
     # files (section 7)
     file_max_size: int = 16 * GiB
     file_quota: int = 64 * GiB
+    file_quota_inodes: int = 1_000_000
+    file_user_quota: int = 64 * GiB
+    """What the files one user stored may take (default: the whole quota)."""
+    file_user_quota_inodes: int = 1_000_000
+    file_list_cache_names: int = 200_000
+    file_list_cache_seconds: float = 60.0
     file_partial_max_age: float = 7 * 24 * 3600.0
     # exec (section 8)
     exec_timeout_default: float = 60.0

@@ -31,12 +31,9 @@ def open_regular(store: Store, segments: tuple[str, ...], path: str) -> tuple[in
             raise FileNotFound(f"{path}: no such file")
         if stat.S_ISDIR(st.st_mode):
             raise FileIsDir(f"{path} is a directory")
-        fd = spot.open_file()
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode):
-        os.close(fd)
-        raise FileNotFound(f"{path} is not a regular file")
-    return fd, st
+        if not stat.S_ISREG(st.st_mode):
+            raise FileNotFound(f"{path} is not a regular file")
+        return spot.open_regular()
 
 
 class Downloads:

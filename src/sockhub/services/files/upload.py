@@ -36,6 +36,8 @@ from ...protocol.frames import MAX_SIZE
 from ...protocol.paths import check_path
 from ...protocol.text import escape
 from ...server.service import BodySink, Request, Session
+from .noreplace import rename_noreplace
+from .quota import BLOCK, Owned, Usage, allocated
 from .spool import BUFFER, Spool
 from .store import Store, fs_errors
 from .tree import os_error
@@ -202,12 +204,14 @@ class Uploads:
     ) -> None:
         store = self.store
         path, total = upload.path, upload.total
-        replaced, same = await store.run(self._inspect, segments, path, total, overwrite, sha)
+        replaced, owner, same = await store.run(
+            self._inspect, segments, path, total, overwrite, sha
+        )
         if same:
             req.reply({"op": "ok", "path": path, "total": total, "sha256": sha, "unchanged": True})
             return
         key = store.partials.key(path, total)
-        await store.reserve(key, total, replaced)
+        await store.reserve(key, total, replaced, Owned(req.session.user, owner))
         upload.key = key
         with fs_errors(path):
             partial = await store.run(store.partials.open, path, total, sha)
@@ -242,39 +246,45 @@ class Uploads:
                 f"{path}: received bytes hash to {actual}, not {claimed}; nothing was stored"
             )
         with fs_errors(path):
-            replaced = await store.run(self._publish, upload, segments, overwrite, actual)
+            added, replaced, owner = await store.run(
+                self._publish, upload, segments, overwrite, actual
+            )
         upload.published = True
-        store.quota.published(upload.key, total, replaced)
+        store.quota.published(upload.key, added, replaced, Owned(upload.session.user, owner))
         req.reply({"op": "ok", "path": path, "total": total, "sha256": actual})
 
     def _inspect(
         self, segments: tuple[str, ...], path: str, total: int, overwrite: bool, sha: str | None
-    ) -> tuple[int, bool]:
-        """(bytes a put would replace, whether the file there already is this content)."""
+    ) -> tuple[Usage, str | None, bool]:
+        """(what the entry a put would replace costs, its owner, whether it already is this
+        content)."""
         try:
             with fs_errors(path), self.store.tree.locate(segments) as spot:
                 if spot.name is None:
                     raise FileIsDir(f"{path} leads to the files root, a directory")
                 st = spot.lstat()
                 if st is None:
-                    return 0, False
+                    return Usage(), None, False
                 if stat.S_ISDIR(st.st_mode):
                     raise FileIsDir(f"{path} is a directory")
                 if sha is not None and stat.S_ISREG(st.st_mode) and st.st_size == total:
-                    fd = spot.open_file()
+                    fd, now = spot.open_regular()
                     try:
-                        if self.store.file_hash(fd, os.fstat(fd)) == sha:
-                            return st.st_size, True
+                        if self.store.file_hash(fd, now) == sha:
+                            return allocated(st), None, True
                     finally:
                         os.close(fd)
         except FileNotFound:
-            return 0, False  # a directory on the way is missing: the put creates it
+            return Usage(), None, False  # a folder on the way is missing: the put makes it
         if not overwrite:
             raise FileExists(f"{path} exists; put with overwrite to replace it")
-        return (st.st_size if stat.S_ISREG(st.st_mode) else 0), False
+        return allocated(st), self.store.owners.get(st), False
 
-    def _publish(self, upload: Upload, segments: tuple[str, ...], overwrite: bool, sha: str) -> int:
-        """Rename the checked partial over ``path``; the bytes of the file it replaced."""
+    def _publish(
+        self, upload: Upload, segments: tuple[str, ...], overwrite: bool, sha: str
+    ) -> tuple[Usage, Usage, str | None]:
+        """Rename the checked partial over ``path``: (what it and the folders made for it
+        cost now, what the entry it replaced cost, whose that entry was)."""
         assert upload.spool is not None
         store = self.store
         fd = upload.spool.fd
@@ -288,28 +298,32 @@ class Uploads:
             old = spot.lstat()
             if old is not None and stat.S_ISDIR(old.st_mode):
                 raise FileIsDir(f"{upload.path} is a directory")
+            owner = store.owners.get(old) if old is not None else None
             if overwrite:
                 os.rename(part, spot.name, src_dir_fd=store.partials.fd, dst_dir_fd=spot.dir_fd)
             else:
                 self._link_new(part, spot.dir_fd, spot.name, upload.path)
             st = os.stat(spot.name, dir_fd=spot.dir_fd, follow_symlinks=False)
+            added = allocated(st) + Usage(spot.made * BLOCK, spot.made)
         store.hashes.put(st, sha)
+        store.owners.set(st, upload.session.user)
         store.partials.forget_meta(upload.key)
-        if old is not None and stat.S_ISREG(old.st_mode):
+        if old is None:
+            return added, Usage(), None
+        if stat.S_ISREG(old.st_mode):
             store.hashes.forget(old)
-            return old.st_size
-        return 0
+        if owner is not None:
+            store.owners.set(old, None)
+        return added, allocated(old), owner
 
     def _link_new(self, part: str, dir_fd: int, name: str, path: str) -> None:
-        """Put the partial at ``name`` only if nothing is there, atomically (link, unlink)."""
-        partials = self.store.partials.fd
+        """Put the partial at ``name`` only if nothing is there, atomically (noreplace.py)."""
         try:
-            os.link(part, name, src_dir_fd=partials, dst_dir_fd=dir_fd, follow_symlinks=False)
+            rename_noreplace(part, name, src_dir_fd=self.store.partials.fd, dst_dir_fd=dir_fd)
         except FileExistsError:
             raise FileExists(
                 f"{path} appeared while it was uploaded; nothing was replaced"
             ) from None
-        os.unlink(part, dir_fd=partials)
 
     async def _release(self, upload: Upload) -> None:
         """Close the partial (its queued bytes reach the disk first), then free the path."""
