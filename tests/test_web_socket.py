@@ -243,8 +243,9 @@ def test_a_reader_that_stops_is_cut_off(tmp_path: Path) -> None:
         server = web.srv.server
         assert server is not None
         web.srv.wait_until(lambda: any(c.kind == "ws" for c in server.connections))
-        with Client.connect(web.srv.address) as talker:
-            talker.join("flood", "talker")
+        key = web.srv.add_user("talker", ("chat",))  # logged in: anonymous chat is rate-limited
+        with Client.connect(web.srv.address, user="talker", key=key) as talker:
+            talker.join("flood")
             web.srv.wait_until(lambda: len(server.connections) == 2)
             text = "x" * 16000
             for _ in range(2000):  # 32 MB at most; the cut-off comes far sooner
