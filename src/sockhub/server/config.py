@@ -47,6 +47,10 @@ class Config:
     workers: int = 1
     web: bool = True
     web_port: int = DEFAULT_WEB_PORT
+    web_hosts: tuple[str, ...] = ()
+    """Host names the web port answers besides IP literals and localhost (docs/web.md)."""
+    web_origins: tuple[str, ...] = ()
+    """Origins besides the page's own that may open its WebSocket (docs/web.md)."""
     classic: bool = False
     classic_services: tuple[str, ...] = ("echo", "daytime", "time", "sntp")
     """Which classic services ``classic`` turns on (docs/classic.md)."""
@@ -180,7 +184,7 @@ def load_config(
 
 
 def _check(config: Config) -> None:
-    for name in ("port", *(f"classic_{s}_port" for s in CLASSIC_SERVICES)):
+    for name in ("port", "web_port", *(f"classic_{s}_port" for s in CLASSIC_SERVICES)):
         port = getattr(config, name)
         if not 0 <= port <= 65535:
             raise ConfigError(f"{name} {port} is not between 0 and 65535")
