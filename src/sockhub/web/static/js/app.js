@@ -5,11 +5,13 @@ import { Chat } from "./chat.js";
 import { Files, join, progressText } from "./files.js";
 import { Hub } from "./hub.js";
 import { el } from "./safe.js";
+import { Term } from "./term.js";
 
 const $ = (id) => document.getElementById(id);
 const hub = new Hub();
 const chat = new Chat(hub);
 const files = new Files(hub);
+let term = null; // made the first time the terminal is shown: it needs a visible panel
 let login = JSON.parse(sessionStorage.getItem("sockhub.login") || "null");
 let retry = 0;
 let retryTimer = null;
@@ -107,16 +109,26 @@ function renderFiles() {
   }
 }
 
+function terminal() {
+  if (!term) {
+    term = new Term(hub, $("term"));
+    term.addEventListener("change", () => ($("run-status").textContent = term.status));
+  }
+  return term;
+}
+
 function show(panel) {
-  const filesShown = panel === "files";
-  $("files-panel").hidden = !filesShown;
-  $("chat-panel").hidden = filesShown;
-  $("members-panel").hidden = filesShown;
-  if (filesShown) files.list().catch((err) => ($("chat-error").textContent = err.message));
+  $("files-panel").hidden = panel !== "files";
+  $("term-panel").hidden = panel !== "term";
+  $("chat-panel").hidden = panel !== "chat";
+  $("members-panel").hidden = panel !== "chat";
+  if (panel === "files") files.list().catch((err) => ($("chat-error").textContent = err.message));
+  if (panel === "term") terminal().resize();
 }
 
 function grantsChanged() {
   $("tab-files").hidden = !hub.grants.includes("files");
+  $("tab-term").hidden = !hub.grants.includes("exec") || !hub.hello?.services?.includes("exec");
 }
 
 async function start() {
@@ -151,6 +163,14 @@ chat.addEventListener("change", render);
 files.addEventListener("change", renderFiles);
 $("tab-chat").addEventListener("click", () => show("chat"));
 $("tab-files").addEventListener("click", () => show("files"));
+$("tab-term").addEventListener("click", () => show("term"));
+$("run-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const cmd = $("run-cmd").value.trim();
+  if (cmd) terminal().start(cmd).catch(() => {}); // the failure is in the status line
+});
+$("run-kill").addEventListener("click", () => term?.kill());
+window.addEventListener("resize", () => !$("term-panel").hidden && term?.resize());
 $("upload-input").addEventListener("change", (ev) => {
   for (const file of ev.target.files) files.upload(file);
   ev.target.value = "";
