@@ -51,7 +51,6 @@ class WebSocketLink:
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         self.peer.send_message(data)
-        self.peer.flush()
 
     def buffered(self) -> int:
         transport = self.peer.transport
