@@ -8,6 +8,7 @@ body byte, so a peer can never make it buffer more than one permitted frame.
 
 from __future__ import annotations
 
+import re
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -50,6 +51,10 @@ _encoder = msgspec.json.Encoder()
 _json_encode = _encoder.encode_into
 _json_dumps = _encoder.encode
 _json_decode = msgspec.json.Decoder(dict).decode
+_json_fields = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode
+_json_value = msgspec.json.Decoder(float_hook=float).decode
+_STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
 
 @dataclass(slots=True)
@@ -129,6 +134,52 @@ def _depth(obj: Any) -> int:
     return deepest
 
 
+def _raw_depth(text: bytes) -> int:
+    """Nesting depth of valid JSON text, counted on its brackets outside strings."""
+    depth = deepest = 0
+    for byte in _STRINGS.sub(b"", text).translate(None, _NOT_BRACKETS):
+        if byte in b"[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
+def _parse_wide_numbers(raw: bytes | bytearray | memoryview) -> dict[str, Any]:
+    """The slow path of ``parse_header``, taken when msgspec refused a value's type.
+
+    That is either a header that is no object, or a number Python's fast decoding does not
+    hold (beyond a double, like ``1e400``, or an integer of more than 4,300 digits). Such a
+    header is still valid JSON, and unknown keys must be ignored whatever they hold, so it
+    is decoded field by field: an overflowing float becomes infinity, and a field with an
+    over-long integer keeps its raw JSON text (``msgspec.Raw``), which no field getter
+    accepts, so a known field holding one is still a ``bad.request``.
+    """
+    try:
+        fields = _json_fields(raw)
+    except msgspec.ValidationError as exc:
+        raise FrameBad("header is not a JSON object") from exc
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise FrameBad("header is not UTF-8 JSON within the nesting limit") from exc
+    header: dict[str, Any] = {}
+    for key, value in fields.items():
+        try:
+            header[key] = _json_value(value)
+        except msgspec.ValidationError:
+            text = bytes(value)
+            try:
+                text.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise FrameBad("header is not UTF-8 JSON") from exc
+            if _raw_depth(text) >= MAX_DEPTH:
+                raise FrameBad(f"header nested deeper than {MAX_DEPTH} levels") from None
+            header[key] = msgspec.Raw(text)
+        except (msgspec.DecodeError, RecursionError) as exc:
+            raise FrameBad("header is not UTF-8 JSON within the nesting limit") from exc
+    return header
+
+
 def parse_header(
     raw: bytes | bytearray | memoryview, brackets: int | None = None
 ) -> dict[str, Any]:
@@ -139,8 +190,8 @@ def parse_header(
     """
     try:
         header = _json_decode(raw)
-    except msgspec.ValidationError as exc:
-        raise FrameBad("header is not a JSON object") from exc
+    except msgspec.ValidationError:
+        header = _parse_wide_numbers(raw)
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise FrameBad("header is not UTF-8 JSON") from exc
     except RecursionError as exc:
