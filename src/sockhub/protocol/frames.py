@@ -21,6 +21,7 @@ from .errors import FrameBad, FrameTooLarge
 __all__ = [
     "DEFAULT_MAX_BODY",
     "DEFAULT_MAX_HEADER",
+    "MAX_DATAGRAM",
     "MAX_DEPTH",
     "MAX_ID",
     "MAX_SIZE",
@@ -35,6 +36,7 @@ __all__ = [
     "encode_frame",
     "encode_header",
     "encode_header_into",
+    "pad_frame",
     "parse_header",
 ]
 
@@ -42,6 +44,8 @@ DEFAULT_MAX_HEADER = 65_536
 DEFAULT_MAX_BODY = 1_048_576
 MAX_SIZE = 2**63 - 1
 MAX_ID = 2**53 - 1
+MAX_DATAGRAM = 65_507
+"""The largest UDP payload over IPv4, so the largest frame a datagram carries."""
 MAX_DEPTH = 32
 _SHALLOW = 2 * MAX_DEPTH + 1
 """Nesting deeper than MAX_DEPTH takes more brackets (opened and closed) than this many bytes."""
@@ -115,6 +119,20 @@ def encode_frame(header: dict[str, Any], body: bytes | bytearray | memoryview = 
         header["size"] = len(body)
     raw = _json_dumps(header)
     return b"".join((_PREFIX.pack(len(raw)), raw, body))
+
+
+def pad_frame(frame: bytes, at_least: int) -> bytes:
+    """``frame`` grown to ``at_least`` bytes by JSON whitespace after its header object.
+
+    A UDP request is answered with at most as many bytes as it had (section 1), so a
+    client pads a request whose reply may be larger; the header stays the same JSON.
+    """
+    extra = at_least - len(frame)
+    if extra <= 0:
+        return frame
+    (hlen,) = _PREFIX.unpack_from(frame)
+    end = 4 + hlen
+    return b"".join((_PREFIX.pack(hlen + extra), frame[4:end], b" " * extra, frame[end:]))
 
 
 def _depth(obj: Any) -> int:
