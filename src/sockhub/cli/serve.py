@@ -69,7 +69,7 @@ def _limit_flags(pairs: list[str]) -> dict[str, Any]:
         name, sep, value = pair.partition("=")
         if not sep:
             raise CliError(f"--limit wants NAME=VALUE, not {pair!r}", EXIT_USAGE)
-        out[name.strip().replace("-", "_")] = value.strip()
+        out["limits." + name.strip().replace("-", "_")] = value.strip()
     return out
 
 
