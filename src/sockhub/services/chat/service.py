@@ -60,7 +60,8 @@ def _forward(source: Awaitable[int], answer: asyncio.Future[int]) -> None:
 def make_broker(ctx: ServerContext) -> ChatBroker:
     """The broker the configuration names (``memory``: this process, SQLite history)."""
     if ctx.config.broker == "memory":
-        return MemoryBroker(HistoryStore(ctx.data / HISTORY_FILE, ctx.limits.chat_history_keep))
+        history = HistoryStore(ctx.data / HISTORY_FILE, ctx.limits.chat_history_keep)
+        return MemoryBroker(history, ctx.limits.chat_seq_lookahead)
     raise ConfigError(f"chat broker {ctx.config.broker!r} is not supported (use 'memory')")
 
 

@@ -44,8 +44,6 @@ __all__ = ["Uploads", "get_sha256"]
 
 log = logging.getLogger("sockhub.files")
 
-SPOOL_HIGH = 16 * 1024 * 1024
-"""Bytes of one upload that may wait for the disk before the connection stops reading."""
 MAX_DEAD = 1024
 _HEX = frozenset("0123456789abcdef")
 
@@ -204,7 +202,7 @@ class Uploads:
             loop=store.loop,
             pressure=lambda on: self._pressure(req.session, on),
             failed=lambda exc: self._spool_failed(upload, exc),
-            high=SPOOL_HIGH,
+            high=store.limits.file_spool_high,
         )
         upload.spool = spool
         upload.left = total - partial.offset
