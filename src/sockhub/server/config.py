@@ -115,7 +115,7 @@ def _as(kind: str, value: Any) -> Any:
         if not isinstance(value, bool):
             raise ValueError(value)
         return value
-    if isinstance(value, bool) and kind != "str":
+    if isinstance(value, bool):  # true is no number, path or name
         raise ValueError(value)
     if kind == "int":
         if isinstance(value, float) and not value.is_integer():
