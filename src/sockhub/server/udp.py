@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..protocol.errors import FrameTooLarge, OpUnknown, ProtocolError, error_header
 from ..protocol.fields import get_id
-from ..protocol.frames import MAX_DATAGRAM, decode_datagram, encode_frame
+from ..protocol.frames import decode_datagram, encode_frame
 from .service import Request
 
 if TYPE_CHECKING:
@@ -35,8 +35,8 @@ def fit_reply(header: dict[str, Any], body: bytes | bytearray | memoryview, room
     then is not sent: the server never sends more bytes than it was sent.
     """
     frame = encode_frame(header, body)
-    if len(frame) <= room:
-        return frame if len(frame) <= MAX_DATAGRAM else b""
+    if len(frame) <= room:  # as large as a datagram that arrived: it can go back the same way
+        return frame
     if header.get("op") != "error":
         too_large = FrameTooLarge("reply larger than the request; pad it", fatal=False)
         header = {**error_header(too_large, re=header.get("re")), "need": len(frame)}
