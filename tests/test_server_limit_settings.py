@@ -14,6 +14,9 @@ from sockhub.server import load_config
 from sockhub.server.service import ServerContext
 from sockhub.server.users import UserStore
 from sockhub.services.chat.service import make_broker
+from sockhub.services.exec import service as exec_service
+from sockhub.services.exec import spawn
+from sockhub.services.files import browse, tree, upload
 from sockhub.services.files.service import FilesService
 
 from .conftest import RawPeer, raw_prefix, running_server
@@ -84,3 +87,17 @@ def test_close_linger_keeps_draining_a_failed_connection(tmp_path: Path) -> None
         assert srv.call(lambda: len(srv.server.connections)) == 1  # type: ignore[union-attr]
         peer.close()
         srv.wait_until(lambda: not srv.server.connections)  # type: ignore[union-attr]
+
+
+def test_fixed_bounds_are_documented_with_their_values() -> None:
+    """docs/limits.md lists the bounds that are not settings; its figures are the code's."""
+    page = (Path(__file__).resolve().parent.parent / "docs" / "limits.md").read_text()
+    fixed = page.split("## Fixed bounds", 1)[1]
+    for value in (
+        browse.PAGE_BYTES,
+        upload.MAX_DEAD,
+        exec_service._RECENT,
+        spawn.PIPE_SIZE // 1024,
+        tree.MAX_LINKS,
+    ):
+        assert f"| {value:,}" in fixed, value
