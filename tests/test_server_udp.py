@@ -23,7 +23,7 @@ from sockhub.services.classic import ClassicService
 from .conftest import RunningServer, running_server
 from .test_classic_tools import PINNED, ZERO_PORTS
 
-WIDE_TIME = "%02040Y" * 36  # 252 characters of format, ~73 KB of text
+WIDE_TIME = "%02040Y" * 30  # 210 characters of format make 61,200 of text
 MARKER = 999_999
 
 
@@ -76,6 +76,8 @@ def test_no_reply_is_larger_than_its_request(srv: RunningServer) -> None:
                 if reply is not None:
                     answered += 1
                     assert len(reply) <= len(padded), (header_of(reply), len(padded))
+        wide = ask(sock, pad_frame(requests[0], 65_507))  # a request as large as it gets
+        assert wide is not None and len(header_of(wide)["text"]) == 61_200
     assert answered > 30
 
 
