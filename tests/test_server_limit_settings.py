@@ -11,6 +11,8 @@ from pathlib import Path
 
 from sockhub import Client
 from sockhub.server import load_config
+from sockhub.server.background import Background
+from sockhub.server.budget import Budget
 from sockhub.server.service import ServerContext
 from sockhub.server.users import UserStore
 from sockhub.services.chat.service import make_broker
@@ -28,7 +30,7 @@ async def test_chat_seq_lookahead_bounds_the_jump_after_a_crash(tmp_path: Path) 
     """After a crash numbering resumes just above the stored mark: at most
     ``chat_seq_lookahead`` numbers are skipped."""
     config = load_config({"data": tmp_path, "chat_seq_lookahead": 7}, env={})
-    ctx = ServerContext(config, UserStore(tmp_path))
+    ctx = ServerContext(config, UserStore(tmp_path), Background(), Budget("spools", 1))
     broker = make_broker(ctx)
     await broker.start(Node())
     assert [await broker.publish("r", "w", b"x") for _ in range(5)] == [1, 2, 3, 4, 5]

@@ -72,7 +72,7 @@ def limit_flags(pairs: list[str]) -> dict[str, Any]:
         name, sep, value = pair.partition("=")
         if not sep:
             raise CliError(f"--limit wants NAME=VALUE, not {pair!r}", EXIT_USAGE)
-        out["limits." + name.strip().replace("-", "_")] = value.strip()
+        out[name.strip().replace("-", "_")] = value.strip()
     return out
 
 
@@ -100,7 +100,7 @@ def _run(args: argparse.Namespace) -> int:
         "exec_root": args.exec_root,
         "exec_unsandboxed": True if args.exec_unsandboxed else None,
         **_classic_flags(args),
-        **limit_flags(args.limit),
+        **{f"limits.{name}": value for name, value in limit_flags(args.limit).items()},
     }
     try:
         config = load_config(flags, Path(args.config) if args.config else None)
