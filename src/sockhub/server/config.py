@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .datadir import default_data_folder
 from .limits import Limits
 
 __all__ = [
@@ -247,6 +248,7 @@ def load_config(
     for key, rule in NOT_BUILT.items():
         if key not in top and rule.accepts:
             top[key] = rule.accepts[0]
+    top.setdefault("data", default_data_folder(env))
     limits = {
         k.removeprefix("limits."): v for k, (v, _) in given.items() if k.startswith("limits.")
     }
