@@ -82,6 +82,21 @@ def _header(request: Request, name: str) -> str | None:
 
 
 class WebPeer(asyncio.Protocol):
+    __slots__ = (
+        "_close_timer",
+        "_held",
+        "last_ping_sent",
+        "last_pong",
+        "opened",
+        "peer",
+        "reading_paused",
+        "receiver",
+        "transport",
+        "web",
+        "write_paused",
+        "ws",
+    )
+
     def __init__(self, web: WebListener) -> None:
         self.web = web
         self.ws = ServerProtocol(
@@ -96,8 +111,9 @@ class WebPeer(asyncio.Protocol):
         self.last_pong = self.last_ping_sent = self.opened
         self.write_paused = False
         self.reading_paused = False
-        self._held: deque[Frame] = deque()
-        """Frames parsed from a read that arrived after the session paused reading."""
+        self._held: deque[Frame] | None = None
+        """Frames parsed from a read that arrived after the session paused reading
+        (made when first needed: an idle connection should cost little)."""
         self._close_timer: asyncio.TimerHandle | None = None
 
     # asyncio.Protocol ---------------------------------------------------------------
@@ -115,6 +131,8 @@ class WebPeer(asyncio.Protocol):
                 self._answer(event)
             elif isinstance(event, Frame):
                 if self.reading_paused or self._held:
+                    if self._held is None:
+                        self._held = deque()
                     self._held.append(event)
                 else:
                     self._on_frame(event)
@@ -164,6 +182,9 @@ class WebPeer(asyncio.Protocol):
                 request, self.web.assets, content_security_policy(policy.scheme, host)
             )
         self.ws.send_response(response)
+        # The protocol's parser keeps the request for the connection's life; its headers,
+        # half the memory of an idle WebSocket, are not needed once it is answered.
+        request.headers.clear()
         if response.status_code == 101:
             self.flush()
             self.receiver = self.web.open_session(self)
