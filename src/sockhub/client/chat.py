@@ -8,7 +8,7 @@ read defensively, and text is decoded with replacement, never raised on.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from .common import Reply, as_bytes
@@ -100,13 +100,20 @@ class ChatEvent:
 
 @dataclass(frozen=True, slots=True)
 class Joined:
-    """The answer to a join: who is there, the room's latest ``seq``, and the history."""
+    """The answer to a join: who is there, the room's latest ``seq``, and the history.
+
+    ``members_more`` is True only in the server's reply itself, when a big room's member
+    list did not fit one header; ``join()`` then gathers the rest with ``chat.who``."""
 
     room: str
     nick: str
     members: list[str]
     seq: int
     history: list[ChatMessage] = field(default_factory=list)
+    members_more: bool = False
+
+    def with_rest(self, rest: list[str]) -> Joined:
+        return replace(self, members=[*self.members, *rest], members_more=False)
 
     @classmethod
     def from_replies(cls, replies: Iterable[Reply | Chunk]) -> Joined:
@@ -125,6 +132,7 @@ class Joined:
                 [m for m in members if isinstance(m, str)] if isinstance(members, list) else [],
                 _int(h, "seq") or 0,
                 history,
+                h.get("members_more") is True,
             )
         raise ValueError("the join ended without its reply")
 
@@ -198,9 +206,12 @@ class ChatMixin:
     ) -> Joined:
         """Join ``room`` (created if new); ``since`` replays every kept message after it."""
         fields = join_fields(nick, history, since)
-        return Joined.from_replies(
+        joined = Joined.from_replies(
             self.stream("chat.join", partial=HISTORY_OPS, room=room, **fields)
         )
+        if joined.members_more and joined.members:
+            return joined.with_rest(self.who(room, after=joined.members[-1]))
+        return joined
 
     def say(self, room: str, text: str | bytes) -> int:
         """Send to ``room``; returns the message's ``seq`` once the server has stored it."""
@@ -215,13 +226,14 @@ class ChatMixin:
     def nick(self, room: str, nick: str) -> None:
         self.request("chat.nick", room=room, nick=nick)
 
-    def who(self, room: str) -> list[str]:
+    def who(self, room: str, *, after: str = "") -> list[str]:
+        """The room's members sorted by nick (those after ``after``), every page of them."""
         members: list[str] = []
-        after: str | None = ""
-        while after is not None:
-            reply = self.request("chat.who", room=room, after=after)
+        cursor: str | None = after
+        while cursor is not None:
+            reply = self.request("chat.who", room=room, after=cursor)
             members += who_members(reply)
-            after = next_after(reply, members[-1] if members else None)
+            cursor = next_after(reply, members[-1] if members else None)
         return members
 
     def rooms(self) -> list[RoomInfo]:
@@ -268,7 +280,10 @@ class AsyncChatMixin:
         """Join ``room`` (created if new); ``since`` replays every kept message after it."""
         fields = join_fields(nick, history, since)
         replies = self.stream("chat.join", partial=HISTORY_OPS, room=room, **fields)
-        return Joined.from_replies([reply async for reply in replies])
+        joined = Joined.from_replies([reply async for reply in replies])
+        if joined.members_more and joined.members:
+            return joined.with_rest(await self.who(room, after=joined.members[-1]))
+        return joined
 
     async def say(self, room: str, text: str | bytes) -> int:
         """Send to ``room``; returns the message's ``seq`` once the server has stored it."""
@@ -283,13 +298,14 @@ class AsyncChatMixin:
     async def nick(self, room: str, nick: str) -> None:
         await self.request("chat.nick", room=room, nick=nick)
 
-    async def who(self, room: str) -> list[str]:
+    async def who(self, room: str, *, after: str = "") -> list[str]:
+        """The room's members sorted by nick (those after ``after``), every page of them."""
         members: list[str] = []
-        after: str | None = ""
-        while after is not None:
-            reply = await self.request("chat.who", room=room, after=after)
+        cursor: str | None = after
+        while cursor is not None:
+            reply = await self.request("chat.who", room=room, after=cursor)
             members += who_members(reply)
-            after = next_after(reply, members[-1] if members else None)
+            cursor = next_after(reply, members[-1] if members else None)
         return members
 
     async def rooms(self) -> list[RoomInfo]:

@@ -260,7 +260,7 @@ class ChatService(Service):
                 "op": "chat.joined",
                 "room": m.room,
                 "nick": m.nick,
-                "members": joined.members,
+                **_members_page(joined.members, self.ctx.limits.max_header),
                 "seq": joined.seq,
             }
         )
@@ -356,6 +356,13 @@ class ChatService(Service):
             ({"room": r, "members": n} for r, n in rooms), page_budget(self.ctx.limits.max_header)
         )
         req.reply(_paged({"op": "chat.rooms", "rooms": page}, more))
+
+
+def _members_page(members: list[str], max_header: int) -> dict[str, Any]:
+    """A joiner's first page of members, sorted as ``chat.who`` pages them: a big room
+    must not make the reply a header over ``max_header``; the rest come by ``chat.who``."""
+    page, more = take_page(sorted(members), page_budget(max_header))
+    return {"members": page, "members_more": True} if more else {"members": page}
 
 
 def _paged(reply: dict[str, Any], more: bool) -> dict[str, Any]:
