@@ -163,6 +163,10 @@ def join_fields(nick: str | None, history: int, since: int | None) -> dict[str, 
     return fields
 
 
+def say_fields(room: str, nick: str | None) -> dict[str, Any]:
+    return {"room": room} if nick is None else {"room": room, "nick": nick}
+
+
 def said_seq(reply: Reply) -> int:
     return _int(reply.header, "seq") or 0
 
@@ -213,9 +217,12 @@ class ChatMixin:
             return joined.with_rest(self.who(room, after=joined.members[-1]))
         return joined
 
-    def say(self, room: str, text: str | bytes) -> int:
-        """Send to ``room``; returns the message's ``seq`` once the server has stored it."""
-        return said_seq(self.request("chat.say", as_bytes(text), room=room))
+    def say(self, room: str, text: str | bytes, *, nick: str | None = None) -> int:
+        """Send to ``room``; returns the message's ``seq`` once the server has stored it.
+
+        With ``nick``, speak in a room this connection has not joined, unannounced."""
+        fields = say_fields(room, nick)
+        return said_seq(self.request("chat.say", as_bytes(text), **fields))
 
     def dm(self, to: str, text: str | bytes) -> None:
         self.request("chat.dm", as_bytes(text), to=to)
@@ -285,9 +292,12 @@ class AsyncChatMixin:
             return joined.with_rest(await self.who(room, after=joined.members[-1]))
         return joined
 
-    async def say(self, room: str, text: str | bytes) -> int:
-        """Send to ``room``; returns the message's ``seq`` once the server has stored it."""
-        return said_seq(await self.request("chat.say", as_bytes(text), room=room))
+    async def say(self, room: str, text: str | bytes, *, nick: str | None = None) -> int:
+        """Send to ``room``; returns the message's ``seq`` once the server has stored it.
+
+        With ``nick``, speak in a room this connection has not joined, unannounced."""
+        fields = say_fields(room, nick)
+        return said_seq(await self.request("chat.say", as_bytes(text), **fields))
 
     async def dm(self, to: str, text: str | bytes) -> None:
         await self.request("chat.dm", as_bytes(text), to=to)
