@@ -149,7 +149,7 @@ def _run(args: argparse.Namespace) -> int:
         "exec_root": args.exec_root,
         "exec_unsandboxed": True if args.exec_unsandboxed else None,
         **_classic_flags(args),
-        **limit_flags(args.limit),
+        **{f"limits.{name}": value for name, value in limit_flags(args.limit).items()},
     }
     try:
         config = load_config(flags, Path(args.config) if args.config else None)

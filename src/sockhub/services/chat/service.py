@@ -76,7 +76,7 @@ def make_broker(ctx: ServerContext) -> ChatBroker:
             max_bytes=limits.chat_history_max_bytes,
             room_idle=limits.chat_room_idle,
         )
-        return MemoryBroker(store)
+        return MemoryBroker(store, limits.chat_seq_lookahead)
     raise ConfigError(f"chat broker {ctx.config.broker!r} is not supported (use 'memory')")
 
 
