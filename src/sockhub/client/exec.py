@@ -13,20 +13,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import select
 import signal
-import socket
-import ssl
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..protocol.errors import SockhubError
 from ..protocol.frames import encode_frame
 from .common import Reply
-from .errors import ConnectionClosed
+from .errors import RemoteProtocolError
 
 if TYPE_CHECKING:
-    from .aio import Chunk
+    from ..protocol.client_events import Chunk
 
 __all__ = [
     "AsyncExecMixin",
@@ -83,7 +81,7 @@ class Completed:
         return self
 
 
-class RemoteProcessError(Exception):
+class RemoteProcessError(SockhubError):
     """A remote command failed (``check=True``); ``result`` has its output and status."""
 
     def __init__(self, result: Completed) -> None:
@@ -208,48 +206,20 @@ class _Process:
 
 
 class _SyncHost(Protocol):
-    """What the blocking ``Client`` offers this mixin (its socket, to interleave I/O)."""
-
-    _sock: socket.socket | None
+    """What the blocking ``Client`` offers this mixin: public methods only."""
 
     @property
     def hello(self) -> Any: ...
 
-    def _pump(self, deadline: float | None) -> None: ...
+    def start_stream(
+        self, op: str, body: bytes = b"", *, partial: Iterable[str], **fields: Any
+    ) -> int: ...
 
-    def _fail(self, exc: BaseException) -> None: ...
-
-    def start_stream(self, op: str, body: bytes = b"", **fields: Any) -> int: ...
-
-    def follow(self, rid: int, *, partial: Iterable[str]) -> Iterator[Reply | Chunk]: ...
+    def follow(self, rid: int) -> Iterator[Reply | Chunk]: ...
 
     def send(self, op: str, body: bytes = b"", **fields: Any) -> None: ...
 
-
-def _send_reading(client: _SyncHost, frame: bytes) -> None:
-    """Send while still reading what the server sends, so big input cannot deadlock.
-
-    (The command's output fills our socket while we write its input: if we only wrote,
-    the server would stop reading us, the command would stop reading its input, and
-    nothing would move.) What is read is kept for whoever follows that request.
-    """
-    view = memoryview(frame)
-    while view:
-        sock = client._sock
-        if sock is None:
-            raise ConnectionClosed("the connection is closed")
-        readable, writable, _ = select.select([sock], [sock], [])
-        if readable:
-            client._pump(None)
-        if writable:
-            sock.settimeout(0)
-            try:
-                view = view[sock.send(view) :]
-            except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
-                continue
-            except OSError as exc:
-                client._fail(ConnectionClosed(f"connection broken: {exc}"))
-                raise ConnectionClosed(f"connection broken: {exc}") from exc
+    def send_while_reading(self, data: bytes) -> None: ...
 
 
 class RemoteProcess(_Process):
@@ -262,7 +232,7 @@ class RemoteProcess(_Process):
     def __init__(self, client: _SyncHost, rid: int, args: Command, stdin: bool) -> None:
         super().__init__(rid, args, stdin)
         self._client = client
-        self._items = client.follow(rid, partial=_PARTIAL)
+        self._items = client.follow(rid)
 
     def __iter__(self) -> Iterator[Output]:
         for item in self._items:
@@ -273,11 +243,11 @@ class RemoteProcess(_Process):
     def write(self, data: bytes | str) -> None:
         """Send to the command's stdin (started with ``stdin=True``)."""
         for chunk in _chunks(data, self._client.hello):
-            _send_reading(self._client, self._in_frame(chunk))
+            self._client.send_while_reading(self._in_frame(chunk))
 
     def close_stdin(self) -> None:
         """End the command's input (it reads EOF)."""
-        _send_reading(self._client, self._in_frame(b""))
+        self._client.send_while_reading(self._in_frame(b""))
 
     def kill(self, sig: str = "TERM") -> None:
         """Send a signal (``"INT"``, ``"KILL"``...) to the command's whole process group."""
@@ -287,7 +257,7 @@ class RemoteProcess(_Process):
         for out in self:
             self._keep(out)
         if self.result is None:
-            raise ConnectionClosed("the run ended without its exec.exit")
+            raise RemoteProtocolError("the run ended without its exec.exit")
         return self.result
 
 
@@ -305,7 +275,8 @@ class ExecMixin:
     ) -> RemoteProcess:
         """Start a command and return at once; iterate the process for its output."""
         fields = run_fields(cmd, timeout=timeout, cwd=cwd, env=env, stdin=stdin)
-        return RemoteProcess(self, self.start_stream("exec.run", **fields), cmd, stdin)
+        rid = self.start_stream("exec.run", partial=_PARTIAL, **fields)
+        return RemoteProcess(self, rid, cmd, stdin)
 
     def run(
         self: _SyncHost,
@@ -381,7 +352,7 @@ class AsyncRemoteProcess(_Process):
         async for out in self:
             self._keep(out)
         if self.result is None:
-            raise ConnectionClosed("the run ended without its exec.exit")
+            raise RemoteProtocolError("the run ended without its exec.exit")
         return self.result
 
 
