@@ -6,9 +6,11 @@ the same class, raised from the call that was waiting, never a crash or a hang.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import struct
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -23,6 +25,9 @@ from sockhub import (
     RequestTimeout,
     SockhubError,
 )
+from sockhub.cli.main import main
+from sockhub.client.datagram import udp_request
+from sockhub.protocol.frames import encode_frame
 
 from .client_support import Either, Peer, connect_either, scripted
 
@@ -134,7 +139,7 @@ def test_a_server_that_never_answers_times_the_request_out(
 
 
 def _echo_within(client: Any, seconds: float) -> Any:
-    return client.request("echo", b"y", timeout=seconds)
+    return client.request("echo", b"y", request_timeout=seconds)
 
 
 def test_a_server_that_never_reads_breaks_a_write_after_its_deadline(
@@ -255,3 +260,72 @@ def test_every_client_error_shares_one_root() -> None:
     assert issubclass(RequestTimeout, TimeoutError)
     assert not issubclass(ConnectionBroken, ConnectionClosed)
     assert not issubclass(ConnectionClosed, ConnectionBroken)
+
+
+@pytest.mark.parametrize(
+    ("first", "said"),
+    [
+        (b"220 course file server ready\n", "raw text"),
+        (encode_frame({"op": "hello", "proto": 1}), "valid hello"),
+    ],
+)
+def test_the_cli_reports_a_foreign_server_with_exit_3(
+    first: bytes, said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def script(peer: Peer) -> None:
+        peer.send(first)
+        peer.drain_until_closed()
+
+    with scripted(script) as server:
+        assert main(["echo", "-s", server.address, "x"]) == 3
+    assert said in capsys.readouterr().err
+
+
+def test_the_cli_reports_a_silent_server_with_exit_3(capsys: pytest.CaptureFixture[str]) -> None:
+    with scripted(lambda peer: peer.drain_until_closed()) as server:
+        assert main(["echo", "-s", server.address, "--timeout", "0.3", "x"]) == 3
+    assert "speaks first" in capsys.readouterr().err
+
+
+@pytest.fixture
+def udp_peer() -> Iterator[Callable[[Callable[[bytes], bytes]], str]]:
+    socks: list[socket.socket] = []
+
+    def serve(answer: Callable[[bytes], bytes]) -> str:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.0.1", 0))
+        socks.append(sock)
+
+        def loop() -> None:
+            with contextlib.suppress(OSError):
+                while True:
+                    data, peer = sock.recvfrom(65_535)
+                    sock.sendto(answer(data), peer)
+
+        threading.Thread(target=loop, daemon=True).start()
+        return f"127.0.0.1:{sock.getsockname()[1]}"
+
+    yield serve
+    for sock in socks:
+        sock.close()
+
+
+@pytest.mark.parametrize(
+    ("answer", "named"),
+    [
+        (lambda data: data, "our own datagram back"),
+        (lambda data: b"HELLO THERE\n", "raw text"),
+        (lambda data: struct.pack("<i", 2) + b"{}", "little-endian"),
+    ],
+)
+def test_a_foreign_udp_server_is_named(
+    udp_peer: Callable[[Callable[[bytes], bytes]], str],
+    answer: Callable[[bytes], bytes],
+    named: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    address = udp_peer(answer)
+    with pytest.raises(NotSockhubServer, match=named):
+        udp_request(address, "echo", b"x", timeout=3)
+    assert main(["echo", "--udp", "-s", address, "x"]) == 3
+    assert "not a sockhub server" in capsys.readouterr().err

@@ -1,7 +1,7 @@
 """What every client command shares: connection flags, output, errors and exit codes.
 
-Exit codes (DESIGN.md): 0 success, 1 the operation failed (an error frame), 2 usage
-error, 3 cannot connect or authenticate.
+Exit codes (DESIGN.md): 0 success, 1 the operation failed (an error frame, a deadline),
+2 usage error, 3 cannot connect or authenticate, or the peer is not a sockhub server.
 """
 
 from __future__ import annotations
@@ -14,7 +14,16 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from ..client import AsyncClient, Client, ConnectError, ConnectionClosed, read_key
+from ..client import (
+    AsyncClient,
+    Client,
+    ConnectError,
+    ConnectionBroken,
+    ConnectionClosed,
+    NotSockhubServer,
+    SockhubError,
+    read_key,
+)
 from ..protocol.errors import AuthFailed, LimitBusy, LimitRate, ProtocolError
 from ..protocol.text import escape
 
@@ -141,13 +150,17 @@ def command(
             return func(args) or EXIT_OK
         except CliError as exc:
             return _fail(args, str(exc), exc.code, None)
+        except NotSockhubServer as exc:
+            return _fail(args, str(exc), EXIT_CONNECT, "not_sockhub")
         except (ConnectError, AuthFailed, LimitBusy, LimitRate) as exc:
             code = exc.code if isinstance(exc, ProtocolError) else "connect"
             return _fail(args, str(exc), EXIT_CONNECT, code)
         except ProtocolError as exc:
             return _fail(args, f"{exc.code}: {exc.message}", EXIT_FAILED, exc.code)
-        except ConnectionClosed as exc:
+        except (ConnectionClosed, ConnectionBroken) as exc:
             return _fail(args, str(exc), EXIT_CONNECT, "closed")
+        except SockhubError as exc:  # a deadline, a full queue, a local mistake
+            return _fail(args, str(exc), EXIT_FAILED, type(exc).__name__)
         except KeyboardInterrupt:
             return 130
 

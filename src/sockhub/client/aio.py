@@ -192,15 +192,15 @@ class AsyncClient(AsyncChatMixin, AsyncExecMixin, AsyncFilesMixin):
         op: str,
         body: bytes = b"",
         *,
-        timeout: Timeout = DEFAULT,
+        request_timeout: Timeout = DEFAULT,
         **fields: Any,
     ) -> asyncio.Future[Reply]:
         """Send a request now; the future gives its final reply or raises its error.
 
-        ``timeout`` (default ``request_timeout``; None: no limit) fails the future with
+        ``request_timeout`` (default: the client's; None: no limit) fails the future with
         ``RequestTimeout`` when no reply came by then.
         """
-        seconds = self.request_timeout if isinstance(timeout, Default) else timeout
+        seconds = self.request_timeout if isinstance(request_timeout, Default) else request_timeout
         deadline = None if seconds is None else self._loop.time() + seconds
         rid, frame = self._core.request(op, body, deadline=deadline, **fields)
         future = self._futures[rid] = self._loop.create_future()
@@ -387,14 +387,13 @@ class AsyncClient(AsyncChatMixin, AsyncExecMixin, AsyncFilesMixin):
     def _hold_body(self, rid: int, stream: _Stream) -> None:
         """A streamed body (a download) waits in the transport, not in memory, while its
         reader is behind: the server sends nothing else during a body anyway."""
-        if len(stream.items) >= self._core.queue_size // 2 and not self._reading_paused:
+        if not self._reading_paused and self._core.crowded(rid, 2):
             self._reading_paused = True
             self._body = rid
             self.writer.pause_reading()
 
     def _resume_body(self, rid: int | None) -> None:
-        stream = self._streams.get(rid) if rid is not None else None
-        if stream is None or len(stream.items) <= self._core.queue_size // 4:
+        if rid is None or not self._core.crowded(rid, 4):
             self._reading_paused = False
             self._body = None
             self.writer.resume_reading()

@@ -16,7 +16,7 @@ import contextlib
 import signal
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict
 
 from ..protocol.errors import SockhubError
 from ..protocol.frames import encode_frame
@@ -24,6 +24,8 @@ from .common import Reply
 from .errors import RemoteProtocolError
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from ..protocol.client_events import Chunk
 
 __all__ = [
@@ -130,15 +132,17 @@ def _signal_number(name: str | None) -> int:
         return 127  # a signal this machine has no name for: still "killed", 255 at most
 
 
-def run_fields(
-    cmd: Command,
-    *,
-    timeout: float | None,
-    cwd: str | None,
-    env: dict[str, str] | None,
-    stdin: bool,
-) -> dict[str, Any]:
+class Where(TypedDict, total=False):
+    """Where and how long a command runs: the server's ``timeout`` (seconds), ``cwd``, ``env``."""
+
+    timeout: float | None
+    cwd: str | None
+    env: dict[str, str] | None
+
+
+def run_fields(cmd: Command, *, stdin: bool, **where: Unpack[Where]) -> dict[str, Any]:
     """The fields of ``exec.run``: a string is a shell command, a sequence an argv."""
+    timeout, cwd, env = where.get("timeout"), where.get("cwd"), where.get("env")
     fields: dict[str, Any] = {"cmd": cmd} if isinstance(cmd, str) else {"argv": list(cmd)}
     if timeout is not None:
         fields["timeout"] = timeout
@@ -265,16 +269,10 @@ class ExecMixin:
     """``run`` and ``open_process`` for the blocking ``Client``."""
 
     def open_process(
-        self: _SyncHost,
-        cmd: Command,
-        *,
-        timeout: float | None = None,
-        cwd: str | None = None,
-        env: dict[str, str] | None = None,
-        stdin: bool = False,
+        self: _SyncHost, cmd: Command, *, stdin: bool = False, **where: Unpack[Where]
     ) -> RemoteProcess:
         """Start a command and return at once; iterate the process for its output."""
-        fields = run_fields(cmd, timeout=timeout, cwd=cwd, env=env, stdin=stdin)
+        fields = run_fields(cmd, stdin=stdin, **where)
         rid = self.start_stream("exec.run", partial=_PARTIAL, **fields)
         return RemoteProcess(self, rid, cmd, stdin)
 
@@ -282,16 +280,12 @@ class ExecMixin:
         self: _SyncHost,
         cmd: Command,
         *,
-        timeout: float | None = None,
         input: bytes | str | None = None,
         check: bool = False,
-        cwd: str | None = None,
-        env: dict[str, str] | None = None,
+        **where: Unpack[Where],
     ) -> Completed:
         """Run a command to its end and return its output and status."""
-        proc = ExecMixin.open_process(
-            self, cmd, timeout=timeout, cwd=cwd, env=env, stdin=input is not None
-        )
+        proc = ExecMixin.open_process(self, cmd, stdin=input is not None, **where)
         if input is not None:
             proc.write(input)
             proc.close_stdin()
@@ -365,16 +359,10 @@ class AsyncExecMixin:
     """``run`` and ``open_process`` for ``AsyncClient``."""
 
     def open_process(
-        self: _AsyncHost,
-        cmd: Command,
-        *,
-        timeout: float | None = None,
-        cwd: str | None = None,
-        env: dict[str, str] | None = None,
-        stdin: bool = False,
+        self: _AsyncHost, cmd: Command, *, stdin: bool = False, **where: Unpack[Where]
     ) -> AsyncRemoteProcess:
         """Start a command and return at once; ``async for`` over it reads its output."""
-        fields = run_fields(cmd, timeout=timeout, cwd=cwd, env=env, stdin=stdin)
+        fields = run_fields(cmd, stdin=stdin, **where)
         rid = self.start_stream("exec.run", partial=_PARTIAL, **fields)
         return AsyncRemoteProcess(self, rid, cmd, stdin)
 
@@ -382,16 +370,12 @@ class AsyncExecMixin:
         self: _AsyncHost,
         cmd: Command,
         *,
-        timeout: float | None = None,
         input: bytes | str | None = None,
         check: bool = False,
-        cwd: str | None = None,
-        env: dict[str, str] | None = None,
+        **where: Unpack[Where],
     ) -> Completed:
         """Run a command to its end; input is written while its output is read."""
-        proc = AsyncExecMixin.open_process(
-            self, cmd, timeout=timeout, cwd=cwd, env=env, stdin=input is not None
-        )
+        proc = AsyncExecMixin.open_process(self, cmd, stdin=input is not None, **where)
         feeder = None if input is None else asyncio.ensure_future(_feed(proc, input))
         try:
             result = await proc.wait()

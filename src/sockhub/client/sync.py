@@ -294,14 +294,14 @@ class Client(ChatMixin, ExecMixin, FilesMixin):
         op: str,
         body: bytes = b"",
         *,
-        timeout: Timeout = DEFAULT,
+        request_timeout: Timeout = DEFAULT,
         **fields: Any,
     ) -> Reply:
         """Send a request and wait for its final reply; an error reply raises its exception.
 
-        ``timeout`` (default ``request_timeout``; None: no limit) raises ``RequestTimeout``.
+        ``request_timeout`` (default: the client's; None: no limit) raises ``RequestTimeout``.
         """
-        seconds = self.request_timeout if isinstance(timeout, Default) else timeout
+        seconds = self.request_timeout if isinstance(request_timeout, Default) else request_timeout
         deadline = None if seconds is None else time.monotonic() + seconds
         rid, frame = self._core.request(op, body, deadline=deadline, **fields)
         self._held[rid] = collections.deque()

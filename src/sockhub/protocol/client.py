@@ -168,7 +168,11 @@ class ClientConnection:
             self._streams[rid] = _Stream(partial)
         if deadline is not None:
             self._due[rid] = deadline
-            heapq.heappush(self._timers, (deadline, rid))
+            timers = self._timers
+            if len(timers) > 64 and len(timers) > 2 * len(self._due):
+                timers[:] = [(due, r) for r, due in self._due.items()]  # drop answered ones
+                heapq.heapify(timers)
+            heapq.heappush(timers, (deadline, rid))
         return rid, encode_frame({"op": op, "id": rid, **fields}, body)
 
     def frame(self, op: str, body: bytes | bytearray | memoryview = b"", **fields: Any) -> bytes:
@@ -198,6 +202,13 @@ class ClientConnection:
         if stream is not None:
             stream.items -= 1
             stream.bytes -= size
+
+    def crowded(self, rid: int, share: int) -> bool:
+        """Request ``rid`` holds more than 1/``share`` of its bounds untaken."""
+        stream = self._streams.get(rid)
+        if stream is None:
+            return False
+        return stream.items * share > self.queue_size or stream.bytes * share > self.queue_bytes
 
     def push_taken(self) -> None:
         self._pushes -= 1
