@@ -109,7 +109,7 @@ def test_plain_client_against_tls_server_fails_cleanly(tmp_path: Path) -> None:
     from sockhub import NotSockhubServer
 
     with running_server(tmp_path, tls=True) as server:
-        with pytest.raises(NotSockhubServer, match="no hello within 1 s|TLS"):
+        with pytest.raises(NotSockhubServer, match=r"no hello within 1 s|TLS"):
             Client.connect(server.address, timeout=1)
         with Client.connect(
             server.address, fingerprint=server.server.listening.tls_fingerprint

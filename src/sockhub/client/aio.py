@@ -357,7 +357,8 @@ class AsyncClient(AsyncChatMixin, AsyncExecMixin, AsyncFilesMixin):
             self._event(event)
         out = core.data_to_send()
         if out:
-            self.writer.write(out)
+            with contextlib.suppress(ConnectionClosed):  # closing: the ping is moot
+                self.writer.write(out)
         if core.hello is not None and not self._hello_waiter.done():
             self._hello_waiter.set_result(None)
             self._arm(core.next_deadline())  # from the hello's deadline to the keepalive
