@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from sockhub.protocol.client import ClientConnection
+from sockhub.protocol.client import DEADLINE_SLACK, ClientConnection
 from sockhub.protocol.client_errors import (
     ConnectionBroken,
     ConnectionClosed,
@@ -116,11 +116,24 @@ def test_request_deadlines_fail_only_that_request() -> None:
     c = core(keepalive=False)
     late, _ = c.request("echo", deadline=1.0)
     fine, _ = c.request("echo", deadline=2.0)
-    assert c.next_deadline() == 1.0
+    assert c.next_deadline() == 1.0 + DEADLINE_SLACK
     c.tick(1.5)
     (event,) = events(c, encode_frame({"op": "echo", "re": late}))[:1]
     assert isinstance(event, Failed) and isinstance(event.error, RequestTimeout)
     assert events(c, encode_frame({"op": "echo", "re": fine}))[0].rid == fine
+    assert c.next_deadline() is None
+
+
+def test_deadlines_close_together_expire_in_one_tick_and_answered_ones_are_forgotten() -> None:
+    c = core(keepalive=False)
+    answered, _ = c.request("echo", deadline=1.0)
+    close = [c.request("echo", deadline=2.0 + i * DEADLINE_SLACK / 10)[0] for i in range(5)]
+    events(c, encode_frame({"op": "echo", "re": answered}))
+    c.tick(c.next_deadline() or 0.0)  # the answered one's time: nothing expires
+    assert c.next_event() is None
+    assert c.next_deadline() == 2.0 + DEADLINE_SLACK
+    c.tick(2.0 + DEADLINE_SLACK)
+    assert [e.rid for e in events(c)] == close
     assert c.next_deadline() is None
 
 

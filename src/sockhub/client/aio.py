@@ -23,7 +23,6 @@ from .aio_writer import Writer
 from .chat import AsyncChatMixin
 from .common import (
     DEFAULT,
-    Default,
     Options,
     Timeout,
     TimeResult,
@@ -200,7 +199,7 @@ class AsyncClient(AsyncChatMixin, AsyncExecMixin, AsyncFilesMixin):
         ``request_timeout`` (default: the client's; None: no limit) fails the future with
         ``RequestTimeout`` when no reply came by then.
         """
-        seconds = self.request_timeout if isinstance(request_timeout, Default) else request_timeout
+        seconds = self.request_timeout if request_timeout is DEFAULT else request_timeout
         deadline = None if seconds is None else self._loop.time() + seconds
         rid, frame = self._core.request(op, body, deadline=deadline, **fields)
         future = self._futures[rid] = self._loop.create_future()
@@ -348,7 +347,7 @@ class AsyncClient(AsyncChatMixin, AsyncExecMixin, AsyncFilesMixin):
         core = self._core
         futures = self._futures
         while (event := core.next_event()) is not None:
-            if isinstance(event, Final):
+            if event.__class__ is Final:
                 future = futures.pop(event.rid, None)
                 if future is not None:
                     if not future.done():

@@ -62,7 +62,9 @@ class Writer:
 
     def write(self, frame: bytes) -> None:
         """Send a frame: the first of an event-loop turn at once, the rest joined."""
-        transport = self.check()
+        transport = self.transport
+        if self._error is not None or transport is None:
+            transport = self.check()  # raises; a closing transport is ruled out by the core
         if self._held is not None:  # a file body is being sent: frames wait behind it
             self._held += frame
         elif not self._corked:

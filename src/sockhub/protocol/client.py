@@ -17,8 +17,8 @@ keepalive and the queue policy live here once:
 from __future__ import annotations
 
 import base64
-import heapq
 import itertools
+import math
 from collections import deque
 from typing import Any
 
@@ -66,6 +66,9 @@ QUEUE_SIZE = 256
 QUEUE_BYTES = 16 * 1024 * 1024
 PUSH_QUEUE_SIZE = 10_000
 STREAMED_REPLY_OPS = frozenset({"file.data"})
+DEADLINE_SLACK = 0.01
+"""Request deadlines this close together expire in one tick (at most this late), so many
+requests timing out one after another cost one scan, not one each."""
 _SNIFF = 256
 
 
@@ -111,7 +114,7 @@ class ClientConnection:
         self._streams: dict[int, _Stream] = {}
         self._streaming: int | None = None
         self._due: dict[int, float] = {}
-        self._timers: list[tuple[float, int]] = []
+        self._earliest = math.inf
         self._hello_due: float | None = None
         self._hello_wait: float | None = None
         self._started = 0.0
@@ -157,22 +160,24 @@ class ClientConnection:
     ) -> tuple[int, bytes]:
         """A request frame with a fresh id. ``partial``: the ops of the frames that come
         before its final reply (a streaming request); ``deadline``: when it times out."""
-        self._check_open()
+        if self.error is not None:
+            raise self.error
         if body and len(body) > self._server_max_body:
             raise LocalProtocolError(
                 f"a body of {len(body)} bytes is over the server's max_body"
                 f" of {self._server_max_body}"
             )
-        rid = self.next_id()
+        rid = next(self._ids)
+        if rid > MAX_ID:
+            rid = self.next_id()
         if partial is not None:
             self._streams[rid] = _Stream(partial)
         if deadline is not None:
+            # one dict entry a request, no timer structure: the scan for what expired runs
+            # only when the earliest deadline comes (see ``tick``)
             self._due[rid] = deadline
-            timers = self._timers
-            if len(timers) > 64 and len(timers) > 2 * len(self._due):
-                timers[:] = [(due, r) for r, due in self._due.items()]  # drop answered ones
-                heapq.heapify(timers)
-            heapq.heappush(timers, (deadline, rid))
+            if deadline < self._earliest:
+                self._earliest = deadline
         return rid, encode_frame({"op": op, "id": rid, **fields}, body)
 
     def frame(self, op: str, body: bytes | bytearray | memoryview = b"", **fields: Any) -> bytes:
@@ -231,11 +236,8 @@ class ClientConnection:
     def next_deadline(self) -> float | None:
         """When ``tick`` must run next (the hello, a request deadline, a keepalive ping)."""
         times = [t for t in (self._hello_due, self._ping_due) if t is not None]
-        timers = self._timers
-        while timers and self._due.get(timers[0][1]) != timers[0][0]:
-            heapq.heappop(timers)  # answered or abandoned since
-        if timers:
-            times.append(timers[0][0])
+        if self._due:
+            times.append(self._earliest + DEADLINE_SLACK)  # may be early: then tick rescans
         return min(times) if times else None
 
     def tick(self, now: float) -> None:
@@ -249,14 +251,18 @@ class ClientConnection:
         if self._ping_due is not None and now >= self._ping_due:
             self._out += encode_frame({"op": "ping"})
             self._ping_due = now + self._ping_every()
-        timers = self._timers
-        while timers and timers[0][0] <= now:
-            due, rid = heapq.heappop(timers)
-            if self._due.get(rid) == due:
-                self.abandon(rid)
-                self._ready.append(
-                    Failed(rid, RequestTimeout(f"request {rid}: no reply within its deadline"))
-                )
+        if self._due and now >= self._earliest:
+            self._expire(now)
+
+    def _expire(self, now: float) -> None:
+        """Fail every request past its deadline; find the earliest of those still open."""
+        late = [rid for rid, due in self._due.items() if due <= now]
+        for rid in late:
+            self.abandon(rid)
+            self._ready.append(
+                Failed(rid, RequestTimeout(f"request {rid}: no reply within its deadline"))
+            )
+        self._earliest = min(self._due.values(), default=math.inf)
 
     def _ping_every(self) -> float:
         """A third of the server's idle timeout, so a quiet connection stays open."""
