@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import math
 from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -100,7 +101,7 @@ class AsyncClient(AsyncChatMixin, AsyncExecMixin, AsyncFilesMixin):
         self._hello_waiter: asyncio.Future[None] = self._loop.create_future()
         self._closed = self._loop.create_future()
         self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = 0.0
+        self._timer_at = math.inf  # when the armed timer fires; inf: none is armed
         self._reading_paused = False
         self.writer = Writer(self._loop, options.write_timeout, self._fail)
         self.fingerprint: str | None = None
@@ -203,7 +204,7 @@ class AsyncClient(AsyncChatMixin, AsyncExecMixin, AsyncFilesMixin):
         deadline = None if seconds is None else self._loop.time() + seconds
         rid, frame = self._core.request(op, body, deadline=deadline, **fields)
         future = self._futures[rid] = self._loop.create_future()
-        if deadline is not None and (self._timer is None or deadline < self._timer_at):
+        if deadline is not None and deadline < self._timer_at:
             self._arm(deadline)
         self.writer.write(frame)
         return future
@@ -408,6 +409,7 @@ class AsyncClient(AsyncChatMixin, AsyncExecMixin, AsyncFilesMixin):
 
     def _tick(self) -> None:
         self._timer = None
+        self._timer_at = math.inf
         self._core.tick(self._loop.time())
         self._events()
         self._arm(self._core.next_deadline())
@@ -430,6 +432,7 @@ class AsyncClient(AsyncChatMixin, AsyncExecMixin, AsyncFilesMixin):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+            self._timer_at = math.inf
         self._abort()
 
     def _lost(self, exc: Exception | None) -> None:

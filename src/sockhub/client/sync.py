@@ -48,6 +48,7 @@ __all__ = ["Client"]
 _RECV = 256 * 1024
 _NOTHING_YET = (TimeoutError, BlockingIOError, ssl.SSLWantReadError)
 _Held = collections.deque[Final | Partial | Data | Failed]
+_NO = Reply({})
 
 
 class Client(ChatMixin, ExecMixin, FilesMixin):
@@ -250,6 +251,18 @@ class Client(ChatMixin, ExecMixin, FilesMixin):
         while not held:
             self._pump(None)
         return held.popleft()
+
+    @property
+    def held_bytes(self) -> int:
+        """Bytes this client holds that the program has not taken: bodies of replies
+        waiting for their request, plus a frame still arriving. Bounded by the queue
+        limits: what an abandoned or unread request would add is dropped."""
+        held = sum(
+            len(event.chunk) if event.__class__ is Data else len(getattr(event, "reply", _NO).body)
+            for events in self._held.values()
+            for event in events
+        )
+        return held + self._core.decoder.buffered
 
     def has_reply(self, rid: int) -> bool:
         """Something for ``rid`` has arrived and waits to be taken."""

@@ -317,6 +317,16 @@ class ClientConnection:
             if event is None:
                 return None
             cls = event.__class__
+            if cls is Frame and self.hello is not None:
+                # the common case first, in line: a whole reply to a plain request
+                header = event.header  # type: ignore[union-attr]
+                re = header.get("re")
+                if re.__class__ is int and re not in self._streams:
+                    op = header.get("op")
+                    if op.__class__ is str and op != "error":
+                        if self._due:
+                            self._due.pop(re, None)
+                        return Final(re, Reply(header, event.body))  # type: ignore[union-attr]
             if cls is BodyChunk:
                 out = self._chunk(event.data)  # type: ignore[union-attr]
             elif cls is BodyEnd:
