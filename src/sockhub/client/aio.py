@@ -24,6 +24,7 @@ from .aio_writer import Writer
 from .chat import AsyncChatMixin
 from .common import (
     DEFAULT,
+    CoreView,
     Options,
     Timeout,
     TimeResult,
@@ -85,7 +86,7 @@ class _Protocol(asyncio.Protocol):
         self.client.writer.resume()
 
 
-class AsyncClient(AsyncChatMixin, AsyncExecMixin, AsyncFilesMixin):
+class AsyncClient(CoreView, AsyncChatMixin, AsyncExecMixin, AsyncFilesMixin):
     """A connection to a sockhub server for asyncio programs."""
 
     def __init__(self, options: Options) -> None:
@@ -168,18 +169,6 @@ class AsyncClient(AsyncChatMixin, AsyncExecMixin, AsyncFilesMixin):
             self._arm(deadline)
             self.writer.write(frame)
             self._core.auth_reply((await future).header)
-
-    @property
-    def hello(self) -> Any:
-        return self._core.hello
-
-    @property
-    def user(self) -> str | None:
-        return self._core.user
-
-    @property
-    def grants(self) -> list[str]:
-        return self._core.grants
 
     @property
     def closed(self) -> bool:

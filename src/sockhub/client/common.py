@@ -28,7 +28,7 @@ from .tls import KnownHosts
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-__all__ = ["Options", "Reply", "Settings", "TimeResult", "read_key"]
+__all__ = ["CoreView", "Options", "Reply", "Settings", "TimeResult", "read_key"]
 
 CONNECT_TIMEOUT = 10.0
 WRITE_TIMEOUT = 30.0
@@ -155,6 +155,24 @@ class Options:
 
     def deadline(self, now: float, timeout: float | None) -> float | None:
         return None if timeout is None else now + timeout
+
+
+class CoreView:
+    """What both clients tell about their connection: read from the core, kept once."""
+
+    _core: ClientConnection
+
+    @property
+    def hello(self) -> Any:
+        return self._core.hello
+
+    @property
+    def user(self) -> str | None:
+        return self._core.user
+
+    @property
+    def grants(self) -> list[str]:
+        return self._core.grants
 
 
 def time_fields(fmt: str | None, utc: bool) -> dict[str, Any]:

@@ -140,6 +140,14 @@ class Where(TypedDict, total=False):
     env: dict[str, str] | None
 
 
+class RunOptions(Where, total=False):
+    """``run``'s options on both clients: ``Where``, ``input`` (sent to stdin, then
+    closed) and ``check`` (raise ``RemoteProcessError`` unless the status is 0)."""
+
+    input: bytes | str | None
+    check: bool
+
+
 def run_fields(cmd: Command, *, stdin: bool, **where: Unpack[Where]) -> dict[str, Any]:
     """The fields of ``exec.run``: a string is a shell command, a sequence an argv."""
     timeout, cwd, env = where.get("timeout"), where.get("cwd"), where.get("env")
@@ -206,11 +214,8 @@ class _Process:
         return {"target": self.id, "signal": sig}
 
 
-# the blocking client -------------------------------------------------------------------
-
-
-class _SyncHost(Protocol):
-    """What the blocking ``Client`` offers this mixin: public methods only."""
+class _Host(Protocol):
+    """What both clients offer these mixins: public methods only."""
 
     @property
     def hello(self) -> Any: ...
@@ -219,9 +224,19 @@ class _SyncHost(Protocol):
         self, op: str, body: bytes = b"", *, partial: Iterable[str], **fields: Any
     ) -> int: ...
 
-    def follow(self, rid: int) -> Iterator[Reply | Chunk]: ...
-
     def send(self, op: str, body: bytes = b"", **fields: Any) -> None: ...
+
+
+def _start(host: _Host, cmd: Command, stdin: bool, where: Where) -> int:
+    """Send ``exec.run`` (either client): the id its output will follow."""
+    return host.start_stream("exec.run", partial=_PARTIAL, **run_fields(cmd, stdin=stdin, **where))
+
+
+# the blocking client -------------------------------------------------------------------
+
+
+class _SyncHost(_Host, Protocol):
+    def follow(self, rid: int) -> Iterator[Reply | Chunk]: ...
 
     def send_while_reading(self, data: bytes) -> None: ...
 
@@ -272,41 +287,25 @@ class ExecMixin:
         self: _SyncHost, cmd: Command, *, stdin: bool = False, **where: Unpack[Where]
     ) -> RemoteProcess:
         """Start a command and return at once; iterate the process for its output."""
-        fields = run_fields(cmd, stdin=stdin, **where)
-        rid = self.start_stream("exec.run", partial=_PARTIAL, **fields)
-        return RemoteProcess(self, rid, cmd, stdin)
+        return RemoteProcess(self, _start(self, cmd, stdin, where), cmd, stdin)
 
-    def run(
-        self: _SyncHost,
-        cmd: Command,
-        *,
-        input: bytes | str | None = None,
-        check: bool = False,
-        **where: Unpack[Where],
-    ) -> Completed:
+    def run(self: _SyncHost, cmd: Command, **options: Unpack[RunOptions]) -> Completed:
         """Run a command to its end and return its output and status."""
-        proc = ExecMixin.open_process(self, cmd, stdin=input is not None, **where)
+        input = options.get("input")
+        stdin = input is not None
+        proc = RemoteProcess(self, _start(self, cmd, stdin, options), cmd, stdin)
         if input is not None:
             proc.write(input)
             proc.close_stdin()
         result = proc.wait()
-        return result.check() if check else result
+        return result.check() if options.get("check") else result
 
 
 # the asyncio client ----------------------------------------------------------------------
 
 
-class _AsyncHost(Protocol):
-    @property
-    def hello(self) -> Any: ...
-
-    def start_stream(
-        self, op: str, body: bytes = b"", *, partial: Iterable[str], **fields: Any
-    ) -> int: ...
-
+class _AsyncHost(_Host, Protocol):
     def follow(self, rid: int) -> AsyncIterator[Reply | Chunk]: ...
-
-    def send(self, op: str, body: bytes = b"", **fields: Any) -> None: ...
 
     async def drain(self) -> None: ...
 
@@ -362,20 +361,13 @@ class AsyncExecMixin:
         self: _AsyncHost, cmd: Command, *, stdin: bool = False, **where: Unpack[Where]
     ) -> AsyncRemoteProcess:
         """Start a command and return at once; ``async for`` over it reads its output."""
-        fields = run_fields(cmd, stdin=stdin, **where)
-        rid = self.start_stream("exec.run", partial=_PARTIAL, **fields)
-        return AsyncRemoteProcess(self, rid, cmd, stdin)
+        return AsyncRemoteProcess(self, _start(self, cmd, stdin, where), cmd, stdin)
 
-    async def run(
-        self: _AsyncHost,
-        cmd: Command,
-        *,
-        input: bytes | str | None = None,
-        check: bool = False,
-        **where: Unpack[Where],
-    ) -> Completed:
+    async def run(self: _AsyncHost, cmd: Command, **options: Unpack[RunOptions]) -> Completed:
         """Run a command to its end; input is written while its output is read."""
-        proc = AsyncExecMixin.open_process(self, cmd, stdin=input is not None, **where)
+        input = options.get("input")
+        stdin = input is not None
+        proc = AsyncRemoteProcess(self, _start(self, cmd, stdin, options), cmd, stdin)
         feeder = None if input is None else asyncio.ensure_future(_feed(proc, input))
         try:
             result = await proc.wait()
@@ -386,4 +378,4 @@ class AsyncExecMixin:
                     await feeder
         if feeder is not None and not feeder.cancelled() and feeder.exception() is not None:
             raise feeder.exception()  # type: ignore[misc]
-        return result.check() if check else result
+        return result.check() if options.get("check") else result

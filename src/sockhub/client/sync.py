@@ -26,6 +26,7 @@ from .address import Address
 from .chat import ChatMixin
 from .common import (
     DEFAULT,
+    CoreView,
     Default,
     Options,
     Timeout,
@@ -51,7 +52,7 @@ _Held = collections.deque[Final | Partial | Data | Failed]
 _NO = Reply({})
 
 
-class Client(ChatMixin, ExecMixin, FilesMixin):
+class Client(CoreView, ChatMixin, ExecMixin, FilesMixin):
     """A blocking connection to a sockhub server."""
 
     def __init__(self, options: Options) -> None:
@@ -113,18 +114,6 @@ class Client(ChatMixin, ExecMixin, FilesMixin):
             self._held[rid] = collections.deque()
             self.send_raw(frame)
             self._core.auth_reply(self._final(rid).header)
-
-    @property
-    def hello(self) -> Any:
-        return self._core.hello
-
-    @property
-    def user(self) -> str | None:
-        return self._core.user
-
-    @property
-    def grants(self) -> list[str]:
-        return self._core.grants
 
     @property
     def closed(self) -> bool:
