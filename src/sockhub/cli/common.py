@@ -148,23 +148,32 @@ def command(
     def wrapper(args: argparse.Namespace) -> int:
         try:
             return func(args) or EXIT_OK
-        except CliError as exc:
-            return _fail(args, str(exc), exc.code, None)
-        except NotSockhubServer as exc:
-            return _fail(args, str(exc), EXIT_CONNECT, "not_sockhub")
-        except (ConnectError, AuthFailed, LimitBusy, LimitRate) as exc:
-            code = exc.code if isinstance(exc, ProtocolError) else "connect"
-            return _fail(args, str(exc), EXIT_CONNECT, code)
-        except ProtocolError as exc:
-            return _fail(args, f"{exc.code}: {exc.message}", EXIT_FAILED, exc.code)
-        except (ConnectionClosed, ConnectionBroken) as exc:
-            return _fail(args, str(exc), EXIT_CONNECT, "closed")
-        except SockhubError as exc:  # a deadline, a full queue, a local mistake
-            return _fail(args, str(exc), EXIT_FAILED, type(exc).__name__)
-        except KeyboardInterrupt:
-            return 130
+        except (Exception, KeyboardInterrupt) as exc:
+            return fail(args, exc)
 
     return wrapper
+
+
+def fail(args: argparse.Namespace, exc: BaseException) -> int:
+    """Report any failure the one way (message, JSON object, exit code) and return the code."""
+    if isinstance(exc, CliError):
+        return _fail(args, str(exc), exc.code, None)
+    if isinstance(exc, NotSockhubServer):
+        return _fail(args, str(exc), EXIT_CONNECT, "not_sockhub")
+    if isinstance(exc, ConnectError | AuthFailed | LimitBusy | LimitRate):
+        code = exc.code if isinstance(exc, ProtocolError) else "connect"
+        return _fail(args, str(exc), EXIT_CONNECT, code)
+    if isinstance(exc, ProtocolError):
+        return _fail(args, f"{exc.code}: {exc.message}", EXIT_FAILED, exc.code)
+    if isinstance(exc, ConnectionClosed | ConnectionBroken):
+        return _fail(args, str(exc), EXIT_CONNECT, "closed")
+    if isinstance(exc, SockhubError):  # a deadline, a full queue, a local mistake
+        return _fail(args, str(exc), EXIT_FAILED, type(exc).__name__)
+    if isinstance(exc, OSError):
+        return _fail(args, str(exc), EXIT_FAILED, "cli")
+    if isinstance(exc, KeyboardInterrupt):
+        return 130
+    raise exc
 
 
 def _fail(args: argparse.Namespace, message: str, code: int, wire_code: str | None) -> int:

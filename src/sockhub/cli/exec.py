@@ -17,12 +17,17 @@ import sys
 import threading
 from typing import Any
 
-from ..client import ConnectError, ConnectionClosed
 from ..client.exec import AsyncRemoteProcess, Completed
-from ..protocol.errors import ProtocolError
-from ..protocol.text import escape
 from ..server.loop import run
-from .common import EXIT_USAGE, CliError, add_client_args, connect_async, emit_json, examples
+from .common import (
+    EXIT_USAGE,
+    CliError,
+    add_client_args,
+    connect_async,
+    emit_json,
+    examples,
+    fail,
+)
 
 __all__ = ["register"]
 
@@ -154,31 +159,15 @@ def _report(args: argparse.Namespace, result: Completed) -> None:
         print("sockhub: output beyond the server's limit was dropped", file=sys.stderr)
 
 
-def _fail(args: argparse.Namespace, message: str, code: str, status: int = EXIT_OWN) -> int:
-    if args.json:
-        emit_json({"ok": False, "error": code, "message": message})
-    print(f"sockhub: {escape(message, None, keep_lines=True)}", file=sys.stderr)
-    return status
-
-
 def _main(args: argparse.Namespace) -> int:
+    """The command's status; sockhub's own failures are 255 (2 for usage), as with ssh."""
     try:
         cmd = _command(args.cmd)
         env = _env(args.env)
         return run(_exec(args, cmd, env))
-    except CliError as exc:
-        usage = exc.code == EXIT_USAGE
-        return _fail(args, str(exc), "usage" if usage else "cli", exc.code if usage else EXIT_OWN)
-    except ProtocolError as exc:
-        return _fail(args, f"{exc.code}: {exc.message}", exc.code)
-    except ConnectError as exc:
-        return _fail(args, str(exc), "connect")
-    except ConnectionClosed as exc:
-        return _fail(args, str(exc), "closed")
-    except OSError as exc:
-        return _fail(args, str(exc), "cli")
-    except KeyboardInterrupt:
-        return 130
+    except (Exception, KeyboardInterrupt) as exc:
+        code = fail(args, exc)
+        return code if code in (EXIT_USAGE, 130) else EXIT_OWN
 
 
 def register(sub: Any) -> None:
