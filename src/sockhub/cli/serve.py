@@ -16,7 +16,7 @@ from ..services import default_services
 from ..services.classic import ClassicService
 from .common import EXIT_CONNECT, EXIT_USAGE, CliError, command, examples
 
-__all__ = ["banner", "register"]
+__all__ = ["banner", "limit_flags", "register"]
 
 
 def banner(config: Config, listening: Listening, services: list[str]) -> str:
@@ -51,6 +51,9 @@ async def _serve(config: Config) -> None:
     server = Server(config, services)
     try:
         listening = await server.start()
+    except ConfigError as exc:
+        await server.shutdown()
+        raise CliError(str(exc), EXIT_USAGE) from exc
     except OSError as exc:
         await server.shutdown()
         raise CliError(
@@ -63,7 +66,7 @@ async def _serve(config: Config) -> None:
     await server.serve_forever()
 
 
-def _limit_flags(pairs: list[str]) -> dict[str, Any]:
+def limit_flags(pairs: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
@@ -95,8 +98,9 @@ def _run(args: argparse.Namespace) -> int:
         "log_level": args.log_level,
         "exec": True if args.exec else None,
         "exec_root": args.exec_root,
+        "exec_unsandboxed": True if args.exec_unsandboxed else None,
         **_classic_flags(args),
-        **_limit_flags(args.limit),
+        **limit_flags(args.limit),
     }
     try:
         config = load_config(flags, Path(args.config) if args.config else None)
@@ -171,6 +175,11 @@ def register(sub: Any) -> None:
         help="enable remote exec for users with the exec grant (docs/exec.md)",
     )
     p.add_argument("--exec-root", metavar="DIR", help="where commands run (default DATA/exec)")
+    p.add_argument(
+        "--exec-unsandboxed",
+        action="store_true",
+        help="run commands as the server's user with no sandbox (when bwrap cannot be used)",
+    )
     p.add_argument(
         "--log-level", choices=["debug", "info", "warning", "error"], help="default info"
     )

@@ -16,7 +16,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..protocol.text import escape
-from ..talk import UNVERIFIED, VERIFIED, Delivered, Outcome, Received, TalkError, TalkPeer
+from ..talk import (
+    REPLAYED,
+    STALE,
+    UNVERIFIED,
+    VERIFIED,
+    Delivered,
+    Outcome,
+    Received,
+    TalkError,
+    TalkPeer,
+)
 from ..talk.core import peer_key
 from .common import emit_json
 
@@ -53,6 +63,10 @@ def render(msg: Received) -> str:
         who += " [verified]"
     elif msg.trust == UNVERIFIED:
         who += " [UNVERIFIED: missing or wrong signature]"
+    elif msg.trust == STALE:
+        who += " [STALE: signed, but its time is off: a replay or a wrong clock]"
+    elif msg.trust == REPLAYED:
+        who += " [REPLAYED: signed, but this message was already shown]"
     text = escape(msg.text, None, keep_lines=True).replace("\n", "\n    ")
     return f"[{_clock(msg.ts)}] {who}: {text}"
 

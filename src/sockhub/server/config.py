@@ -12,11 +12,11 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .limits import Limits
 
-__all__ = ["CLASSIC_SERVICES", "Config", "ConfigError", "load_config"]
+__all__ = ["CLASSIC_SERVICES", "Config", "ConfigError", "load_config", "settings_of"]
 
 DEFAULT_PORT = 9696
 DEFAULT_WEB_PORT = 9697
@@ -40,6 +40,8 @@ class Config:
     exec: bool = False
     exec_root: Path | None = None
     """Where commands run (``cwd`` is relative to it); default the data folder's ``exec/``."""
+    exec_unsandboxed: bool = False
+    """Run commands without the bubblewrap sandbox (docs/exec.md): only by explicit choice."""
     broker: str = "memory"
     workers: int = 1
     web: bool = True
@@ -125,6 +127,24 @@ def _from_toml(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     top = {k: _convert(k, _FIELDS[k].type, v) for k, v in doc.items()}
     limits = {k: _convert(f"limits.{k}", _LIMIT_FIELDS[k].type, v) for k, v in raw_limits.items()}
     return top, limits
+
+
+T = TypeVar("T")
+
+
+def settings_of(cls: type[T], values: Mapping[str, Any], where: str) -> T:
+    """``cls`` (a dataclass of settings) from ``values`` converted to its field types.
+
+    Other settings objects (the course lab's limits) take their flags the way ``Limits``
+    does, so a value means the same thing everywhere; unknown names are an error.
+    """
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"unknown {where} {', '.join(unknown)} (known: {', '.join(sorted(fields))})"
+        )
+    return cls(**{k: _convert(f"{where} {k}", fields[k].type, v) for k, v in values.items()})
 
 
 def load_config(

@@ -18,6 +18,7 @@ from ...server.limits import Limits
 from ...server.service import Request
 from .pipes import InputPipe, OutputPipe
 from .request import RunSpec
+from .sandbox import Sandbox
 from .spawn import Child, Exit, SpawnError, spawn
 
 __all__ = ["Run"]
@@ -38,8 +39,10 @@ class Run:
         spec: RunSpec,
         limits: Limits,
         backlog: Callable[[Run, bool], None],
+        sandbox: Sandbox | None,
     ) -> None:
         self.req = req
+        self._sandbox = sandbox
         self.spec = spec
         self._limits = limits
         self._backlog = backlog
@@ -85,7 +88,7 @@ class Run:
         spec = self.spec
         self._started = self._loop.time()
         try:
-            self.child = spawn(spec.argv, spec.cwd, spec.env, spec.stdin)
+            self.child = spawn(spec.argv, spec.cwd, spec.env, spec.stdin, self._sandbox)
         except SpawnError as exc:
             self._spawn_error = exc
             return
