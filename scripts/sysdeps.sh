@@ -1,6 +1,6 @@
 #!/bin/sh
 # Install the standard tools the tests and benchmarks use, when they are missing.
-# Debian packages: redis-server, rdate, netcat-openbsd (nc), socat, tmux, bubblewrap, chromium.
+# Debian packages: redis-server, rdate, netcat-openbsd (nc), socat, tmux, bubblewrap.
 set -eu
 missing=""
 need() { command -v "$1" >/dev/null 2>&1 || missing="$missing $2"; }

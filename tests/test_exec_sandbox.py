@@ -46,7 +46,7 @@ def _looks_isolated(out: bytes, data: Path, key: bytes) -> None:
 def test_a_command_sees_no_secret_of_the_server(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("SOCKHUB_SECRET_TOKEN", SECRET)
+    monkeypatch.setenv("SERVER_SECRET_TOKEN", SECRET)
     data = tmp_path / "data"
     with running_server(data, exec=True, exec_root=tmp_path) as srv:  # data inside the root
         key = srv.add_user("alice", ("exec",))
@@ -136,7 +136,7 @@ def test_the_sandbox_holds_for_an_unprivileged_server(open_folder: Path) -> None
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
         text=True,
-        env={**os.environ, "SOCKHUB_SECRET_TOKEN": SECRET},
+        env={**os.environ, "SERVER_SECRET_TOKEN": SECRET},
     )
     try:
         assert proc.stdout is not None

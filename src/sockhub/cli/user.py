@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from ..server.datadir import data_folder
 from ..server.users import GRANTS, UserError, UserStore
 from .common import EXIT_USAGE, CliError, command, emit_json, examples
 from .keyfile import KeyFileError, key_out
@@ -18,7 +19,7 @@ __all__ = ["register"]
 
 
 def _store(args: argparse.Namespace) -> UserStore:
-    return UserStore(Path(args.data))
+    return UserStore(data_folder(args.data))
 
 
 def _grants(text: str) -> tuple[str, ...]:
@@ -92,7 +93,7 @@ def _list(args: argparse.Namespace) -> int:
         for u in users:
             emit_json({"user": u.name, "grants": list(u.grants)})
     elif not users:
-        print(f"no users in {args.data}", file=sys.stderr)
+        print(f"no users in {data_folder(args.data)}", file=sys.stderr)
     for u in users if not args.json else ():
         print(f"{u.name}\t{','.join(u.grants)}")
     return 0
@@ -164,4 +165,6 @@ grants: {", ".join(GRANTS)}
     rm.set_defaults(func=_remove)
 
     for q in (add, ls, grant, rekey, rm):
-        q.add_argument("--data", default="sockhub-data", help="data folder (default %(default)s)")
+        q.add_argument(
+            "--data", help="data folder (default $SOCKHUB_DATA, else ~/.local/share/sockhub)"
+        )

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Itera
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from ..protocol.errors import ProtocolError
+from ..protocol.errors import AuthFailed, ProtocolError
 from .aio import AsyncClient
 from .chat import ChatEvent, ChatMessage, Joined
 from .errors import ConnectionClosed, QueueFull
@@ -194,6 +194,8 @@ def _reconnect(session: _Session[Any]) -> Plan:
                     yield session.state.lost(room, exc)
                     continue
                 yield from session.state.joined(joined)
+        except AuthFailed:
+            raise  # the key no longer works: retrying cannot help
         except _DROPPED as exc:
             yield _retry_notice(exc)
             continue

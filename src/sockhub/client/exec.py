@@ -133,11 +133,13 @@ def _signal_number(name: str | None) -> int:
 
 
 class Where(TypedDict, total=False):
-    """Where and how long a command runs: the server's ``timeout`` (seconds), ``cwd``, ``env``."""
+    """Where and how a command runs: the server's ``timeout`` (seconds), ``cwd``, ``env``,
+    and ``pty`` (``{"cols": 80, "rows": 24, "term": "xterm"}``) to run it on a terminal."""
 
     timeout: float | None
     cwd: str | None
     env: dict[str, str] | None
+    pty: dict[str, Any] | None
 
 
 class RunOptions(Where, total=False):
@@ -151,6 +153,7 @@ class RunOptions(Where, total=False):
 def run_fields(cmd: Command, *, stdin: bool, **where: Unpack[Where]) -> dict[str, Any]:
     """The fields of ``exec.run``: a string is a shell command, a sequence an argv."""
     timeout, cwd, env = where.get("timeout"), where.get("cwd"), where.get("env")
+    pty = where.get("pty")
     fields: dict[str, Any] = {"cmd": cmd} if isinstance(cmd, str) else {"argv": list(cmd)}
     if timeout is not None:
         fields["timeout"] = timeout
@@ -160,6 +163,8 @@ def run_fields(cmd: Command, *, stdin: bool, **where: Unpack[Where]) -> dict[str
         fields["env"] = dict(env)
     if stdin:
         fields["stdin"] = True
+    if pty is not None:
+        fields["pty"] = pty
     return fields
 
 
@@ -213,6 +218,9 @@ class _Process:
     def _kill_fields(self, sig: str) -> dict[str, Any]:
         return {"target": self.id, "signal": sig}
 
+    def _resize_fields(self, cols: int, rows: int) -> dict[str, Any]:
+        return {"target": self.id, "cols": cols, "rows": rows}
+
 
 class _Host(Protocol):
     """What both clients offer these mixins: public methods only."""
@@ -227,9 +235,11 @@ class _Host(Protocol):
     def send(self, op: str, body: bytes = b"", **fields: Any) -> None: ...
 
 
-def _start(host: _Host, cmd: Command, stdin: bool, where: Where) -> int:
-    """Send ``exec.run`` (either client): the id its output will follow."""
-    return host.start_stream("exec.run", partial=_PARTIAL, **run_fields(cmd, stdin=stdin, **where))
+def _start(host: _Host, cmd: Command, stdin: bool, where: Where) -> tuple[int, Command, bool]:
+    """Send ``exec.run`` (either client): the id its output will follow, the command, and
+    whether it takes input from here (``stdin``, or a terminal, which always has input)."""
+    rid = host.start_stream("exec.run", partial=_PARTIAL, **run_fields(cmd, stdin=stdin, **where))
+    return rid, cmd, stdin or where.get("pty") is not None
 
 
 # the blocking client -------------------------------------------------------------------
@@ -272,6 +282,10 @@ class RemoteProcess(_Process):
         """Send a signal (``"INT"``, ``"KILL"``...) to the command's whole process group."""
         self._client.send("exec.kill", **self._kill_fields(sig))
 
+    def resize(self, cols: int, rows: int) -> None:
+        """Give a command started with ``pty`` its terminal's new size."""
+        self._client.send("exec.resize", **self._resize_fields(cols, rows))
+
     def wait(self) -> Completed:
         for out in self:
             self._keep(out)
@@ -287,13 +301,13 @@ class ExecMixin:
         self: _SyncHost, cmd: Command, *, stdin: bool = False, **where: Unpack[Where]
     ) -> RemoteProcess:
         """Start a command and return at once; iterate the process for its output."""
-        return RemoteProcess(self, _start(self, cmd, stdin, where), cmd, stdin)
+        return RemoteProcess(self, *_start(self, cmd, stdin, where))
 
     def run(self: _SyncHost, cmd: Command, **options: Unpack[RunOptions]) -> Completed:
         """Run a command to its end and return its output and status."""
         input = options.get("input")
         stdin = input is not None
-        proc = RemoteProcess(self, _start(self, cmd, stdin, options), cmd, stdin)
+        proc = RemoteProcess(self, *_start(self, cmd, stdin, options))
         if input is not None:
             proc.write(input)
             proc.close_stdin()
@@ -341,6 +355,10 @@ class AsyncRemoteProcess(_Process):
         """Send a signal (``"INT"``, ``"KILL"``...) to the command's whole process group."""
         self._client.send("exec.kill", **self._kill_fields(sig))
 
+    def resize(self, cols: int, rows: int) -> None:
+        """Give a command started with ``pty`` its terminal's new size."""
+        self._client.send("exec.resize", **self._resize_fields(cols, rows))
+
     async def wait(self) -> Completed:
         async for out in self:
             self._keep(out)
@@ -361,13 +379,13 @@ class AsyncExecMixin:
         self: _AsyncHost, cmd: Command, *, stdin: bool = False, **where: Unpack[Where]
     ) -> AsyncRemoteProcess:
         """Start a command and return at once; ``async for`` over it reads its output."""
-        return AsyncRemoteProcess(self, _start(self, cmd, stdin, where), cmd, stdin)
+        return AsyncRemoteProcess(self, *_start(self, cmd, stdin, where))
 
     async def run(self: _AsyncHost, cmd: Command, **options: Unpack[RunOptions]) -> Completed:
         """Run a command to its end; input is written while its output is read."""
         input = options.get("input")
         stdin = input is not None
-        proc = AsyncRemoteProcess(self, _start(self, cmd, stdin, options), cmd, stdin)
+        proc = AsyncRemoteProcess(self, *_start(self, cmd, stdin, options))
         feeder = None if input is None else asyncio.ensure_future(_feed(proc, input))
         try:
             result = await proc.wait()

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .datadir import default_data_folder
 from .limits import Limits
 
 __all__ = ["CLASSIC_SERVICES", "Config", "ConfigError", "load_config", "settings_of"]
@@ -172,6 +173,7 @@ def load_config(
             limits[key] = _convert(key, _LIMIT_FIELDS[key].type, value)
         else:
             raise ConfigError(f"unknown setting {key}")
+    top.setdefault("data", default_data_folder(env))
     config = Config(**top, limits=Limits(**limits))
     _check(config)
     return config

@@ -45,6 +45,8 @@ _EXEC = ("/bin/sh", "-c", 'exec "$0" "$@"')
 """Inside the sandbox a shell starts the program, so a missing or non-executable one is
 127 or 126 with the shell's message, as without the sandbox (bwrap itself would say 1)."""
 
+_TERMINAL = ("/usr/bin/setsid", "--ctty", "--wait")
+
 BWRAP_SIGNAL_BASE = 128
 """bwrap reports a command ended by signal N as exit status 128+N (as a shell's ``$?``)."""
 
@@ -92,8 +94,12 @@ class Sandbox:
             if path.is_relative_to(root) and path != root:
                 self._prefix += ["--tmpfs", str(path)]
 
-    def wrap(self, argv: Sequence[str], cwd: Path) -> list[str]:
-        return [*self._prefix, "--chdir", str(cwd), "--", *_EXEC, *argv]
+    def wrap(self, argv: Sequence[str], cwd: Path, terminal: bool = False) -> list[str]:
+        """``terminal``: stdin is a pty that is nobody's controlling terminal yet; inside the
+        sandbox the command takes it in a session of its own (``setsid --ctty --wait``), so
+        the terminal's signals (Ctrl-C, window changes) reach the command, not bubblewrap."""
+        start = (*_TERMINAL, *_EXEC) if terminal else _EXEC
+        return [*self._prefix, "--chdir", str(cwd), "--", *start, *argv]
 
     @classmethod
     def probe(cls, root: Path, hidden: Sequence[Path]) -> Sandbox:

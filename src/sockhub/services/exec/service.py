@@ -20,6 +20,7 @@ from ...protocol.errors import BadRequest, ExecDisabled, ExecNoSuchRun, LimitBus
 from ...protocol.fields import get_id, get_str
 from ...server.config import ConfigError
 from ...server.service import OpSpec, Request, ServerContext, Service, Session
+from .pty import parse_size
 from .request import base_environment, parse_run
 from .runs import Run
 from .sandbox import Sandbox, SandboxUnavailable
@@ -28,7 +29,7 @@ __all__ = ["ExecService"]
 
 log = logging.getLogger("sockhub.exec")
 
-_OPS = ("exec.run", "exec.in", "exec.kill")
+_OPS = ("exec.run", "exec.in", "exec.kill", "exec.resize")
 _NOT_SIGNALS = frozenset({"CHLD", "CLD"})
 
 
@@ -121,6 +122,7 @@ class ExecService(Service):
             OpSpec("exec.run", self._run, "exec", grant="exec"),
             OpSpec("exec.in", self._in, "exec", grant="exec"),
             OpSpec("exec.kill", self._kill, "exec", grant="exec"),
+            OpSpec("exec.resize", self._resize, "exec", grant="exec"),
         )
 
     async def start(self, ctx: ServerContext) -> None:
@@ -188,6 +190,15 @@ class ExecService(Service):
         run = self._target(req)
         if run is not None:
             run.kill(sig)
+        req.ok()
+
+    def _resize(self, req: Request) -> None:
+        cols, rows = parse_size(req.header)
+        run = self._target(req)
+        if run is not None:
+            if run.spec.pty is None:
+                raise BadRequest(f"run {run.req.id} was started without a 'pty'")
+            run.resize(cols, rows)
         req.ok()
 
     def _target(self, req: Request) -> Run | None:

@@ -1,7 +1,7 @@
 """Starting a command fast on any event loop, and knowing when it and its group have ended.
 
 uvloop's own subprocess support forks the whole server, three times slower than the
-default loop (BASELINES.md). ``subprocess.Popen`` uses vfork on Linux, so we spawn with
+default loop (measured on a 2-vCPU VM). ``subprocess.Popen`` uses vfork on Linux, so we spawn with
 it and attach the rest to the running loop ourselves: the pipes through ``add_reader``
 and ``add_writer`` (``pipes.py``), the exit through a pidfd, which becomes readable the
 moment the process ends. The exit of the main process is what ends a run, never the
@@ -27,9 +27,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .pty import PtySpec, open_pty
 from .sandbox import BWRAP_SIGNAL_BASE, Sandbox
 
-__all__ = ["Child", "Exit", "SpawnError", "signal_name", "spawn"]
+__all__ = ["Child", "Exit", "SpawnError", "signal_name", "spawn", "spawn_pty"]
 
 log = logging.getLogger("sockhub.exec")
 
@@ -136,6 +137,24 @@ def spawn(
     return Child(popen, out_r, err_r, in_w if stdin else None, sandbox is not None)
 
 
+def spawn_pty(
+    argv: Sequence[str], cwd: Path, env: dict[str, str], spec: PtySpec, sandbox: Sandbox | None
+) -> Child:
+    """Start ``argv`` on a pseudo-terminal (``pty.py``): one output, no separate stderr.
+
+    In a ``sandbox`` the command makes the terminal its controlling one inside the sandbox
+    (``Sandbox.wrap``), so bubblewrap is never in the terminal's foreground group."""
+    command = list(argv) if sandbox is None else sandbox.wrap(argv, cwd, terminal=True)
+    try:
+        popen, reader, writer = open_pty(command, cwd, env, spec, controlling=sandbox is None)
+    except OSError as exc:
+        error = _start_error(exc, argv[0])
+        if error is None:
+            raise
+        raise error from exc
+    return Child(popen, reader, None, writer, sandbox is not None)
+
+
 class Child:
     """A started command: its pipes, its exit, and its process group.
 
@@ -147,7 +166,7 @@ class Child:
         self,
         popen: subprocess.Popen[bytes],
         stdout: int,
-        stderr: int,
+        stderr: int | None,
         stdin: int | None,
         sandboxed: bool,
     ):
@@ -218,6 +237,8 @@ class Child:
         if self._ns_gone:
             return False
         if self._sandboxed and sig not in (0, signal.SIGKILL):
+            if self.stderr is None:
+                return self._signal_terminal(sig)
             return self._signal_members(sig)
         try:
             os.killpg(self.pgid, sig)
@@ -242,6 +263,16 @@ class Child:
         if sys.platform != "linux":
             return True
         return next(_live_members(self.pgid), None) is not None
+
+    def _signal_terminal(self, sig: int) -> bool:
+        """A sandboxed command on a pty runs in a session of its own inside the sandbox
+        (``Sandbox.wrap``): a signal goes to the terminal's foreground group, as Ctrl-C would."""
+        try:
+            group = os.tcgetpgrp(self.stdout)
+            os.killpg(group, sig)
+        except OSError:
+            return self.signal_group(0)
+        return True
 
     def _signal_members(self, sig: int) -> bool:
         """Signal each live member but bwrap, again until a scan finds none new (forks)."""
