@@ -195,9 +195,7 @@ class ChatMixin:
 
     if TYPE_CHECKING:
 
-        def request(
-            self, op: str, body: bytes = b"", *, timeout: float | None = None, **fields: Any
-        ) -> Reply: ...
+        def request(self, op: str, body: bytes = b"", **fields: Any) -> Reply: ...
 
         def stream(
             self, op: str, body: bytes = b"", *, partial: Iterable[str], **fields: Any
