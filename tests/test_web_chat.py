@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import socket
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -190,3 +191,19 @@ def test_login_over_https(tmp_path: Path, chromium: Any, request: pytest.Fixture
         page.screenshot(path=str(artifact_dir(request) / "https.png"))
         assert shown(page) == [["bob", "over tls"]]
         assert page.evaluate("location.protocol") == "https:"
+
+
+def test_the_page_lists_every_member_of_a_room_bigger_than_one_header(
+    tmp_path: Path, chromium: Any
+) -> None:
+    nicks = [f"{'m' * 29}{i:03d}" for i in range(70)]  # the joined reply holds a page of them
+    with running_web(tmp_path / "data", udp=False, max_header=2048) as web, ExitStack() as stack:
+        for nick in nicks:
+            stack.enter_context(Client.connect(web.srv.address)).join("lobby", nick)
+        page = chromium.new_context().new_page()
+        enter(page, web.url, nick="ann")
+        page.wait_for_function(
+            "n => document.querySelectorAll('#members li').length >= n", arg=len(nicks) + 1
+        )
+        members = page.eval_on_selector_all("#members li", "els => els.map(e => e.textContent)")
+        assert sorted(members) == sorted([*nicks, "ann"])

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import sys
 from typing import Any
 
-from ..client import parse_address
-from ..client.common import Reply, TimeResult, echo_fields, time_fields
-from ..protocol.errors import FrameTooLarge, error_from_header
-from ..protocol.frames import MAX_DATAGRAM, decode_datagram, encode_frame, pad_frame
+from ..client import Reply, datagram
+from ..client.common import TimeResult, echo_fields, time_fields
 from ..protocol.text import escape
 from .common import (
-    EXIT_CONNECT,
     EXIT_USAGE,
     CliError,
     add_client_args,
@@ -26,59 +22,12 @@ from .common import (
 
 __all__ = ["register"]
 
-UDP_TRIES = 3
-UDP_PAD = 512
-"""Bytes a UDP request is padded to: the server never answers with more than it got, and
-this is room for any usual reply; a larger one is asked for again at the size it needs."""
-UDP_SLACK = 64
-"""Added to the size a reply needed: the next reply (a later time) may be a little longer."""
-
 
 def udp_request(server: str, timeout: float, op: str, body: bytes, fields: dict[str, Any]) -> Reply:
-    """One request in one datagram, retried a few times: UDP may drop either datagram."""
     try:
-        addr = parse_address(server)
+        return datagram.udp_request(server, op, body, timeout=timeout, **fields)
     except ValueError as exc:
         raise CliError(str(exc), EXIT_USAGE) from exc
-    if addr.unix is not None:
-        raise CliError("--udp needs a HOST:PORT server, not a UNIX socket", EXIT_USAGE)
-    infos = socket.getaddrinfo(addr.host, addr.port, type=socket.SOCK_DGRAM)
-    family, _, _, _, sockaddr = infos[0]
-    frame = encode_frame({"op": op, "id": 1, **fields}, body)
-    if len(frame) > MAX_DATAGRAM:
-        raise CliError(
-            f"{len(frame)} bytes do not fit one UDP datagram ({MAX_DATAGRAM:,} at most)",
-            EXIT_USAGE,
-        )
-    request = pad_frame(frame, UDP_PAD)
-    with socket.socket(family, socket.SOCK_DGRAM) as sock:
-        sock.connect(sockaddr)
-        sock.settimeout(timeout / UDP_TRIES)
-        for _ in range(UDP_TRIES):
-            sock.send(request)
-            try:
-                while True:
-                    data = sock.recv(65_535)
-                    try:
-                        reply = decode_datagram(data, max_body=MAX_DATAGRAM)
-                    except Exception:
-                        continue
-                    if reply.header.get("re") == 1:
-                        if reply.header.get("op") != "error":
-                            return Reply(reply.header, reply.body)
-                        error = error_from_header(reply.header)
-                        need = reply.header.get("need")
-                        if not isinstance(error, FrameTooLarge) or not isinstance(need, int):
-                            raise error
-                        if len(request) >= MAX_DATAGRAM:
-                            raise error  # no datagram is large enough for that reply
-                        request = pad_frame(frame, min(need + UDP_SLACK, MAX_DATAGRAM))
-                        break
-            except TimeoutError:
-                continue
-            except ConnectionRefusedError as exc:
-                raise CliError(f"{addr}: nothing listens on that UDP port", EXIT_CONNECT) from exc
-    raise CliError(f"{addr}: no UDP answer after {UDP_TRIES} tries", EXIT_CONNECT)
 
 
 def _check_udp(args: argparse.Namespace) -> None:

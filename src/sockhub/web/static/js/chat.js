@@ -59,6 +59,12 @@ export class Chat extends EventTarget {
     const { header: joined } = await this.hub.request(header, undefined, (h, body) => this.onMessage(h, body));
     r.nick = joined.nick;
     r.members = new Set(joined.members);
+    // A big room's list comes in pages: the reply holds the first, chat.who the rest.
+    for (let after = joined.members_more && joined.members.at(-1); after; ) {
+      const { header: page } = await this.hub.request({ op: "chat.who", room: name, after });
+      for (const m of page.members || []) r.members.add(m);
+      after = page.more && page.members?.length ? page.members.at(-1) : null;
+    }
     if (!r.lastSeq) r.lastSeq = joined.seq;
     if (!this.active) this.active = name;
     this.changed();
