@@ -120,3 +120,52 @@ def test_upload_by_drag_and_drop(web: RunningWeb, chromium: Any) -> None:
     page.wait_for_selector(DONE, timeout=60_000)
     stored = web.srv.data / "files" / "dropped.txt"
     assert stored.read_bytes() == b"dropped " * 20000
+
+
+def test_download_cut_by_a_lost_connection_resumes(
+    web: RunningWeb, chromium: Any, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Streamed: the first connection is cut halfway through a message of the body (a
+    relay in the browser, Playwright's route_web_socket); once the page has reconnected
+    the download resumes at the bytes received (file.get with offset), and the whole is
+    verified and saved."""
+    data = os.urandom(4 * 1024 * 1024 + 5)
+    (web.srv.data / "files").mkdir(parents=True, exist_ok=True)
+    (web.srv.data / "files" / "big.bin").write_bytes(data)
+    page = files_page(web, chromium)
+    page.wait_for_selector("#entries li[data-name='big.bin']")
+    relayed = {"connections": 0, "cut": 0}
+
+    def relay(ws: Any) -> None:
+        server = ws.connect_to_server()
+        relayed["connections"] += 1
+        first = relayed["connections"] == 1
+
+        def down(message: str | bytes) -> None:
+            if first and len(message) > 100_000 and not relayed["cut"]:
+                relayed["cut"] = len(message)
+                ws.send(message[: len(message) // 2])  # a part of the body, then the cut
+                ws.close()
+                server.close()
+                return
+            ws.send(message)
+
+        ws.on_message(server.send)
+        server.on_message(down)
+
+    page.route_web_socket("**/ws", relay)
+    page.reload()  # the next socket goes through the relay
+    page.wait_for_selector("#chat:not([hidden])")
+    page.click("#tab-files")
+    page.wait_for_selector("#entries li[data-name='big.bin']")
+    with page.expect_download(timeout=60_000) as info:
+        page.click("#entries li[data-name='big.bin']")
+    saved = tmp_path / "saved.bin"
+    info.value.save_as(saved)
+    page.wait_for_selector(DONE)
+    page.screenshot(path=str(artifact_dir(request) / "download-resumed.png"))
+    note = page.text_content(DONE) or ""
+    assert "resumed at" in note
+    assert 0 < int(note.split("resumed at ")[1].split(" ")[0]) < len(data)
+    assert relayed["connections"] >= 2
+    assert saved.read_bytes() == data

@@ -130,27 +130,43 @@ export class Files extends EventTarget {
     t.sha256 = header.sha256 ?? "";
   }
 
+  // Streamed: each piece of the body is hashed in a worker and put into the browser's
+  // blob storage as it arrives (Chromium keeps large blobs on disk, not in the page's
+  // memory), with progress. A connection lost midway is resumed at the bytes received
+  // once the page has reconnected (file.get with offset). The file is handed to the
+  // browser only when the SHA-256 of all of it matches the server's.
   async download(name) {
     const path = join(this.path, name);
     const entry = this.entries.find((e) => e.name === name);
     const t = this.transfer("download", path, entry?.size ?? 0);
     t.state = "receiving";
+    const worker = new Worker("/js/hashworker.js", { type: "module" });
+    const parts = [];
+    let shown = 0;
+    const sink = (piece) => {
+      parts.push(new Blob([piece]));
+      const copy = piece.slice();
+      worker.postMessage({ piece: copy }, [copy.buffer]);
+      t.done += piece.length;
+      if (performance.now() - shown > 100) {
+        shown = performance.now();
+        this.changed();
+      }
+    };
     try {
-      let data = new Uint8Array(0);
-      const { header } = await this.hub.request({ op: "file.get", path, offset: 0 }, undefined, (h, body) => {
-        if (h.op === "file.data") data = body;
-      });
-      t.done = data.length;
+      const header = await this.receive(path, t, sink);
       t.state = "checking";
       this.changed();
-      const blob = new Blob([data]);
-      const sha = await hashBlob(blob);
+      const sha = await new Promise((resolve) => {
+        worker.onmessage = (ev) => resolve(ev.data.sha256);
+        worker.postMessage({ end: true });
+      });
       if (sha !== header.sha256) throw new Error("the bytes do not match the server's sha256; nothing saved");
       t.sha256 = sha;
       t.state = "done";
       this.changed();
       const a = document.createElement("a");
-      a.href = URL.createObjectURL(blob);
+      a.href = URL.createObjectURL(new Blob(parts));
       a.download = name;
       a.click();
       setTimeout(() => URL.revokeObjectURL(a.href), 60_000);
@@ -158,6 +174,28 @@ export class Files extends EventTarget {
       t.state = "failed";
       t.note = err.message;
       this.changed();
+    } finally {
+      worker.terminate();
+    }
+  }
+
+  // file.get from the bytes already received; after a lost connection, again once the
+  // page is back (up to about a minute of waiting). Resolves with file.end's header.
+  async receive(path, t, sink) {
+    for (let wait = 250; ; wait = Math.min(wait * 2, 5000)) {
+      const offset = t.done;
+      try {
+        const { header } = await this.hub.request({ op: "file.get", path, offset }, undefined, (h) => (t.total = h.total), sink);
+        if (offset) t.note = `resumed at ${offset} bytes after a lost connection`;
+        return header;
+      } catch (err) {
+        if (!(err instanceof HubError && err.code === "closed")) throw err;
+        t.note = `connection lost at ${t.done} bytes; resuming`;
+        this.changed();
+        const until = performance.now() + 60_000;
+        while (!this.hub.authed && performance.now() < until) await waitFor(wait);
+        if (!this.hub.authed) throw err;
+      }
     }
   }
 }

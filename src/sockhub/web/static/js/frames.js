@@ -24,9 +24,12 @@ export function encodeFrame(header, body = new Uint8Array(0)) {
 }
 
 export class FrameReader {
-  constructor() {
+  // sinkFor(header): a function to receive this frame's body piece by piece as it
+  // arrives (a download), or null to have the body collected and returned whole.
+  constructor(sinkFor = () => null) {
     this.head = new Uint8Array(0); // bytes of a frame whose header is not complete yet
-    this.body = null; // { header, parts, need }: a frame whose header is in, body coming
+    this.body = null; // { header, parts, need, sink }: a frame whose header is in, body coming
+    this.sinkFor = sinkFor;
   }
 
   // Takes one message's bytes; returns the frames it completed, in order. A long body
@@ -37,11 +40,13 @@ export class FrameReader {
     while (buf.length) {
       if (this.body) {
         const take = Math.min(this.body.need, buf.length);
-        this.body.parts.push(buf.subarray(0, take));
+        if (this.body.sink) this.body.sink(buf.subarray(0, take));
+        else this.body.parts.push(buf.subarray(0, take));
         this.body.need -= take;
         buf = buf.subarray(take);
         if (!this.body.need) {
-          frames.push({ header: this.body.header, body: joinParts(this.body.parts) });
+          const body = this.body.sink ? new Uint8Array(0) : joinParts(this.body.parts);
+          frames.push({ header: this.body.header, body });
           this.body = null;
         }
         continue;
@@ -56,7 +61,7 @@ export class FrameReader {
       const header = JSON.parse(decoder.decode(buf.subarray(4, 4 + length)));
       const size = header.size ?? 0;
       if (!Number.isSafeInteger(size) || size < 0) throw new Error("bad frame size");
-      this.body = { header, parts: [], need: size };
+      this.body = { header, parts: [], need: size, sink: size ? this.sinkFor(header) : null };
       buf = buf.subarray(4 + length);
       if (!size) {
         frames.push({ header, body: new Uint8Array(0) });

@@ -1,11 +1,23 @@
-// SHA-256 of a Blob (a picked File, or a downloaded body) off the page's thread, read in
-// pieces so a large file is never in memory whole. Posts {hashed} as it goes, then {sha256}.
+// SHA-256 off the page's thread. Either of a Blob (a picked File), read in pieces so a
+// large file is never in memory whole: posts {hashed} as it goes, then {sha256}; or of a
+// download as it arrives: {piece} messages, then {end}, answered with {sha256}.
 
 import { hex, Sha256 } from "./sha256.js";
 
 const PIECE = 4 * 1024 * 1024;
 
+let streaming = null;
+
 onmessage = async (ev) => {
+  if (ev.data.piece) {
+    streaming ??= new Sha256();
+    streaming.update(ev.data.piece);
+    return;
+  }
+  if (ev.data.end) {
+    postMessage({ sha256: hex((streaming ?? new Sha256()).digest()) });
+    return;
+  }
   const blob = ev.data.blob;
   const hash = new Sha256();
   try {

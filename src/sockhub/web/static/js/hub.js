@@ -43,6 +43,8 @@ export class Hub extends EventTarget {
     this.user = null;
     this.grants = [];
     this.pinger = null;
+    this.sinks = new Map(); // request id -> receiver of its file.data body, piece by piece
+    this.authed = false; // logged in on the current connection (not only on an earlier one)
   }
 
   // Opens the socket and waits for hello; rejects when the socket cannot open.
@@ -51,7 +53,7 @@ export class Hub extends EventTarget {
       const ws = new WebSocket(url, "sockhub.v1");
       ws.binaryType = "arraybuffer";
       this.ws = ws;
-      const reader = new FrameReader();
+      const reader = new FrameReader((header) => (header.op === "file.data" ? this.sinks.get(header.re) ?? null : null));
       ws.onmessage = (ev) => {
         let frames;
         try {
@@ -77,6 +79,8 @@ export class Hub extends EventTarget {
         this.hello = null;
         for (const { reject: fail } of this.pending.values()) fail(new HubError({ code: "closed", message: "connection closed" }));
         this.pending.clear();
+        this.sinks.clear();
+        this.authed = false;
         if (!wasOpen) reject(new Error(`cannot connect (${ev.code})`));
         this.dispatchEvent(new CustomEvent("down", { detail: { code: ev.code, reason: ev.reason } }));
       };
@@ -93,13 +97,15 @@ export class Hub extends EventTarget {
 
   // Sends a request; resolves with its final reply, rejects with HubError on error.
   // onPartial receives the non-final frames tied to it (history, output).
-  request(header, body, onPartial) {
-    return this.start(header, body, onPartial).done;
+  request(header, body, onPartial, sink) {
+    return this.start(header, body, onPartial, sink).done;
   }
 
   // The same, also giving the request's id (frames that act on it carry it as target).
-  start(header, body, onPartial) {
+  // sink, when given, receives a file.data body piece by piece instead of whole.
+  start(header, body, onPartial, sink) {
     const id = this.id();
+    if (sink) this.sinks.set(id, sink);
     const done = new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject, onPartial });
     });
@@ -125,6 +131,7 @@ export class Hub extends EventTarget {
         return;
       }
       this.pending.delete(header.re);
+      this.sinks.delete(header.re);
       if (header.op === "error") waiter.reject(new HubError(header));
       else waiter.resolve({ header, body });
       return;
@@ -149,6 +156,7 @@ export class Hub extends EventTarget {
     }
     this.user = header.user;
     this.grants = header.grants;
+    this.authed = true;
     return header;
   }
 
