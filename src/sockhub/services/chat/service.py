@@ -58,10 +58,16 @@ def _forward(source: Awaitable[int], answer: asyncio.Future[int]) -> None:
 
 
 def make_broker(ctx: ServerContext) -> ChatBroker:
-    """The broker the configuration names (``memory``: this process, SQLite history)."""
-    if ctx.config.broker == "memory":
+    """The broker the configuration names (``memory``: this process, SQLite history;
+    ``redis://...``: shared by every process using that Redis)."""
+    broker = ctx.config.broker
+    if broker == "memory":
         return MemoryBroker(HistoryStore(ctx.data / HISTORY_FILE, ctx.limits.chat_history_keep))
-    raise ConfigError(f"chat broker {ctx.config.broker!r} is not supported (use 'memory')")
+    if broker.startswith(("redis://", "rediss://", "unix://")):
+        from .redis_broker import RedisBroker  # redis is an optional dependency
+
+        return RedisBroker(broker, ctx.limits.chat_history_keep)
+    raise ConfigError(f"chat broker {broker!r} is not supported (use 'memory' or redis://...)")
 
 
 class _Conn:

@@ -1,0 +1,14 @@
+-- ARGV: floor, member id, nick, nick key, entry JSON, ts, since (-1: none), count.
+-- Returns {-1} when the nick is held, else {seq, entries, history}.
+if redis.call('HSETNX', KEYS[5], ARGV[4], ARGV[2]) == 0 then return {-1} end
+redis.call('HSET', KEYS[4], ARGV[2], ARGV[5])
+local seq = take_seq()
+announce(seq, 'join', ARGV[3], ARGV[6], ARGV[2], '')
+local since, count = tonumber(ARGV[7]), tonumber(ARGV[8])
+local history = {}
+if since >= 0 then
+  history = redis.call('XRANGE', KEYS[2], string.format('(%d-0', since), string.format('%d', seq))
+elseif count > 0 then
+  history = redis.call('XREVRANGE', KEYS[2], string.format('%d', seq), '-', 'COUNT', count)
+end
+return {seq, redis.call('HVALS', KEYS[4]), history}

@@ -1,0 +1,12 @@
+-- ARGV: floor, node id, ts. Every member a dead node held leaves, with its event.
+local gone = 0
+local all = redis.call('HGETALL', KEYS[4])
+for i = 1, #all, 2 do
+  local entry = cjson.decode(all[i + 1])
+  if entry.o == ARGV[2] then
+    release(all[i], entry)
+    announce(take_seq(), 'leave', entry.n, ARGV[3], all[i], '')
+    gone = gone + 1
+  end
+end
+return gone

@@ -1,0 +1,744 @@
+"""The Redis broker: rooms, order and history shared by every process and host.
+
+Per room, under keys hash-tagged ``{room}`` (so Redis Cluster keeps a room on one slot):
+``seq`` (the counter), ``log`` (a Stream of the kept messages, entry id = ``seq``),
+``members`` (member id -> JSON entry naming its nick and node), ``nicks`` (nick key ->
+member id) and ``chan`` (the shard channel; plain pub/sub before Redis 7).
+
+Everything that changes a room is one Lua script (EVALSHA), so it is atomic: the
+messages one loop turn published to a room are numbered, appended and published in
+one round trip (``publish.lua``), and joins, leaves and nick changes take their ``seq``
+the same way, so every node receives a room's messages and events in one order. Each
+node puts what pub/sub brings back in ``seq`` order and repairs gaps from the stream
+(``redis_order.RoomOrder``). Every script also carries the highest ``seq`` the node has
+seen, so a counter Redis lost (restart without persistence, fail-over) never goes back.
+
+A room's scripts go to Redis one at a time, in the order they were asked for (the
+room's *lane*): a connection's messages keep their order, and its leave comes after
+its last message. ``ok`` is sent once the script returned, that is once Redis holds
+the message; a failing or unreachable Redis is ``backend.unavailable`` within
+``TIMEOUT`` and, the script being atomic, nothing half-done.
+
+Presence survives a crashed node through leases: each node refreshes its entry in
+``sockhub:nodes`` (expiry on Redis's clock); any node that finds one expired claims it
+and runs ``reap.lua`` on each room the dead node had members in (``sockhub:{node:ID}:rooms``),
+so they leave with ordinary, ordered events. A node that finds its own lease gone (it
+was cut off for too long, or Redis forgot everything) registers under a new id and puts
+its members back. Direct messages go to the nodes named in ``sockhub:{reach:KEY}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import secrets
+import time
+import urllib.parse
+from collections.abc import Awaitable, Callable, Iterator
+from importlib import resources
+from typing import Any, TypeVar
+
+import msgspec
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from ...protocol.errors import BackendUnavailable, ChatNickTaken, ChatNotJoined
+from .broker import BrokerUnreachable, ChatBroker, ChatNode, Direct, Event, Joined, Member, Message
+from .names import nick_key
+from .presence import Presence
+from .redis_order import Item, RoomOrder
+from .redis_sub import Subscriber
+
+__all__ = ["LEASE", "TIMEOUT", "RedisBroker"]
+
+log = logging.getLogger("sockhub.chat")
+
+T = TypeVar("T")
+
+TIMEOUT = 1.0
+"""Longest wait for Redis before a request fails with ``backend.unavailable``."""
+
+LEASE = 5.0
+"""Seconds a node's lease lasts; it is refreshed every third of that, and a crashed
+node's members leave within about ``LEASE * 4 / 3``. ``?lease=SECONDS`` in the URL."""
+
+MAX_BATCH = 1024
+"""Messages per publish script (a script holds Redis while it runs)."""
+
+RECONNECT_MAX = 1.0
+
+_NODES = "sockhub:nodes"
+_REAPING = "sockhub:reaping"
+_ENTRY = msgspec.json.Encoder()
+_ENTRY_DECODE = msgspec.json.Decoder(dict[str, Any])
+_EVENT_DECODE = msgspec.json.Decoder(tuple[str, str, float, str, str])
+_PACK = msgspec.msgpack.Encoder()
+_UNPACK_BATCH = msgspec.msgpack.Decoder(list[tuple[str, bytes]])
+_UNPACK_ONE = msgspec.msgpack.Decoder(tuple[str, bytes])
+_DM = msgspec.msgpack.Decoder(tuple[str, str, float, bytes, str])
+
+
+_ROOM_SCRIPTS = ("publish", "join", "leave", "rename", "reap", "restore")
+_NODE_SCRIPTS = ("lease", "claim")
+
+
+def _lua(name: str, publish: str) -> str:
+    """A script's text; a room script starts with the shared prelude."""
+    folder = resources.files(__package__).joinpath("lua")
+    text = folder.joinpath(f"{name}.lua").read_text()
+    if name in _ROOM_SCRIPTS:
+        text = folder.joinpath("prelude.lua").read_text() + text
+    return text.replace("__PUBLISH__", publish)
+
+
+def _array_header(n: int) -> bytes:
+    """A msgpack array header: the script glues the items after it."""
+    if n < 16:
+        return bytes([0x90 | n])
+    if n < 1 << 16:
+        return b"\xdc" + n.to_bytes(2, "big")
+    return b"\xdd" + n.to_bytes(4, "big")
+
+
+def parse_url(url: str) -> tuple[str, float]:
+    """The URL for redis-py and the lease (``?lease=SECONDS``, not a redis-py option)."""
+    parts = urllib.parse.urlsplit(url)
+    query = urllib.parse.parse_qsl(parts.query)
+    lease = LEASE
+    rest = []
+    for key, value in query:
+        if key == "lease":
+            try:
+                lease = float(value)
+            except ValueError:
+                raise ValueError(f"lease={value!r} in the broker URL is not a number") from None
+            if not 0.3 <= lease <= 3600:
+                raise ValueError("lease in the broker URL is between 0.3 and 3600 seconds")
+        else:
+            rest.append((key, value))
+    return parts._replace(query=urllib.parse.urlencode(rest)).geturl(), lease
+
+
+class _Keys:
+    """A room's keys, in the order the scripts take them."""
+
+    __slots__ = ("all", "chan", "log", "members", "seq")
+
+    def __init__(self, room: str) -> None:
+        tag = f"sockhub:{{{room}}}"
+        self.seq, self.log, self.chan = f"{tag}:seq", f"{tag}:log", f"{tag}:chan"
+        self.members = f"{tag}:members"
+        self.all = [self.seq, self.log, self.chan, self.members, f"{tag}:nicks"]
+
+
+def _node_keys(node: str) -> tuple[str, str, str]:
+    """A node's rooms, its DM reach keys, and its DM channel."""
+    tag = f"sockhub:{{node:{node}}}"
+    return f"{tag}:rooms", f"{tag}:keys", f"{tag}:dm"
+
+
+def _reach(key: str) -> str:
+    return f"sockhub:{{reach:{key}}}"
+
+
+class _Say:
+    __slots__ = ("future", "sender", "text")
+
+    def __init__(self, sender: str, text: bytes, future: asyncio.Future[int]) -> None:
+        self.sender, self.text, self.future = sender, text, future
+
+
+class _Op:
+    __slots__ = ("future", "run")
+
+    def __init__(self, run: Callable[[], Awaitable[Any]], future: asyncio.Future[Any]) -> None:
+        self.run, self.future = run, future
+
+
+class _Room:
+    """This node's side of one room: its order, its lane, its local members."""
+
+    __slots__ = ("jobs", "keys", "local", "order", "runner", "subscribed")
+
+    def __init__(self, name: str, order: RoomOrder) -> None:
+        self.keys = _Keys(name)
+        self.order = order
+        self.jobs: collections.deque[_Say | _Op] = collections.deque()
+        self.runner: asyncio.Task[None] | None = None
+        self.local = 0
+        """Members on this node, joined or joining."""
+        self.subscribed: asyncio.Future[Any] | None = None
+
+
+@contextlib.contextmanager
+def _unavailable() -> Iterator[None]:
+    """Redis failing or unreachable, as the client sees it."""
+    try:
+        yield
+    except (RedisError, OSError, TimeoutError) as exc:
+        raise BackendUnavailable(f"the chat broker (Redis) is unavailable: {exc}") from exc
+
+
+def _message(room: str, seq: int, fields: list[bytes]) -> Message:
+    """A stream entry (``t`` ts, ``d`` msgpack [sender, text]) as a message."""
+    values = dict(zip(fields[::2], fields[1::2], strict=True))
+    sender, text = _UNPACK_ONE.decode(values[b"d"])
+    return Message(room, seq, sender, float(values[b"t"]), text)
+
+
+def _s(raw: Any) -> str:
+    """A name Redis returned (bytes: the client does not decode)."""
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
+def _entries(room: str, raw: Any) -> list[Message]:
+    return [_message(room, int(eid.split(b"-")[0]), fields) for eid, fields in raw]
+
+
+class RedisBroker(ChatBroker):
+    """Rooms shared through the Redis at ``url`` (``redis://[:password@]host:port[/db]``)."""
+
+    def __init__(self, url: str, keep: int) -> None:
+        self._url, self.lease = parse_url(url)
+        self._keep = keep
+        self._base = secrets.token_hex(6)
+        self._epoch = 0
+        self.node_id = f"{self._base}.0"
+        self._node: ChatNode | None = None
+        self._redis: aioredis.Redis | None = None
+        self._scripts: dict[str, Any] = {}
+        self._sub: Subscriber | None = None
+        self._sharded = True
+        self._rooms: dict[str, _Room] = {}
+        self._high: dict[str, int] = {}
+        """The highest ``seq`` seen per room, kept after the node leaves the room."""
+        self._presence = Presence()
+        self._entries: dict[str, tuple[str, Member, str]] = {}
+        """member id -> (room, member, nick) of this node's members, to put back"""
+        self._unleft: set[tuple[str, str]] = set()
+        """(room, member id) whose leave Redis did not take yet"""
+        self._reach: dict[str, int] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._turn = False
+        self._stopping = False
+
+    # start and stop ---------------------------------------------------------------------
+
+    @property
+    def redis(self) -> aioredis.Redis:
+        assert self._redis is not None, "the Redis broker has not started"
+        return self._redis
+
+    async def start(self, node: ChatNode) -> None:
+        self._node = node
+        self._redis = aioredis.Redis.from_url(
+            self._url,
+            socket_timeout=TIMEOUT,
+            socket_connect_timeout=TIMEOUT,
+            retry=Retry(NoBackoff(), 0),
+            health_check_interval=0,
+        )
+        try:
+            info = await self.redis.info("server")
+        except (RedisError, OSError) as exc:
+            await self.redis.aclose()
+            raise BrokerUnreachable(f"cannot reach Redis at {self._safe_url()}: {exc}") from exc
+        self._sharded = int(str(info.get("redis_version", "0")).split(".")[0]) >= 7
+        publish = "SPUBLISH" if self._sharded else "PUBLISH"
+        for name in (*_ROOM_SCRIPTS, *_NODE_SCRIPTS):
+            self._scripts[name] = self.redis.register_script(_lua(name, publish))
+        try:
+            await self._connect_sub()
+            await self._scripts["lease"](keys=[_NODES], args=[self.node_id, self._lease_ms, 1])
+        except (RedisError, OSError, TimeoutError) as exc:
+            await self._close()
+            raise BrokerUnreachable(f"cannot use Redis at {self._safe_url()}: {exc}") from exc
+        self._spawn(self._keep_lease())
+
+    def _safe_url(self) -> str:
+        parts = urllib.parse.urlsplit(self._url)
+        host = parts.hostname or "localhost"
+        return f"{parts.scheme}://{host}:{parts.port or 6379}"
+
+    @property
+    def _lease_ms(self) -> int:
+        return int(self.lease * 1000)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for room in list(self._rooms.values()):
+            if room.runner is not None:
+                with contextlib.suppress(Exception):
+                    await room.runner
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        rooms_key, keys_key, _ = _node_keys(self.node_id)
+        with contextlib.suppress(RedisError, OSError, TimeoutError):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.zrem(_NODES, self.node_id)
+                for key in self._reach:
+                    pipe.hdel(_reach(key), self.node_id)
+                pipe.delete(rooms_key, keys_key)
+                await pipe.execute()
+        for room in self._rooms.values():
+            room.order.close()
+        await self._close()
+
+    async def _close(self) -> None:
+        if self._sub is not None:
+            self._sub.close()
+        if self._redis is not None:
+            await self._redis.aclose()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # pub/sub ----------------------------------------------------------------------------
+
+    async def _connect_sub(self) -> None:
+        parts = urllib.parse.urlsplit(self._url)
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(TIMEOUT):
+            if parts.scheme == "unix":
+                _, sub = await loop.create_unix_connection(self._sub_protocol, parts.path)
+            else:
+                _, sub = await loop.create_connection(
+                    self._sub_protocol, parts.hostname or "localhost", parts.port or 6379
+                )
+            if parts.password:
+                auth = [parts.username or "default", urllib.parse.unquote(parts.password)]
+                await sub.command("AUTH", *auth)
+            self._sub = sub
+            channels = [_node_keys(self.node_id)[2].encode()]
+            channels += [room.keys.chan.encode() for room in self._rooms.values()]
+            await sub.subscribe(channels)
+        for room in self._rooms.values():
+            room.subscribed = asyncio.get_running_loop().create_future()
+            room.subscribed.set_result(None)
+
+    def _sub_protocol(self) -> Subscriber:
+        return Subscriber(self._received, self._sub_lost, sharded=self._sharded)
+
+    def _sub_lost(self) -> None:
+        if not self._stopping:
+            log.warning("the Redis pub/sub connection dropped; reconnecting")
+            self._spawn(self._resubscribe())
+
+    async def _resubscribe(self) -> None:
+        """Reconnect, subscribe again, then read back what was published meanwhile."""
+        pause = 0.05
+        while not self._stopping:
+            try:
+                await self._connect_sub()
+                break
+            except (RedisError, OSError, TimeoutError) as exc:
+                log.debug("pub/sub reconnect failed: %r", exc)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, RECONNECT_MAX)
+        rooms = list(self._rooms.items())
+        while rooms and not self._stopping:
+            try:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for _, room in rooms:
+                        pipe.get(room.keys.seq)
+                    counters = await pipe.execute()
+                break
+            except (RedisError, OSError, TimeoutError):
+                await asyncio.sleep(RECONNECT_MAX)
+        else:
+            return
+        for (name, room), counter in zip(rooms, counters, strict=True):
+            if counter is not None and self._rooms.get(name) is room:
+                room.order.known(int(counter))
+
+    def _received(self, channel: bytes, data: bytes) -> None:
+        """One pub/sub message: a room's batch or event, or a direct message."""
+        if channel.endswith(b":dm"):
+            self._direct_in(data)
+            return
+        name = channel[channel.index(b"{") + 1 : channel.rindex(b"}")].decode()
+        room = self._rooms.get(name)
+        if room is None:
+            return
+        head, _, rest = data.partition(b" ")
+        seq = int(head[1:])
+        self._high[name] = max(self._high.get(name, 0), seq)
+        if head[:1] == b"M":
+            ts_raw, _, packed = rest.partition(b" ")
+            ts = float(ts_raw)
+            msgs = tuple(
+                Message(name, seq + i, sender, ts, text)
+                for i, (sender, text) in enumerate(_UNPACK_BATCH.decode(packed))
+            )
+            self._high[name] = seq + len(msgs) - 1
+            room.order.arrive(Item(seq, seq + len(msgs) - 1, msgs))
+        else:
+            kind, nick, ets, actor, old = _EVENT_DECODE.decode(rest)
+            room.order.arrive(
+                Item(seq, seq, event=Event(name, kind, nick, ets, actor, old or None))
+            )
+
+    def _direct_in(self, data: bytes) -> None:
+        to, sender, ts, text, key = _DM.decode(data)
+        conns = self._presence.reach(key)
+        if conns and self._node is not None:
+            self._node.direct(Direct(to, sender, ts, text), conns)
+
+    # rooms and lanes --------------------------------------------------------------------
+
+    def _room(self, name: str) -> _Room:
+        """This node's state of a room, subscribing to it on first use."""
+        room = self._rooms.get(name)
+        if room is None:
+            order = RoomOrder(
+                self._node_or_fail(), lambda after, upto: self._read(name, after, upto)
+            )
+            order.high = self._high.get(name, 0)
+            room = self._rooms[name] = _Room(name, order)
+            if self._sub is None or self._sub.lost:
+                failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+                failed.set_exception(ConnectionError("the Redis pub/sub connection is down"))
+                failed.exception()
+                room.subscribed = failed
+            else:
+                room.subscribed = self._sub.subscribe([room.keys.chan.encode()])
+        return room
+
+    def _node_or_fail(self) -> ChatNode:
+        assert self._node is not None, "the Redis broker has not started"
+        return self._node
+
+    def _release_room(self, name: str) -> None:
+        """No member of the room is left on this node: stop listening to it."""
+        room = self._rooms.get(name)
+        if room is None or room.local > 0 or room.jobs or room.runner is not None:
+            return
+        del self._rooms[name]
+        self._high[name] = max(self._high.get(name, 0), room.order.high)
+        room.order.close()
+        if self._sub is not None and not self._sub.lost:
+            self._sub.unsubscribe(room.keys.chan.encode())
+
+    def _floor(self, name: str) -> int:
+        room = self._rooms.get(name)
+        high = self._high.get(name, 0)
+        return max(high, room.order.high) if room is not None else high
+
+    async def _read(self, name: str, after: int, upto: int) -> list[Message]:
+        raw = await self.redis.xrange(_Keys(name).log, f"({after}-0", f"{upto}")
+        return _entries(name, raw)
+
+    def _queue(self, name: str, job: _Say | _Op) -> None:
+        self._rooms[name].jobs.append(job)
+        if not self._turn:
+            self._turn = True
+            asyncio.get_running_loop().call_soon(self._end_turn)
+
+    def _end_turn(self) -> None:
+        """Start the lane of every room that got work this turn."""
+        self._turn = False
+        for name, room in self._rooms.items():
+            if room.jobs and room.runner is None:
+                room.runner = asyncio.get_running_loop().create_task(self._run_lane(name, room))
+
+    async def _run_lane(self, name: str, room: _Room) -> None:
+        try:
+            while room.jobs:
+                if isinstance(room.jobs[0], _Op):
+                    op = room.jobs.popleft()
+                    assert isinstance(op, _Op)
+                    try:
+                        op.future.set_result(await op.run())
+                    except Exception as exc:
+                        op.future.set_exception(exc)
+                    continue
+                batch: list[_Say] = []
+                while room.jobs and isinstance(room.jobs[0], _Say) and len(batch) < MAX_BATCH:
+                    say = room.jobs.popleft()
+                    assert isinstance(say, _Say)
+                    batch.append(say)
+                await self._publish(name, room, batch)
+        finally:
+            room.runner = None
+            self._release_room(name)
+
+    def _on_lane(self, name: str, run: Callable[[], Awaitable[T]]) -> asyncio.Future[T]:
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue(name, _Op(run, future))
+        return future
+
+    async def _script(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        async with asyncio.timeout(TIMEOUT):
+            return await self._scripts[name](keys=keys, args=args)
+
+    # messages ---------------------------------------------------------------------------
+
+    def publish(self, room: str, sender: str, text: bytes) -> Awaitable[int]:
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        if room not in self._rooms:
+            future.set_exception(ChatNotJoined(f"not in {room}"))
+        else:
+            self._queue(room, _Say(sender, text, future))
+        return future
+
+    async def _publish(self, name: str, room: _Room, batch: list[_Say]) -> None:
+        ts = f"{time.time():.3f}"
+        args: list[Any] = [self._floor(name), self._keep, ts, _array_header(len(batch))]
+        args += [_PACK.encode((say.sender, say.text)) for say in batch]
+        try:
+            with _unavailable():
+                first = int(await self._script("publish", room.keys.all[:3], args))
+        except BackendUnavailable as exc:
+            log.error("publishing %d chat messages to %s failed: %s", len(batch), name, exc)
+            for say in batch:
+                if not say.future.done():
+                    say.future.set_exception(exc)
+            return
+        last = first + len(batch) - 1
+        self._high[name] = max(self._high.get(name, 0), last)
+        room.order.known(last)
+        for i, say in enumerate(batch):
+            self._ack(room.order, first + i, say.future)
+
+    @staticmethod
+    def _ack(order: RoomOrder, seq: int, future: asyncio.Future[int]) -> None:
+        """Answer once the message went to the local members (so the sender sees its own
+        message first), but no later than ``TIMEOUT``: Redis holds it already."""
+
+        def answer(_: object = None) -> None:
+            if not future.done():
+                future.set_result(seq)
+
+        order.wait(seq).add_done_callback(answer)
+        asyncio.get_running_loop().call_later(TIMEOUT, answer)
+
+    # presence ---------------------------------------------------------------------------
+
+    def _entry(self, member: Member, nick: str) -> bytes:
+        return _ENTRY.encode(
+            {"n": nick, "k": nick_key(nick), "o": self.node_id, "c": member.conn, "u": member.user}
+        )
+
+    async def join(
+        self, room: str, member: Member, nick: str, *, since: int | None, count: int
+    ) -> Joined:
+        state = self._room(room)
+        state.local += 1
+        key = nick_key(nick)
+        rooms_key = _node_keys(self.node_id)[0]
+        try:
+            with _unavailable():
+                assert state.subscribed is not None
+                async with asyncio.timeout(TIMEOUT):
+                    await asyncio.shield(state.subscribed)
+                    await self.redis.sadd(rooms_key, room)
+                args: list[Any] = [
+                    member.id,
+                    nick,
+                    key,
+                    self._entry(member, nick),
+                    f"{time.time():.3f}",
+                ]
+                args += [-1 if since is None else since, count]
+                result = await self._on_lane(
+                    room, lambda: self._script("join", state.keys.all, [self._floor(room), *args])
+                )
+        except BaseException:
+            state.local -= 1
+            self._release_room(room)
+            raise
+        if result[0] == -1:
+            state.local -= 1
+            self._release_room(room)
+            raise ChatNickTaken(f"the nick {nick} is in use in {room}")
+        seq, entries, history = int(result[0]), result[1], result[2]
+        self._high[room] = max(self._high.get(room, 0), seq)
+        state.order.start_at(seq)
+        self._presence.claim(room, member, nick)
+        self._entries[member.id] = (room, member, nick)
+        await self._update_reach(member, nick)
+        kept = _entries(room, history)
+        if since is None:
+            kept.reverse()
+        return Joined(seq, _nicks(entries), kept)
+
+    async def leave(self, room: str, member: Member) -> None:
+        nick = self._presence.release(room, member)
+        if nick is None:
+            return
+        self._entries.pop(member.id, None)
+        state = self._rooms[room]
+        try:
+            await self._on_lane(room, lambda: self._leave_script(room, member.id))
+        except (RedisError, OSError, TimeoutError) as exc:
+            log.warning("leaving %s failed (%r); retrying in the background", room, exc)
+            self._unleft.add((room, member.id))
+        with contextlib.suppress(RedisError, OSError, TimeoutError):
+            await self._update_reach(member, nick)
+        state.local -= 1
+        if state.local == 0:
+            with contextlib.suppress(RedisError, OSError, TimeoutError):
+                await self.redis.srem(_node_keys(self.node_id)[0], room)
+        self._release_room(room)
+
+    async def _leave_script(self, room: str, member_id: str) -> int:
+        args = [self._floor(room), member_id, f"{time.time():.3f}"]
+        return int(await self._script("leave", _Keys(room).all, args))
+
+    async def rename(self, room: str, member: Member, nick: str) -> str:
+        if room not in self._rooms:
+            raise ChatNotJoined(f"not in {room}")
+        state = self._rooms[room]
+        key = nick_key(nick)
+        with _unavailable():
+            result = await self._on_lane(
+                room,
+                lambda: self._script(
+                    "rename",
+                    state.keys.all,
+                    [
+                        self._floor(room),
+                        member.id,
+                        nick,
+                        key,
+                        self._entry(member, nick),
+                        f"{time.time():.3f}",
+                    ],
+                ),
+            )
+        if result[0] == -2:
+            raise ChatNotJoined(f"not in {room}")
+        if result[0] == -1:
+            raise ChatNickTaken(f"the nick {nick} is in use in {room}")
+        old = result[0].decode()
+        self._presence.rename(room, member, nick)
+        self._entries[member.id] = (room, member, nick)
+        with _unavailable():
+            await self._update_reach(member, old, nick)
+        return str(old)
+
+    async def _update_reach(self, member: Member, *nicks: str) -> None:
+        """Tell Redis how many of this node's connections hold each name now."""
+        keys = {nick_key(n) for n in nicks}
+        if member.user is not None:
+            keys.add(nick_key(member.user))
+        keys_key = _node_keys(self.node_id)[1]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                held = len(self._presence.reach(key))
+                if held:
+                    self._reach[key] = held
+                    pipe.hset(_reach(key), self.node_id, held)
+                    pipe.sadd(keys_key, key)
+                else:
+                    self._reach.pop(key, None)
+                    pipe.hdel(_reach(key), self.node_id)
+            async with asyncio.timeout(TIMEOUT):
+                await pipe.execute()
+
+    async def members(self, room: str) -> list[str]:
+        with _unavailable():
+            async with asyncio.timeout(TIMEOUT):
+                return _nicks(await self.redis.hvals(_Keys(room).members))
+
+    async def rooms(self) -> list[tuple[str, int]]:
+        with _unavailable():
+            async with asyncio.timeout(TIMEOUT):
+                nodes = await self.redis.zrange(_NODES, 0, -1)
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for node in nodes:
+                        pipe.smembers(_node_keys(_s(node))[0])
+                    names = sorted({_s(r) for found in await pipe.execute() for r in found})
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for name in names:
+                        pipe.hlen(_Keys(name).members)
+                    counts = await pipe.execute()
+        return [(name, int(n)) for name, n in zip(names, counts, strict=True) if n]
+
+    async def direct(self, dm: Direct, key: str) -> int:
+        with _unavailable():
+            async with asyncio.timeout(TIMEOUT):
+                holders = await self.redis.hgetall(_reach(key))
+                reached = {_s(node): int(n) for node, n in holders.items() if int(n) > 0}
+                if not reached:
+                    return 0
+                payload = _PACK.encode((dm.to, dm.sender, dm.ts, dm.text, key))
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for node in reached:
+                        channel = _node_keys(node)[2]
+                        if self._sharded:
+                            pipe.execute_command("SPUBLISH", channel, payload)
+                        else:
+                            pipe.publish(channel, payload)
+                    await pipe.execute()
+        return sum(reached.values())
+
+    # leases -----------------------------------------------------------------------------
+
+    async def _keep_lease(self) -> None:
+        """Refresh this node's lease, finish failed leaves, and reap expired nodes."""
+        while True:
+            await asyncio.sleep(self.lease / 3)
+            try:
+                alive = await self._script("lease", [_NODES], [self.node_id, self._lease_ms, 0])
+                if not int(alive):
+                    await self._register_again()
+                for room, member_id in list(self._unleft):
+                    await self._leave_script(room, member_id)
+                    self._unleft.discard((room, member_id))
+                await self._reap()
+            except (RedisError, OSError, TimeoutError) as exc:
+                log.warning("keeping the node lease failed: %r", exc)
+
+    async def _register_again(self) -> None:
+        """Redis forgot this node (reaped after a long cut, or restarted empty): take a
+        new id, so a reaper still working on the old one cannot remove what is put
+        back, and put back every member of this node."""
+        old_dm = _node_keys(self.node_id)[2]
+        self._epoch += 1
+        self.node_id = f"{self._base}.{self._epoch}"
+        log.warning("this node's lease was lost; registering again as %s", self.node_id)
+        await self._script("lease", [_NODES], [self.node_id, self._lease_ms, 1])
+        if self._sub is not None and not self._sub.lost:
+            self._sub.unsubscribe(old_dm.encode())
+            await self._sub.subscribe([_node_keys(self.node_id)[2].encode()])
+        rooms_key, keys_key, _ = _node_keys(self.node_id)
+        for room, member, nick in list(self._entries.values()):
+            args = [self._floor(room), member.id, nick_key(nick), self._entry(member, nick)]
+            await self.redis.sadd(rooms_key, room)
+            await self._script("restore", _Keys(room).all, args)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key, held in self._reach.items():
+                pipe.hset(_reach(key), self.node_id, held)
+                pipe.sadd(keys_key, key)
+            await pipe.execute()
+
+    async def _reap(self) -> None:
+        dead = await self._script("claim", [_NODES, _REAPING], [self._lease_ms * 2])
+        for raw in dead:
+            node = _s(raw)
+            rooms_key, keys_key, _ = _node_keys(node)
+            ts = f"{time.time():.3f}"
+            for room in await self.redis.smembers(rooms_key):
+                name = _s(room)
+                gone = await self._script("reap", _Keys(name).all, [self._floor(name), node, ts])
+                if gone:
+                    log.info("node %s is gone: %d member(s) left %s", node, gone, name)
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for key in await self.redis.smembers(keys_key):
+                    pipe.hdel(_reach(_s(key)), node)
+                pipe.delete(rooms_key, keys_key)
+                pipe.zrem(_REAPING, node)
+                await pipe.execute()
+
+
+def _nicks(entries: Any) -> list[str]:
+    nicks = [str(_ENTRY_DECODE.decode(raw)["n"]) for raw in entries]
+    return sorted(nicks, key=lambda n: (nick_key(n), n))
