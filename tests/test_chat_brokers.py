@@ -8,6 +8,7 @@ processes. A node here is the recorder ``Node``: what a server process would fan
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from pathlib import Path
@@ -104,7 +105,7 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
 
 
 def increasing(seqs: list[int]) -> bool:
-    return all(a < b for a, b in zip(seqs, seqs[1:], strict=False))
+    return all(a < b for a, b in itertools.pairwise(seqs))
 
 
 async def test_messages_and_events_keep_one_order(backend: Backend) -> None:
@@ -125,7 +126,7 @@ async def test_messages_and_events_keep_one_order(backend: Backend) -> None:
 
 
 async def test_join_history_since_and_count(backend: Backend) -> None:
-    broker, node = await backend.node()
+    broker, _node = await backend.node()
     await broker.join("r", member(1), "w", since=None, count=0)
     seqs = [await broker.publish("r", "w", b"m%d" % n) for n in range(10)]
     joined = await broker.join("r", member(2), "late", since=None, count=3)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 from pathlib import Path
@@ -12,7 +13,9 @@ from .._version import __version__
 from ..server import Config, ConfigError, Listening, Server, load_config
 from ..server.config import CLASSIC_SERVICES
 from ..server.loop import run
+from ..server.workers import reserve_port, run_workers
 from ..services import default_services
+from ..services.chat.broker import BrokerUnreachable
 from ..services.classic import ClassicService
 from .common import EXIT_CONNECT, EXIT_USAGE, CliError, command, examples
 
@@ -46,21 +49,61 @@ def banner(config: Config, listening: Listening, services: list[str]) -> str:
     return "\n".join(lines)
 
 
-async def _serve(config: Config) -> None:
+async def _serve(config: Config, *, quiet: bool = False) -> None:
     services = default_services(config)
     server = Server(config, services)
     try:
         listening = await server.start()
+    except BrokerUnreachable as exc:
+        await server.shutdown()
+        raise CliError(str(exc), EXIT_CONNECT) from exc
     except OSError as exc:
         await server.shutdown()
         raise CliError(
             f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}", EXIT_CONNECT
         ) from exc
-    print(banner(config, listening, server.ctx.services), flush=True)
+    if not quiet:
+        print(banner(config, listening, server.ctx.services), flush=True)
+        if config.workers > 1:
+            print(f"  workers {config.workers} on this port (SO_REUSEPORT)", flush=True)
     for service in services:
-        if isinstance(service, ClassicService):
+        if isinstance(service, ClassicService) and not quiet:
             print("\n".join(service.describe()), flush=True)
     await server.serve_forever()
+
+
+def _serve_workers(config: Config) -> int:
+    """Check the broker once, hold the port, then fork the workers (docs/scale-out.md)."""
+    from ..services.chat.redis_broker import probe  # redis is an optional dependency
+
+    try:
+        probe(config.broker)
+    except BrokerUnreachable as exc:
+        raise CliError(str(exc), EXIT_CONNECT) from exc
+    try:
+        held, port = reserve_port(config.host, config.port)
+    except OSError as exc:
+        raise CliError(
+            f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}", EXIT_CONNECT
+        ) from exc
+
+    def worker(index: int) -> int:
+        first = index == 0
+        own = dataclasses.replace(
+            config,
+            port=port,
+            unix=config.unix if first else None,
+            classic=config.classic and first,
+        )
+        try:
+            run(_serve(own, quiet=not first))
+        except CliError as exc:
+            print(f"sockhub serve: worker {index}: {exc}", file=sys.stderr, flush=True)
+            return exc.code
+        return 0
+
+    with held:
+        return run_workers(config.workers, worker)
 
 
 def _limit_flags(pairs: list[str]) -> dict[str, Any]:
@@ -95,6 +138,8 @@ def _run(args: argparse.Namespace) -> int:
         "log_level": args.log_level,
         "exec": True if args.exec else None,
         "exec_root": args.exec_root,
+        "broker": args.broker,
+        "workers": args.workers,
         **_classic_flags(args),
         **_limit_flags(args.limit),
     }
@@ -107,6 +152,8 @@ def _run(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if config.workers > 1:
+        return _serve_workers(config)
     run(_serve(config))
     return 0
 
@@ -130,6 +177,7 @@ def register(sub: Any) -> None:
   sockhub serve --exec --limit exec_timeout_max=600   # remote exec for users granted it
   sockhub serve --classic                        # + echo/daytime/time/SNTP on 10007/10013/10037/10123
   rdate -n -p -o 10123 127.0.0.1                 #   ... then ask it the time over SNTP
+  sockhub serve --broker redis://127.0.0.1:6379 --workers 2   # 2 processes share rooms (docs/scale-out.md)
 """),
     )
     p.add_argument("--host", help="address to listen on (default 127.0.0.1; 0.0.0.0 or :: for LAN)")
@@ -171,6 +219,18 @@ def register(sub: Any) -> None:
         help="enable remote exec for users with the exec grant (docs/exec.md)",
     )
     p.add_argument("--exec-root", metavar="DIR", help="where commands run (default DATA/exec)")
+    p.add_argument(
+        "--broker",
+        metavar="URL",
+        help="chat broker: memory (default, this process) or redis://[:PASSWORD@]HOST:PORT[/DB] "
+        "shared by every process and host using it (or SOCKHUB_BROKER)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="N server processes on one port (needs --broker redis://...; default 1)",
+    )
     p.add_argument(
         "--log-level", choices=["debug", "info", "warning", "error"], help="default info"
     )

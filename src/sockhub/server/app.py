@@ -73,6 +73,8 @@ class Server:
         self.shutting_down = False
         self._servers: list[asyncio.Server] = []
         self._udp: list[asyncio.DatagramTransport] = []
+        self._started: list[Service] = []
+        """Services whose start succeeded: only they are stopped."""
         self._sweeper: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
         self._hello: dict[str, Any] = {
@@ -135,6 +137,7 @@ class Server:
         cfg.data.mkdir(parents=True, exist_ok=True)
         for service in self.services:
             await service.start(self.ctx)
+            self._started.append(service)
         ssl_ctx = None
         if cfg.tls:
             cert, key = cfg.tls_cert, cfg.tls_key
@@ -148,6 +151,7 @@ class Server:
             cfg.host,
             cfg.port,
             reuse_address=True,
+            reuse_port=cfg.workers > 1 or None,
             ssl=ssl_ctx,
             backlog=4096,
             ssl_handshake_timeout=self.limits.handshake_timeout if ssl_ctx else None,
@@ -160,7 +164,9 @@ class Server:
             port = self.listening.tcp[0][1]
             for host, _ in self.listening.tcp:
                 transport, _proto = await self.loop.create_datagram_endpoint(
-                    lambda: UdpEndpoint(self), local_addr=(host, port)
+                    lambda: UdpEndpoint(self),
+                    local_addr=(host, port),
+                    reuse_port=cfg.workers > 1 or None,
                 )
                 self._udp.append(transport)
                 addr = transport.get_extra_info("sockname")
@@ -228,7 +234,7 @@ class Server:
         for srv in self._servers:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(srv.wait_closed(), 1.0)
-        for service in reversed(self.services):
+        for service in reversed(self._started):
             try:
                 await service.stop()
             except Exception:

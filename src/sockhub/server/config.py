@@ -16,11 +16,13 @@ from typing import Any
 
 from .limits import Limits
 
-__all__ = ["CLASSIC_SERVICES", "Config", "ConfigError", "load_config"]
+__all__ = ["BROKER_SCHEMES", "CLASSIC_SERVICES", "Config", "ConfigError", "load_config"]
 
 DEFAULT_PORT = 9696
 DEFAULT_WEB_PORT = 9697
 CLASSIC_SERVICES = ("echo", "daytime", "time", "sntp")
+BROKER_SCHEMES = ("redis://", "rediss://", "unix://")
+"""What a ``broker`` URL may start with (docs/scale-out.md)."""
 
 
 class ConfigError(ValueError):
@@ -171,6 +173,14 @@ def _check(config: Config) -> None:
     leaked = _NEVER_ANONYMOUS & set(config.anonymous_grants)
     if leaked:
         raise ConfigError(f"anonymous_grants may not include {', '.join(sorted(leaked))}")
+    if config.broker != "memory" and not config.broker.startswith(BROKER_SCHEMES):
+        raise ConfigError(f"broker {config.broker!r}: use 'memory' or a redis://HOST:PORT URL")
+    if config.workers < 1:
+        raise ConfigError(f"workers must be at least 1, not {config.workers}")
+    if config.workers > 1 and config.broker == "memory":
+        raise ConfigError(
+            "workers > 1 needs a broker every worker shares (--broker redis://HOST:PORT)"
+        )
     if (config.tls_cert is None) != (config.tls_key is None):
         raise ConfigError("tls_cert and tls_key go together")
     for f in dataclasses.fields(Limits):

@@ -41,6 +41,7 @@ from importlib import resources
 from typing import Any, TypeVar
 
 import msgspec
+import redis
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -53,7 +54,7 @@ from .presence import Presence
 from .redis_order import Item, RoomOrder
 from .redis_sub import Subscriber
 
-__all__ = ["LEASE", "TIMEOUT", "RedisBroker"]
+__all__ = ["LEASE", "TIMEOUT", "RedisBroker", "parse_url", "probe"]
 
 log = logging.getLogger("sockhub.chat")
 
@@ -123,6 +124,27 @@ def parse_url(url: str) -> tuple[str, float]:
     return parts._replace(query=urllib.parse.urlencode(rest)).geturl(), lease
 
 
+def probe(url: str) -> None:
+    """Check that Redis answers at ``url`` (before forking workers); ``BrokerUnreachable``
+    saying where and why when it does not."""
+    plain, _ = parse_url(url)
+    client = redis.Redis.from_url(plain, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT)
+    try:
+        client.ping()
+    except (RedisError, OSError) as exc:
+        raise BrokerUnreachable(f"cannot reach Redis at {_safe_url(plain)}: {exc}") from exc
+    finally:
+        client.close()
+
+
+def _safe_url(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme == "unix":
+        return f"unix://{parts.path}"
+    return f"{parts.scheme}://{parts.hostname or 'localhost'}:{parts.port or 6379}"
+
+
 class _Keys:
     """A room's keys, in the order the scripts take them."""
 
@@ -183,9 +205,12 @@ def _unavailable() -> Iterator[None]:
         raise BackendUnavailable(f"the chat broker (Redis) is unavailable: {exc}") from exc
 
 
-def _message(room: str, seq: int, fields: list[bytes]) -> Message:
-    """A stream entry (``t`` ts, ``d`` msgpack [sender, text]) as a message."""
-    values = dict(zip(fields[::2], fields[1::2], strict=True))
+def _message(room: str, seq: int, fields: Any) -> Message:
+    """A stream entry (``t`` ts, ``d`` msgpack [sender, text]) as a message: a dict from
+    redis-py's XRANGE, a flat list from a script."""
+    values = (
+        fields if isinstance(fields, dict) else dict(zip(fields[::2], fields[1::2], strict=True))
+    )
     sender, text = _UNPACK_ONE.decode(values[b"d"])
     return Message(room, seq, sender, float(values[b"t"]), text)
 
@@ -245,8 +270,8 @@ class RedisBroker(ChatBroker):
         try:
             info = await self.redis.info("server")
         except (RedisError, OSError) as exc:
-            await self.redis.aclose()
-            raise BrokerUnreachable(f"cannot reach Redis at {self._safe_url()}: {exc}") from exc
+            await self._close()
+            raise BrokerUnreachable(f"cannot reach Redis at {_safe_url(self._url)}: {exc}") from exc
         self._sharded = int(str(info.get("redis_version", "0")).split(".")[0]) >= 7
         publish = "SPUBLISH" if self._sharded else "PUBLISH"
         for name in (*_ROOM_SCRIPTS, *_NODE_SCRIPTS):
@@ -256,13 +281,8 @@ class RedisBroker(ChatBroker):
             await self._scripts["lease"](keys=[_NODES], args=[self.node_id, self._lease_ms, 1])
         except (RedisError, OSError, TimeoutError) as exc:
             await self._close()
-            raise BrokerUnreachable(f"cannot use Redis at {self._safe_url()}: {exc}") from exc
+            raise BrokerUnreachable(f"cannot use Redis at {_safe_url(self._url)}: {exc}") from exc
         self._spawn(self._keep_lease())
-
-    def _safe_url(self) -> str:
-        parts = urllib.parse.urlsplit(self._url)
-        host = parts.hostname or "localhost"
-        return f"{parts.scheme}://{host}:{parts.port or 6379}"
 
     @property
     def _lease_ms(self) -> int:
@@ -270,6 +290,8 @@ class RedisBroker(ChatBroker):
 
     async def stop(self) -> None:
         self._stopping = True
+        if self._redis is None:
+            return
         for room in list(self._rooms.values()):
             if room.runner is not None:
                 with contextlib.suppress(Exception):
@@ -294,6 +316,7 @@ class RedisBroker(ChatBroker):
             self._sub.close()
         if self._redis is not None:
             await self._redis.aclose()
+            self._redis = None
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)

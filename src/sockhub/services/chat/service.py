@@ -26,7 +26,7 @@ from ...protocol.errors import (
 from ...protocol.fields import get_int, get_str
 from ...protocol.frames import MAX_ID
 from ...protocol.text import check_text, escape
-from ...server.config import ConfigError
+from ...server.config import BROKER_SCHEMES, ConfigError
 from ...server.service import OpSpec, Request, ServerContext, Service, Session
 from .broker import ChatBroker, Direct, Member
 from .fanout import LocalNode, Membership, history_header
@@ -63,7 +63,7 @@ def make_broker(ctx: ServerContext) -> ChatBroker:
     broker = ctx.config.broker
     if broker == "memory":
         return MemoryBroker(HistoryStore(ctx.data / HISTORY_FILE, ctx.limits.chat_history_keep))
-    if broker.startswith(("redis://", "rediss://", "unix://")):
+    if broker.startswith(BROKER_SCHEMES):
         from .redis_broker import RedisBroker  # redis is an optional dependency
 
         return RedisBroker(broker, ctx.limits.chat_history_keep)

@@ -1,0 +1,254 @@
+"""Several ``sockhub serve`` processes sharing rooms through a private redis-server.
+
+Each fault test runs senders on both servers and a listener on each while the fault
+hits, then counts what matters: seqs handed to two different messages (reused),
+acknowledged messages a listener never got (lost), and places where a listener's seq
+did not increase (order violations); each must be zero, and both listeners must have
+seen the same sequence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import signal
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from sockhub import AsyncClient
+from sockhub.client.chat import ChatEvent, ChatMessage
+from sockhub.protocol.errors import ProtocolError
+
+from .files_support import ServerProcess
+from .redis_support import RedisServer
+
+LEASE = 1.0
+PER_SENDER = 60
+
+
+@dataclass
+class Tally:
+    acked: dict[int, str] = field(default_factory=dict)
+    reused: int = 0
+    sent: int = 0
+
+    def ack(self, seq: int, text: str) -> None:
+        if seq in self.acked and self.acked[seq] != text:
+            self.reused += 1
+        self.acked[seq] = text
+
+
+class Listener:
+    """One member that records every message (seq, text) and event it gets."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self.client = client
+        self.seen: list[tuple[int, str]] = []
+        self.events: list[ChatEvent] = []
+        self.task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        async for item in self.client.chat_events():
+            if isinstance(item, ChatMessage):
+                self.seen.append((item.seq, item.text))
+            else:
+                self.events.append(item)
+
+    def violations(self) -> int:
+        return sum(b[0] <= a[0] for a, b in itertools.pairwise(self.seen))
+
+
+async def until(condition: Callable[[], bool], limit: float = 20.0) -> None:
+    deadline = time.monotonic() + limit
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the condition never held")
+        await asyncio.sleep(0.01)
+
+
+async def sender(address: str, name: str, tally: Tally, count: int) -> None:
+    """Say ``count`` messages, each retried while the server answers with an error;
+    stops early when its server goes away."""
+    try:
+        client = await AsyncClient.connect(address)
+    except OSError:
+        return
+    async with client:
+        await client.join("room", name)
+        for n in range(count):
+            text = f"{name}-{n}"
+            while True:
+                tally.sent += 1
+                try:
+                    tally.ack(await client.say("room", text), text)
+                    break
+                except ProtocolError:
+                    await asyncio.sleep(0.02)  # Redis is away: try the same message again
+                except ConnectionError:
+                    return
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[tuple[RedisServer, list[ServerProcess]]]:
+    """A private Redis (AOF, fsync always) and two servers using it."""
+    with ExitStack() as stack:
+        redis = RedisServer(tmp_path / "redis", aof=True).start()
+        stack.callback(redis.stop)
+        url = f"{redis.url}?lease={LEASE}"
+        servers = []
+        for i in range(2):
+            (tmp_path / f"node{i}").mkdir()
+            data = tmp_path / f"node{i}" / "data"
+            servers.append(stack.enter_context(ServerProcess(data, "--broker", url)))
+        yield redis, servers
+
+
+async def listeners(servers: list[ServerProcess]) -> list[Listener]:
+    found = []
+    for i, server in enumerate(servers):
+        client = await AsyncClient.connect(server.address)
+        await client.join("room", f"ear{i}")
+        found.append(Listener(client))
+    return found
+
+
+async def check(tally: Tally, ears: list[Listener]) -> None:
+    """Every acknowledged message reaches every listener, once, in one order."""
+    wanted = set(tally.acked.items())
+    with contextlib.suppress(TimeoutError):
+        await until(lambda: all(wanted <= set(ear.seen) for ear in ears))
+    lost = sum(len(wanted - set(ear.seen)) for ear in ears)
+    violations = sum(ear.violations() for ear in ears)
+    print(f"acked {len(wanted)} of {tally.sent} tries; reused {tally.reused} lost {lost}")
+    assert (tally.reused, lost, violations) == (0, 0, 0), [
+        sorted(wanted - set(ear.seen)) for ear in ears
+    ]
+    assert ears[0].seen == ears[1].seen
+    for ear in ears:
+        await ear.client.close()
+
+
+async def fault_run(
+    servers: list[ServerProcess], fault: Callable[[], None], *, count: int = PER_SENDER
+) -> tuple[Tally, list[Listener]]:
+    """Two senders per server; ``fault`` once a third of the messages are acked."""
+    ears = await listeners(servers)
+    tally = Tally()
+    senders = [
+        asyncio.ensure_future(sender(s.address, f"s{i}{j}", tally, count))
+        for i, s in enumerate(servers)
+        for j in range(2)
+    ]
+    await until(lambda: len(tally.acked) >= count * 4 // 3)
+    await asyncio.to_thread(fault)
+    await asyncio.gather(*senders)
+    return tally, ears
+
+
+async def test_two_servers_one_order_one_history(
+    cluster: tuple[RedisServer, list[ServerProcess]],
+) -> None:
+    _, servers = cluster
+    tally, ears = await fault_run(servers, lambda: None)
+    assert len(tally.acked) == 4 * PER_SENDER
+    seqs = sorted(tally.acked)
+    for server in servers:
+        async with await AsyncClient.connect(server.address) as late:
+            joined = await late.join("room", "late", since=seqs[9])
+            assert [(m.seq, m.text) for m in joined.history] == [
+                (s, tally.acked[s]) for s in seqs[10:]
+            ]
+    await check(tally, ears)
+
+
+async def test_redis_restart_empty(cluster: tuple[RedisServer, list[ServerProcess]]) -> None:
+    redis, servers = cluster
+    before: list[int] = []
+
+    def restart() -> None:
+        before.append(max(tally_probe.acked))
+        redis.restart(empty=True)
+
+    tally_probe = Tally()
+    tally, ears = await _with_probe(servers, restart, tally_probe)
+    assert min(s for s in tally.acked if s > before[0]) > before[0]
+    async with await AsyncClient.connect(servers[1].address) as c:
+        await until_members(c, {"ear0", "ear1", "who"})  # Redis forgot them; nodes put them back
+    await check(tally, ears)
+
+
+async def test_redis_restart_with_aof(cluster: tuple[RedisServer, list[ServerProcess]]) -> None:
+    redis, servers = cluster
+    tally, ears = await fault_run(servers, lambda: redis.restart(empty=False))
+    await check(tally, ears)
+    seqs = sorted(tally.acked)
+    async with await AsyncClient.connect(servers[0].address) as late:
+        joined = await late.join("room", "late", since=0)
+        kept = {m.seq: m.text for m in joined.history}
+        assert all(kept[s] == tally.acked[s] for s in seqs)
+
+
+async def test_dropped_subscriber_connections(
+    cluster: tuple[RedisServer, list[ServerProcess]],
+) -> None:
+    redis, servers = cluster
+
+    def kill_subscribers() -> None:
+        assert redis.command("CLIENT", "KILL", "TYPE", "pubsub").startswith(b":")
+
+    tally, ears = await fault_run(servers, kill_subscribers)
+    assert all(not ear.task.done() for ear in ears)  # nobody was disconnected
+    await check(tally, ears)
+
+
+async def test_kill_9_of_a_server(cluster: tuple[RedisServer, list[ServerProcess]]) -> None:
+    _, servers = cluster
+    async with await AsyncClient.connect(servers[0].address) as doomed_member:
+        await doomed_member.join("room", "doomed")
+        ear = await listeners(servers[1:])
+        tally = Tally()
+        senders = [
+            asyncio.ensure_future(sender(s.address, f"s{i}", tally, PER_SENDER))
+            for i, s in enumerate(servers)
+        ]
+        await until(lambda: len(tally.acked) >= PER_SENDER // 2)
+        servers[0].proc.send_signal(signal.SIGKILL)
+        await asyncio.gather(*senders)
+        wanted = set(tally.acked.items())
+        await until(lambda: wanted <= set(ear[0].seen))
+        assert (tally.reused, ear[0].violations()) == (0, 0)
+        # the dead server's members leave, as ordered events, within the lease
+        await until(lambda: {e.nick for e in ear[0].events if e.event == "leave"} >= {"doomed"})
+        assert await ear[0].client.who("room") == ["ear0"]
+        await ear[0].client.close()
+
+
+async def until_members(client: AsyncClient, nicks: set[str]) -> None:
+    """Join as ``who`` and wait until the room lists exactly ``nicks``."""
+    await client.join("room", "who")
+    deadline = time.monotonic() + 20
+    while set(await client.who("room")) != nicks:
+        assert time.monotonic() < deadline, await client.who("room")
+        await asyncio.sleep(0.05)
+
+
+async def _with_probe(
+    servers: list[ServerProcess], fault: Callable[[], None], probe: Tally
+) -> tuple[Tally, list[Listener]]:
+    """``fault_run`` whose tally is ``probe``, so the fault can look at it."""
+    ears = await listeners(servers)
+    senders = [
+        asyncio.ensure_future(sender(s.address, f"s{i}{j}", probe, PER_SENDER))
+        for i, s in enumerate(servers)
+        for j in range(2)
+    ]
+    await until(lambda: len(probe.acked) >= PER_SENDER * 4 // 3)
+    await asyncio.to_thread(fault)
+    await asyncio.gather(*senders)
+    return probe, ears
