@@ -12,12 +12,11 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-__all__ = ["RedisServer", "free_port", "redis_server"]
+__all__ = ["RedisServer", "free_port"]
 
 
 def free_port() -> int:
@@ -96,12 +95,3 @@ class RedisServer:
                 if name != "redis.log":
                     shutil.rmtree(path) if path.is_dir() else path.unlink()
         self.start()
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis").start()
-    try:
-        yield server
-    finally:
-        server.stop()

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import itertools
+import os
+import re
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -21,9 +24,10 @@ from pathlib import Path
 
 import pytest
 
-from sockhub import AsyncClient
+from sockhub import AsyncClient, Client
 from sockhub.client.chat import ChatEvent, ChatMessage
 from sockhub.protocol.errors import ProtocolError
+from sockhub.server.users import UserStore
 
 from .files_support import ServerProcess
 from .redis_support import RedisServer
@@ -107,6 +111,15 @@ def cluster(tmp_path: Path) -> Iterator[tuple[RedisServer, list[ServerProcess]]]
             data = tmp_path / f"node{i}" / "data"
             servers.append(stack.enter_context(ServerProcess(data, "--broker", url)))
         yield redis, servers
+
+
+@pytest.fixture
+def cluster_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    redis = RedisServer(tmp_path / "redis").start()
+    try:
+        yield redis
+    finally:
+        redis.stop()
 
 
 async def listeners(servers: list[ServerProcess]) -> list[Listener]:
@@ -252,3 +265,52 @@ async def _with_probe(
     await asyncio.to_thread(fault)
     await asyncio.gather(*senders)
     return probe, ears
+
+
+def worker_pids(server: ServerProcess) -> set[int]:
+    children = Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children").read_text()
+    return {int(pid) for pid in children.split()}
+
+
+def test_workers_share_one_port(tmp_path: Path, cluster_redis: RedisServer) -> None:
+    """Two workers behind one port: connections reach both, chat is one room, files
+    and exec work, and a worker killed with -9 is started again."""
+    data = tmp_path / "data"
+    key = UserStore(data).add("ada", ("files", "exec", "chat"))
+    payload = os.urandom(3 * 1024 * 1024)
+    (tmp_path / "up").write_bytes(payload)
+    args = ("--broker", cluster_redis.url, "--workers", "2", "--exec")
+    with ServerProcess(data, *args) as server:
+        assert len(worker_pids(server)) == 2
+        clients = [Client.connect(server.address, user="ada", key=key) for _ in range(16)]
+        try:
+            for n, c in enumerate(clients):
+                c.join("lobby", f"n{n}")
+            seq = clients[0].say("lobby", "to everyone")
+            for c in clients[1:]:
+                item = c.next_chat(10)
+                while not isinstance(item, ChatMessage):
+                    item = c.next_chat(10)
+                assert (item.seq, item.text) == (seq, "to everyone")
+            clients[1].put(tmp_path / "up", "f")
+            got = clients[2].get("f", tmp_path / "down")
+            assert got.sha256 == hashlib.sha256(payload).hexdigest()
+            assert clients[3].run(["echo", "hi"]).stdout == b"hi\n"
+        finally:
+            for c in clients:
+                c.close()
+        served = {
+            re.search(r"\[(\d+)\]: open tcp ", line)
+            for line in (tmp_path / "server.log").read_text().splitlines()
+        }
+        served = {m.group(1) for m in served if m is not None}
+        assert len(served) == 2, "both workers accepted connections"
+        victim = min(worker_pids(server))
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 20
+        while not (len(worker_pids(server)) == 2 and victim not in worker_pids(server)):
+            assert time.monotonic() < deadline, "the killed worker was not started again"
+            time.sleep(0.05)
+        with Client.connect(server.address) as c:
+            assert c.echo("still here") == b"still here"
+        server.stop()

@@ -147,9 +147,10 @@ def _run(args: argparse.Namespace) -> int:
         config = load_config(flags, Path(args.config) if args.config else None)
     except ConfigError as exc:
         raise CliError(str(exc), EXIT_USAGE) from exc
+    who = "[%(process)d]" if config.workers > 1 else ""  # which worker wrote the line
     logging.basicConfig(
         level=config.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=f"%(asctime)s %(levelname)s %(name)s{who}: %(message)s",
         stream=sys.stderr,
     )
     if config.workers > 1:
