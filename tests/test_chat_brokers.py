@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
+import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from pathlib import Path
 
 import pytest
 
-from sockhub.protocol.errors import ChatNickTaken, ChatNotJoined
+from sockhub.protocol.errors import BackendUnavailable, ChatNickTaken, ChatNotJoined
 from sockhub.services.chat.broker import ChatBroker, ChatNode, Direct, Event, Member, Message
 from sockhub.services.chat.history import HistoryStore
 from sockhub.services.chat.memory import MemoryBroker
@@ -216,3 +218,39 @@ async def test_two_nodes_see_one_order_and_one_history(backend: Backend) -> None
         await a.join("r", member(4), "Bob", since=None, count=0)
     assert await a.direct(Direct("bob", "ada", 1.0, b"psst"), "bob") == 1
     await until(lambda: ("dm", ("bob", b"psst", ["c2"])) in node_b.seen)
+
+
+async def test_redis_stalled_or_down_is_backend_unavailable_and_nothing_done(
+    tmp_path: Path,
+) -> None:
+    redis = RedisServer(tmp_path / "redis").start()
+    broker, node = RedisBroker(redis.url, KEEP), Node()
+    await broker.start(node)
+    try:
+        await broker.join("r", member(1), "ada", since=None, count=0)
+        before = await broker.publish("r", "ada", b"before")
+        assert redis.proc is not None
+        os.kill(redis.proc.pid, signal.SIGSTOP)  # Redis stalls: requests time out
+        try:
+            with pytest.raises(BackendUnavailable):
+                await broker.publish("r", "ada", b"stalled")
+            with pytest.raises(BackendUnavailable):
+                await broker.join("r", member(2), "bob", since=None, count=0)
+        finally:
+            os.kill(redis.proc.pid, signal.SIGCONT)
+        # the stalled requests reached Redis after all, and did nothing there
+        after = await broker.publish("r", "ada", b"after")
+        assert after > before
+        joined = await broker.join("r", member(3), "cy", since=0, count=0)
+        assert [m.text for m in joined.history] == [b"before", b"after"]
+        assert joined.members == ["ada", "cy"]
+        redis.stop()  # Redis is gone
+        with pytest.raises(BackendUnavailable):
+            await broker.publish("r", "ada", b"gone")
+        with pytest.raises(BackendUnavailable):
+            await broker.join("s", member(4), "dee", since=None, count=0)
+        with pytest.raises(BackendUnavailable):
+            await broker.members("r")
+    finally:
+        await broker.stop()
+        redis.stop()

@@ -67,6 +67,11 @@ LEASE = 5.0
 """Seconds a node's lease lasts; it is refreshed every third of that, and a crashed
 node's members leave within about ``LEASE * 4 / 3``. ``?lease=SECONDS`` in the URL."""
 
+DEADLINE_MARGIN = 0.2
+"""A publish script that starts later than ``TIMEOUT - DEADLINE_MARGIN`` after it was
+sent does nothing: its sender is about to hear ``backend.unavailable`` ("nothing was
+done"), so it must not be stored and delivered after all (a Redis that stalled)."""
+
 MAX_BATCH = 1024
 """Messages per publish script (a script holds Redis while it runs)."""
 
@@ -250,6 +255,8 @@ class RedisBroker(ChatBroker):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._turn = False
         self._stopping = False
+        self._clock_offset = 0
+        """Redis's clock minus ours, ms (give or take a round trip): publish deadlines."""
 
     # start and stop ---------------------------------------------------------------------
 
@@ -273,6 +280,8 @@ class RedisBroker(ChatBroker):
             await self._close()
             raise BrokerUnreachable(f"cannot reach Redis at {_safe_url(self._url)}: {exc}") from exc
         self._sharded = int(str(info.get("redis_version", "0")).split(".")[0]) >= 7
+        seconds, micros = await self.redis.time()
+        self._clock_offset = seconds * 1000 + micros // 1000 - int(time.time() * 1000)
         publish = "SPUBLISH" if self._sharded else "PUBLISH"
         for name in (*_ROOM_SCRIPTS, *_NODE_SCRIPTS):
             self._scripts[name] = self.redis.register_script(_lua(name, publish))
@@ -512,12 +521,14 @@ class RedisBroker(ChatBroker):
         return future
 
     async def _publish(self, name: str, room: _Room, batch: list[_Say]) -> None:
-        ts = f"{time.time():.3f}"
-        args: list[Any] = [self._floor(name), self._keep, ts, _array_header(len(batch))]
+        args: list[Any] = [self._floor(name), self._keep, f"{time.time():.3f}", self._deadline()]
+        args.append(_array_header(len(batch)))
         args += [_PACK.encode((say.sender, say.text)) for say in batch]
         try:
             with _unavailable():
                 first = int(await self._script("publish", room.keys.all[:3], args))
+            if first < 0:
+                raise BackendUnavailable("the chat broker (Redis) answered too late; not sent")
         except BackendUnavailable as exc:
             log.error("publishing %d chat messages to %s failed: %s", len(batch), name, exc)
             for say in batch:
@@ -529,6 +540,10 @@ class RedisBroker(ChatBroker):
         room.order.known(last)
         for i, say in enumerate(batch):
             self._ack(room.order, first + i, say.future)
+
+    def _deadline(self) -> int:
+        """When a script sent now must no longer run, in ms on Redis's clock."""
+        return int((time.time() + TIMEOUT - DEADLINE_MARGIN) * 1000) + self._clock_offset
 
     @staticmethod
     def _ack(order: RoomOrder, seq: int, future: asyncio.Future[int]) -> None:
@@ -571,15 +586,20 @@ class RedisBroker(ChatBroker):
                 ]
                 args += [-1 if since is None else since, count]
                 result = await self._on_lane(
-                    room, lambda: self._script("join", state.keys.all, [self._floor(room), *args])
+                    room,
+                    lambda: self._script(
+                        "join", state.keys.all, [self._floor(room), *args, self._deadline()]
+                    ),
                 )
         except BaseException:
             state.local -= 1
             self._release_room(room)
             raise
-        if result[0] == -1:
+        if result[0] < 0:
             state.local -= 1
             self._release_room(room)
+            if result[0] == -3:
+                raise BackendUnavailable("the chat broker (Redis) answered too late; not joined")
             raise ChatNickTaken(f"the nick {nick} is in use in {room}")
         seq, entries, history = int(result[0]), result[1], result[2]
         self._high[room] = max(self._high.get(room, 0), seq)
@@ -633,9 +653,12 @@ class RedisBroker(ChatBroker):
                         key,
                         self._entry(member, nick),
                         f"{time.time():.3f}",
+                        self._deadline(),
                     ],
                 ),
             )
+        if result[0] == -3:
+            raise BackendUnavailable("the chat broker (Redis) answered too late; not renamed")
         if result[0] == -2:
             raise ChatNotJoined(f"not in {room}")
         if result[0] == -1:

@@ -1,5 +1,7 @@
--- ARGV: floor, member id, nick, nick key, entry JSON, ts, since (-1: none), count.
--- Returns {-1} when the nick is held, else {seq, entries, history}.
+-- ARGV: floor, member id, nick, nick key, entry JSON, ts, since (-1: none), count,
+-- deadline. Returns {-3} when too late, {-1} when the nick is held, else
+-- {seq, entries, history}.
+if too_late(ARGV[9]) then return {-3} end
 if redis.call('HSETNX', KEYS[5], ARGV[4], ARGV[2]) == 0 then return {-1} end
 redis.call('HSET', KEYS[4], ARGV[2], ARGV[5])
 local seq = take_seq()

@@ -30,3 +30,10 @@ local function release(id, entry)
   redis.call('HDEL', KEYS[4], id)
   if redis.call('HGET', KEYS[5], entry.k) == id then redis.call('HDEL', KEYS[5], entry.k) end
 end
+
+-- The caller gives up at its deadline (ms on Redis's clock) and tells its client that
+-- nothing was done; a script that only starts later (Redis stalled) must do nothing.
+local function too_late(deadline)
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(deadline)
+end

@@ -1,5 +1,7 @@
--- ARGV: floor, member id, new nick, new key, new entry JSON, ts.
--- Returns {-2} when not a member, {-1} when the nick is held, else {old nick}.
+-- ARGV: floor, member id, new nick, new key, new entry JSON, ts, deadline.
+-- Returns {-3} when too late, {-2} when not a member, {-1} when the nick is held,
+-- else {old nick}.
+if too_late(ARGV[7]) then return {-3} end
 local raw = redis.call('HGET', KEYS[4], ARGV[2])
 if not raw then return {-2} end
 local entry = cjson.decode(raw)
