@@ -1,14 +1,16 @@
 """The Redis broker: rooms, order and history shared by every process and host.
 
 Per room, under keys hash-tagged ``{room}`` (so Redis Cluster keeps a room on one slot):
-``seq`` (the counter), ``log`` (a Stream of the kept messages, entry id = ``seq``),
+``seq`` (the counter: the last message's seq and the events since), ``log`` (a Stream
+of the kept messages, entry id = ``seq``),
 ``members`` (member id -> JSON entry naming its nick and node), ``nicks`` (nick key ->
 member id) and ``chan`` (the shard channel; plain pub/sub before Redis 7).
 
 Everything that changes a room is one Lua script (EVALSHA), so it is atomic: the
 messages one loop turn published to a room are numbered, appended and published in
-one round trip (``publish.lua``), and joins, leaves and nick changes take their ``seq``
-the same way, so every node receives a room's messages and events in one order. Each
+one round trip (``publish.lua``), and joins, leaves and nick changes take their place
+(after the latest message) the same way, so every node receives a room's messages and
+events in one order, and messages keep consecutive seqs. Each
 node puts what pub/sub brings back in ``seq`` order and repairs gaps from the stream
 (``redis_order.RoomOrder``). Every script also carries the highest ``seq`` the node has
 seen, so a counter Redis lost (restart without persistence, fail-over) never goes back.
@@ -51,7 +53,7 @@ from ...protocol.errors import BackendUnavailable, ChatNickTaken, ChatNotJoined
 from .broker import BrokerUnreachable, ChatBroker, ChatNode, Direct, Event, Joined, Member, Message
 from .names import nick_key
 from .presence import Presence
-from .redis_order import Item, RoomOrder
+from .redis_order import Item, Position, RoomOrder
 from .redis_sub import Subscriber
 
 __all__ = ["LEASE", "TIMEOUT", "RedisBroker", "parse_url", "probe"]
@@ -244,8 +246,8 @@ class RedisBroker(ChatBroker):
         self._sub: Subscriber | None = None
         self._sharded = True
         self._rooms: dict[str, _Room] = {}
-        self._high: dict[str, int] = {}
-        """The highest ``seq`` seen per room, kept after the node leaves the room."""
+        self._high: dict[str, Position] = {}
+        """The latest position seen in each room this node left (see ``_floor``)."""
         self._presence = Presence()
         self._entries: dict[str, tuple[str, Member, str]] = {}
         """member id -> (room, member, nick) of this node's members, to put back"""
@@ -379,7 +381,7 @@ class RedisBroker(ChatBroker):
             try:
                 async with self.redis.pipeline(transaction=False) as pipe:
                     for _, room in rooms:
-                        pipe.get(room.keys.seq)
+                        pipe.hget(room.keys.seq, "s")
                     counters = await pipe.execute()
                 break
             except (RedisError, OSError, TimeoutError):
@@ -400,22 +402,20 @@ class RedisBroker(ChatBroker):
         if room is None:
             return
         head, _, rest = data.partition(b" ")
-        seq = int(head[1:])
-        self._high[name] = max(self._high.get(name, 0), seq)
         if head[:1] == b"M":
+            seq = int(head[1:])
             ts_raw, _, packed = rest.partition(b" ")
             ts = float(ts_raw)
             msgs = tuple(
                 Message(name, seq + i, sender, ts, text)
                 for i, (sender, text) in enumerate(_UNPACK_BATCH.decode(packed))
             )
-            self._high[name] = seq + len(msgs) - 1
-            room.order.arrive(Item(seq, seq + len(msgs) - 1, msgs))
+            room.order.arrive(Item(seq, seq + len(msgs) - 1, messages=msgs))
         else:
+            after, _, k = head[1:].partition(b":")
             kind, nick, ets, actor, old = _EVENT_DECODE.decode(rest)
-            room.order.arrive(
-                Item(seq, seq, event=Event(name, kind, nick, ets, actor, old or None))
-            )
+            event = Event(name, kind, nick, ets, actor, old or None)
+            room.order.arrive(Item(int(after), int(after), int(k), event=event))
 
     def _direct_in(self, data: bytes) -> None:
         to, sender, ts, text, key = _DM.decode(data)
@@ -432,7 +432,7 @@ class RedisBroker(ChatBroker):
             order = RoomOrder(
                 self._node_or_fail(), lambda after, upto: self._read(name, after, upto)
             )
-            order.high = self._high.get(name, 0)
+            order.high = self._high.get(name, (0, 0))
             room = self._rooms[name] = _Room(name, order)
             if self._sub is None or self._sub.lost:
                 failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -453,15 +453,19 @@ class RedisBroker(ChatBroker):
         if room is None or room.local > 0 or room.jobs or room.runner is not None:
             return
         del self._rooms[name]
-        self._high[name] = max(self._high.get(name, 0), room.order.high)
+        self._high[name] = max(self._high.get(name, (0, 0)), room.order.high)
         room.order.close()
         if self._sub is not None and not self._sub.lost:
             self._sub.unsubscribe(room.keys.chan.encode())
 
-    def _floor(self, name: str) -> int:
+    def _floor(self, name: str) -> str:
+        """The latest position this node saw in the room, ``S:K``: every script takes it
+        into account, so a counter Redis lost never goes back."""
         room = self._rooms.get(name)
-        high = self._high.get(name, 0)
-        return max(high, room.order.high) if room is not None else high
+        high = self._high.get(name, (0, 0))
+        if room is not None:
+            high = max(high, room.order.high)
+        return f"{high[0]}:{high[1]}"
 
     async def _read(self, name: str, after: int, upto: int) -> list[Message]:
         raw = await self.redis.xrange(_Keys(name).log, f"({after}-0", f"{upto}")
@@ -536,7 +540,6 @@ class RedisBroker(ChatBroker):
                     say.future.set_exception(exc)
             return
         last = first + len(batch) - 1
-        self._high[name] = max(self._high.get(name, 0), last)
         room.order.known(last)
         for i, say in enumerate(batch):
             self._ack(room.order, first + i, say.future)
@@ -601,9 +604,8 @@ class RedisBroker(ChatBroker):
             if result[0] == -3:
                 raise BackendUnavailable("the chat broker (Redis) answered too late; not joined")
             raise ChatNickTaken(f"the nick {nick} is in use in {room}")
-        seq, entries, history = int(result[0]), result[1], result[2]
-        self._high[room] = max(self._high.get(room, 0), seq)
-        state.order.start_at(seq)
+        seq, k, entries, history = int(result[0]), int(result[1]), result[2], result[3]
+        state.order.start_at((seq, k))
         self._presence.claim(room, member, nick)
         self._entries[member.id] = (room, member, nick)
         await self._update_reach(member, nick)

@@ -1,15 +1,16 @@
-"""One room's order on one node: what pub/sub hands over, put back into ``seq`` order.
+"""One room's order on one node: what pub/sub hands over, put back into one order.
 
-Every message and every event of a room takes a ``seq`` from the room's counter in
-Redis (events take one too, so they have a place in the order), and reaches each node
-over pub/sub. Pub/sub can lose things (a dropped subscriber connection, a Redis
-restart), so a node never trusts it blindly: it hands the node strictly increasing
-``seq`` only, and when one is missing it holds what came after and reads the gap back
-from the room's stream (``repair``). Messages come back from the stream; an event is not
+Every item of a room has a position from the room's counter in Redis: a message
+``(seq, 0)``, an event ``(seq of the message before it, k)``, so messages keep
+consecutive seqs and events still have their place. Items reach each node over
+pub/sub, which can lose things (a dropped subscriber connection, a Redis restart), so
+a node never trusts it blindly: it hands the node messages with consecutive seqs only,
+each event after the message it follows, and when a message is missing it holds what
+came after and reads the gap back from the room's stream (``repair``). An event is not
 stored, so one lost with pub/sub is skipped (the member list stays right: ``chat.who``
 reads Redis).
 
-Plain logic, no I/O: the broker supplies ``read`` (the stream) and the clock.
+Plain logic, no I/O: the broker supplies ``read`` (the stream).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 
 from .broker import ChatNode, Event, Message
 
-__all__ = ["REPAIR_GRACE", "Item", "RoomOrder"]
+__all__ = ["REPAIR_GRACE", "Item", "Position", "RoomOrder"]
 
 log = logging.getLogger("sockhub.chat")
 
@@ -32,13 +33,17 @@ script's reply usually arrives over pub/sub a moment later."""
 REPAIR_RETRY = 0.5
 """Pause between repairs while Redis cannot be read."""
 
+Position = tuple[int, int]
+
 
 @dataclass(frozen=True, slots=True)
 class Item:
-    """A run of messages (``first`` .. ``last``) or one event (``first == last``)."""
+    """A run of messages (seqs ``first`` .. ``last``, ``k`` 0) or one event (``first ==
+    last``, the seq of the message before it, ``k`` > 0)."""
 
     first: int
     last: int
+    k: int = 0
     messages: tuple[Message, ...] = ()
     event: Event | None = None
 
@@ -48,17 +53,17 @@ Reader = Callable[[int, int], Awaitable[list[Message]]]
 
 
 class RoomOrder:
-    """Hands ``node`` one room's items in ``seq`` order, each once, repairing gaps."""
+    """Hands ``node`` one room's items in order, each once, repairing gaps."""
 
     def __init__(self, node: ChatNode, read: Reader) -> None:
         self._node = node
         self._read = read
-        self.last: int | None = None
-        """The latest ``seq`` handed over (or skipped); None until the first join says
-        where this node starts."""
-        self.high = 0
-        """The highest ``seq`` known to exist."""
-        self._held: dict[int, Item] = {}
+        self.last: Position | None = None
+        """The latest position handed over (or skipped); None until the first join on
+        this node says where it starts."""
+        self.high: Position = (0, 0)
+        """The latest position known to exist."""
+        self._held: dict[Position, Item] = {}
         self._waiters: list[tuple[int, asyncio.Future[int]]] = []
         self._timer: asyncio.TimerHandle | None = None
         self._repairing: asyncio.Task[None] | None = None
@@ -68,32 +73,32 @@ class RoomOrder:
 
     def arrive(self, item: Item) -> None:
         """An item from pub/sub."""
-        self.high = max(self.high, item.last)
-        if self.last is not None and item.last <= self.last:
+        self.high = max(self.high, (item.last, item.k))
+        if self.last is not None and self._stale(item, self.last):
             return
-        self._held[item.first] = item
+        self._held[(item.first, item.k)] = item
         self._drain()
 
-    def start_at(self, seq: int) -> None:
-        """A join on this node was answered at ``seq`` (its own event): its member sees
-        what follows, the node's other members the event too."""
-        self.high = max(self.high, seq)
+    def start_at(self, position: Position) -> None:
+        """A join on this node was answered with its event's ``position``: the member
+        sees what follows, the node's other members the event too."""
+        self.high = max(self.high, position)
         if self.last is None:
-            self.last = seq - 1
+            self.last = (position[0], position[1] - 1)
             self._drain()
-        elif self.last < seq:
+        elif self.last[0] < position[0]:
             self._gap()
 
     def known(self, seq: int) -> None:
-        """``seq`` exists (a script said so); pub/sub should bring it, else repair."""
-        self.high = max(self.high, seq)
-        if self.last is not None and self.last < seq:
+        """Message ``seq`` exists (a script said so); pub/sub should bring it, else repair."""
+        self.high = max(self.high, (seq, 0))
+        if self.last is not None and self.last[0] < seq:
             self._gap()
 
     def wait(self, seq: int) -> asyncio.Future[int]:
-        """Resolves to ``seq`` once it has been handed to the node (or skipped)."""
+        """Resolves to ``seq`` once message ``seq`` went to the node (or was skipped)."""
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        if self.last is not None and seq <= self.last:
+        if self.last is not None and seq <= self.last[0]:
             future.set_result(seq)
         else:
             self._waiters.append((seq, future))
@@ -110,24 +115,40 @@ class RoomOrder:
 
     # handing over -----------------------------------------------------------------------
 
-    def _drain(self) -> None:
-        """Hand over every held item that follows on; open a repair for what is missing."""
+    @staticmethod
+    def _stale(item: Item, last: Position) -> bool:
+        if item.event is None:
+            return item.last <= last[0]
+        return (item.first, item.k) <= last or item.first < last[0]
+
+    def _next(self, item: Item) -> bool:
+        """Whether ``item`` follows on from ``last`` (nothing missing in between)."""
+        assert self.last is not None
+        if item.event is None:
+            return item.first <= self.last[0] + 1
+        return item.first == self.last[0]
+
+    def _drain(self, *, upto: int | None = None) -> None:
+        """Hand over every held item that follows on; with ``upto`` (a repair read the
+        stream that far) also whatever lies beyond a gap up to that seq, skipping it."""
         if self.last is None:
             return
-        held: dict[int, Item] = self._held
+        held = self._held
         batch: list[Message | Event] = []
-        for first in sorted(held):
-            item = held[first]
-            if item.last <= self.last:
-                del held[first]
+        for position in sorted(held):
+            item = held[position]
+            if self._stale(item, self.last):
+                del held[position]
                 continue
-            if first > self.last + 1:
+            if not self._next(item) and (upto is None or item.first > upto):
                 break
-            del held[first]
+            del held[position]
             batch += self._take(item)
+        if upto is not None and self.last[0] < upto:
+            self.last = (upto, 0)
         self._flush(batch)
         self._settle()
-        if held or self.high > self.last:
+        if held or self.high[0] > self.last[0]:
             self._gap()
 
     def _take(self, item: Item) -> list[Message | Event]:
@@ -137,8 +158,8 @@ class RoomOrder:
         if item.event is not None:
             fresh = [item.event]
         else:
-            fresh = [m for m in item.messages if m.seq > self.last]
-        self.last = item.last
+            fresh = [m for m in item.messages if m.seq > self.last[0]]
+        self.last = (item.last, item.k)
         return fresh
 
     def _flush(self, batch: list[Message | Event]) -> None:
@@ -156,7 +177,7 @@ class RoomOrder:
             self._node.deliver(run)
 
     def _settle(self, *, force: bool = False) -> None:
-        last = self.last if self.last is not None else -1
+        last = self.last[0] if self.last is not None else -1
         keep = []
         for seq, future in self._waiters:
             if future.done():
@@ -178,15 +199,15 @@ class RoomOrder:
         self._timer = None
         if self.closed or self.last is None:
             return
-        if not self._held and self.high <= self.last:
+        if not self._held and self.high[0] <= self.last[0]:
             return
         self._repairing = asyncio.get_running_loop().create_task(self._repair())
 
     async def _repair(self) -> None:
-        """Read the gap from the stream, then hand over stream and held items in order."""
+        """Read the missing messages from the stream, then hand over in order."""
         assert self.last is not None
-        target = max(self.high, *(item.last for item in self._held.values()), self.last)
-        after = self.last
+        after = self.last[0]
+        target = max(self.high[0], *(item.last for item in self._held.values()), after)
         try:
             stored = await self._read(after, target)
         except asyncio.CancelledError:
@@ -200,21 +221,10 @@ class RoomOrder:
                 )
             return
         self._repairing = None
-        if self.closed or self.last != after:
-            self._drain()
+        if self.closed:
             return
         log.info("repaired seq %d..%d from the stream", after + 1, target)
         for msg in stored:
-            if after < msg.seq <= target:
-                self._held.setdefault(msg.seq, Item(msg.seq, msg.seq, (msg,)))
-        batch: list[Message | Event] = []
-        for first in sorted(self._held):
-            item = self._held[first]
-            if first > target:
-                break
-            del self._held[first]
-            if item.last > self.last:
-                batch += self._take(item)
-        self.last = max(self.last, target)
-        self._flush(batch)
-        self._drain()
+            if msg.seq > self.last[0]:
+                self._held.setdefault((msg.seq, 0), Item(msg.seq, msg.seq, messages=(msg,)))
+        self._drain(upto=target)

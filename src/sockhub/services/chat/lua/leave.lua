@@ -1,8 +1,7 @@
--- ARGV: floor, member id, ts. Returns the event's seq, 0 when not a member.
+-- ARGV: floor, member id, ts. Returns 1, or 0 when not a member.
 local raw = redis.call('HGET', KEYS[4], ARGV[2])
 if not raw then return 0 end
 local entry = cjson.decode(raw)
 release(ARGV[2], entry)
-local seq = take_seq()
-announce(seq, 'leave', entry.n, ARGV[3], ARGV[2], '')
-return seq
+announce('leave', entry.n, ARGV[3], ARGV[2], '')
+return 1

@@ -1,28 +1,32 @@
--- Shared by every room script. KEYS[1] the room's seq counter, KEYS[2] its stream,
--- KEYS[3] its (shard) channel; ARGV[1] the highest seq the calling node has seen, so a
--- counter lost with a Redis restart or a fail-over never hands out a seq again.
-local function first_free()
-  local cur = tonumber(redis.call('GET', KEYS[1]))
-  if not cur then
-    cur = 0
+-- Shared by every room script. KEYS[1] the room's counter (a hash: s = the last
+-- message's seq, k = events since it), KEYS[2] its stream, KEYS[3] its (shard)
+-- channel. ARGV[1] is "S:K", the latest position the calling node has seen, so a
+-- counter lost with a Redis restart or a fail-over never goes back.
+--
+-- A message's position is (seq, 0), an event's (seq of the message before it, k):
+-- messages keep consecutive seqs, and every node orders both the same way.
+local function position()
+  local c = redis.call('HMGET', KEYS[1], 's', 'k')
+  local s, k = tonumber(c[1]), tonumber(c[2] or '0')
+  if not s then
+    s, k = 0, 0
     local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
-    if last[1] then cur = tonumber(string.match(last[1][1], '^(%d+)')) end
+    if last[1] then s = tonumber(string.match(last[1][1], '^(%d+)')) end
   end
-  local floor = tonumber(ARGV[1])
-  if floor > cur then cur = floor end
-  return cur + 1
+  local fs, fk = string.match(ARGV[1], '^(%d+):(%d+)$')
+  fs, fk = tonumber(fs), tonumber(fk)
+  if fs > s or (fs == s and fk > k) then s, k = fs, fk end
+  return s, k
 end
 
-local function take_seq()
-  local seq = first_free()
-  redis.call('SET', KEYS[1], string.format('%d', seq))
-  return seq
-end
-
--- An event takes a seq too, so every node delivers messages and events in one order.
-local function announce(seq, kind, nick, ts, actor, old)
-  redis.call('__PUBLISH__', KEYS[3],
-    string.format('E%d ', seq) .. cjson.encode({kind, nick, tonumber(ts), actor, old}))
+-- An event's place: after the room's latest message and the events since it.
+local function announce(kind, nick, ts, actor, old)
+  local s, k = position()
+  k = k + 1
+  redis.call('HSET', KEYS[1], 's', string.format('%d', s), 'k', string.format('%d', k))
+  redis.call('__PUBLISH__', KEYS[3], string.format('E%d:%d ', s, k)
+    .. cjson.encode({kind, nick, tonumber(ts), actor, old}))
+  return s, k
 end
 
 -- KEYS[4] the room's members (member id -> JSON entry), KEYS[5] its nicks (key -> id).

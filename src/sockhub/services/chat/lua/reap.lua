@@ -5,7 +5,7 @@ for i = 1, #all, 2 do
   local entry = cjson.decode(all[i + 1])
   if entry.o == ARGV[2] then
     release(all[i], entry)
-    announce(take_seq(), 'leave', entry.n, ARGV[3], all[i], '')
+    announce('leave', entry.n, ARGV[3], all[i], '')
     gone = gone + 1
   end
 end

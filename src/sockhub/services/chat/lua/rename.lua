@@ -11,6 +11,6 @@ if entry.k ~= ARGV[4] then
 end
 redis.call('HSET', KEYS[4], ARGV[2], ARGV[5])
 if entry.n ~= ARGV[3] then
-  announce(take_seq(), 'nick', ARGV[3], ARGV[6], ARGV[2], entry.n)
+  announce('nick', ARGV[3], ARGV[6], ARGV[2], entry.n)
 end
 return {entry.n}
