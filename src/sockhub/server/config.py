@@ -21,7 +21,7 @@ __all__ = ["BROKER_SCHEMES", "CLASSIC_SERVICES", "Config", "ConfigError", "load_
 DEFAULT_PORT = 9696
 DEFAULT_WEB_PORT = 9697
 CLASSIC_SERVICES = ("echo", "daytime", "time", "sntp")
-BROKER_SCHEMES = ("redis://", "rediss://", "unix://")
+BROKER_SCHEMES = ("redis://", "unix://")
 """What a ``broker`` URL may start with (docs/scale-out.md)."""
 
 

@@ -34,6 +34,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
+import hashlib
 import logging
 import secrets
 import time
@@ -42,19 +44,21 @@ from collections.abc import Awaitable, Callable, Iterator
 from importlib import resources
 from typing import Any, TypeVar
 
+import hiredis
 import msgspec
 import redis
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from ...protocol.errors import BackendUnavailable, ChatNickTaken, ChatNotJoined
 from .broker import BrokerUnreachable, ChatBroker, ChatNode, Direct, Event, Joined, Member, Message
 from .names import nick_key
 from .presence import Presence
+from .redis_conn import Pipe, Subscriber, connect
 from .redis_order import Item, Position, RoomOrder
-from .redis_sub import Subscriber
 
 __all__ = ["LEASE", "TIMEOUT", "RedisBroker", "parse_url", "probe"]
 
@@ -68,6 +72,9 @@ TIMEOUT = 1.0
 LEASE = 5.0
 """Seconds a node's lease lasts; it is refreshed every third of that, and a crashed
 node's members leave within about ``LEASE * 4 / 3``. ``?lease=SECONDS`` in the URL."""
+
+ACK_WAIT = 5.0
+"""Longest wait for a published message to come back before ``ok`` is sent anyway."""
 
 DEADLINE_MARGIN = 0.2
 """A publish script that starts later than ``TIMEOUT - DEADLINE_MARGIN`` after it was
@@ -138,7 +145,7 @@ def probe(url: str) -> None:
     client = redis.Redis.from_url(plain, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT)
     try:
         client.ping()
-    except (RedisError, OSError) as exc:
+    except _FAILURES as exc:
         raise BrokerUnreachable(f"cannot reach Redis at {_safe_url(plain)}: {exc}") from exc
     finally:
         client.close()
@@ -203,12 +210,16 @@ class _Room:
         self.subscribed: asyncio.Future[Any] | None = None
 
 
+_FAILURES = (RedisError, hiredis.ReplyError, OSError, TimeoutError)
+"""What a failing or unreachable Redis raises (ConnectionError is an OSError)."""
+
+
 @contextlib.contextmanager
 def _unavailable() -> Iterator[None]:
     """Redis failing or unreachable, as the client sees it."""
     try:
         yield
-    except (RedisError, OSError, TimeoutError) as exc:
+    except _FAILURES as exc:
         raise BackendUnavailable(f"the chat broker (Redis) is unavailable: {exc}") from exc
 
 
@@ -242,7 +253,10 @@ class RedisBroker(ChatBroker):
         self.node_id = f"{self._base}.0"
         self._node: ChatNode | None = None
         self._redis: aioredis.Redis | None = None
-        self._scripts: dict[str, Any] = {}
+        self._scripts: dict[str, tuple[str, str]] = {}
+        """name -> (sha1, text)"""
+        self._pipe: Pipe | None = None
+        self._opening: asyncio.Future[Pipe] | None = None
         self._sub: Subscriber | None = None
         self._sharded = True
         self._rooms: dict[str, _Room] = {}
@@ -258,6 +272,8 @@ class RedisBroker(ChatBroker):
         self._turn = False
         self._stopping = False
         self._clock_offset = 0
+        self._registered = True
+        """False from a lost lease until every member is put back."""
         """Redis's clock minus ours, ms (give or take a round trip): publish deadlines."""
 
     # start and stop ---------------------------------------------------------------------
@@ -273,12 +289,15 @@ class RedisBroker(ChatBroker):
             self._url,
             socket_timeout=TIMEOUT,
             socket_connect_timeout=TIMEOUT,
-            retry=Retry(NoBackoff(), 0),
+            # one immediate retry, on a broken connection only (a Redis restart leaves
+            # the pool's connections dead): these commands are reads and idempotent
+            # writes; scripts go through ``Pipe``, never retried
+            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
             health_check_interval=0,
         )
         try:
             info = await self.redis.info("server")
-        except (RedisError, OSError) as exc:
+        except _FAILURES as exc:
             await self._close()
             raise BrokerUnreachable(f"cannot reach Redis at {_safe_url(self._url)}: {exc}") from exc
         self._sharded = int(str(info.get("redis_version", "0")).split(".")[0]) >= 7
@@ -286,11 +305,12 @@ class RedisBroker(ChatBroker):
         self._clock_offset = seconds * 1000 + micros // 1000 - int(time.time() * 1000)
         publish = "SPUBLISH" if self._sharded else "PUBLISH"
         for name in (*_ROOM_SCRIPTS, *_NODE_SCRIPTS):
-            self._scripts[name] = self.redis.register_script(_lua(name, publish))
+            text = _lua(name, publish)
+            self._scripts[name] = (hashlib.sha1(text.encode()).hexdigest(), text)
         try:
             await self._connect_sub()
-            await self._scripts["lease"](keys=[_NODES], args=[self.node_id, self._lease_ms, 1])
-        except (RedisError, OSError, TimeoutError) as exc:
+            await self._script("lease", [_NODES], [self.node_id, self._lease_ms, 1])
+        except _FAILURES as exc:
             await self._close()
             raise BrokerUnreachable(f"cannot use Redis at {_safe_url(self._url)}: {exc}") from exc
         self._spawn(self._keep_lease())
@@ -311,7 +331,7 @@ class RedisBroker(ChatBroker):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         rooms_key, keys_key, _ = _node_keys(self.node_id)
-        with contextlib.suppress(RedisError, OSError, TimeoutError):
+        with contextlib.suppress(*_FAILURES):
             async with self.redis.pipeline(transaction=False) as pipe:
                 pipe.zrem(_NODES, self.node_id)
                 for key in self._reach:
@@ -325,6 +345,8 @@ class RedisBroker(ChatBroker):
     async def _close(self) -> None:
         if self._sub is not None:
             self._sub.close()
+        if self._pipe is not None:
+            self._pipe.close()
         if self._redis is not None:
             await self._redis.aclose()
             self._redis = None
@@ -337,18 +359,8 @@ class RedisBroker(ChatBroker):
     # pub/sub ----------------------------------------------------------------------------
 
     async def _connect_sub(self) -> None:
-        parts = urllib.parse.urlsplit(self._url)
-        loop = asyncio.get_running_loop()
         async with asyncio.timeout(TIMEOUT):
-            if parts.scheme == "unix":
-                _, sub = await loop.create_unix_connection(self._sub_protocol, parts.path)
-            else:
-                _, sub = await loop.create_connection(
-                    self._sub_protocol, parts.hostname or "localhost", parts.port or 6379
-                )
-            if parts.password:
-                auth = [parts.username or "default", urllib.parse.unquote(parts.password)]
-                await sub.command("AUTH", *auth)
+            sub = await connect(self._url, self._sub_protocol)
             self._sub = sub
             channels = [_node_keys(self.node_id)[2].encode()]
             channels += [room.keys.chan.encode() for room in self._rooms.values()]
@@ -372,7 +384,7 @@ class RedisBroker(ChatBroker):
             try:
                 await self._connect_sub()
                 break
-            except (RedisError, OSError, TimeoutError) as exc:
+            except _FAILURES as exc:
                 log.debug("pub/sub reconnect failed: %r", exc)
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, RECONNECT_MAX)
@@ -384,7 +396,7 @@ class RedisBroker(ChatBroker):
                         pipe.hget(room.keys.seq, "s")
                     counters = await pipe.execute()
                 break
-            except (RedisError, OSError, TimeoutError):
+            except _FAILURES:
                 await asyncio.sleep(RECONNECT_MAX)
         else:
             return
@@ -511,8 +523,29 @@ class RedisBroker(ChatBroker):
         return future
 
     async def _script(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        """Run a script (EVALSHA; EVAL when Redis lost its script cache), pipelined."""
+        sha, text = self._scripts[name]
         async with asyncio.timeout(TIMEOUT):
-            return await self._scripts[name](keys=keys, args=args)
+            pipe = await self._pipe_conn()
+            try:
+                return await pipe.command("EVALSHA", sha, len(keys), *keys, *args)
+            except hiredis.ReplyError as exc:
+                if not str(exc).startswith("NOSCRIPT"):
+                    raise
+            return await pipe.command("EVAL", text, len(keys), *keys, *args)
+
+    async def _pipe_conn(self) -> Pipe:
+        """The script connection, opened again (once, for every caller) after it broke."""
+        if self._pipe is None or self._pipe.lost:
+            if self._opening is None:
+                self._opening = asyncio.ensure_future(connect(self._url, Pipe))
+            opening = self._opening
+            try:
+                self._pipe = await asyncio.shield(opening)
+            finally:
+                if opening.done() and self._opening is opening:
+                    self._opening = None
+        return self._pipe
 
     # messages ---------------------------------------------------------------------------
 
@@ -551,14 +584,24 @@ class RedisBroker(ChatBroker):
     @staticmethod
     def _ack(order: RoomOrder, seq: int, future: asyncio.Future[int]) -> None:
         """Answer once the message went to the local members (so the sender sees its own
-        message first), but no later than ``TIMEOUT``: Redis holds it already."""
+        message first, and an ``ok`` means members got it); ``backend.unavailable`` if
+        it turns out lost. Should pub/sub and the stream stay out of reach, ``ok``
+        after ``ACK_WAIT``: Redis did accept the message."""
 
-        def answer(_: object = None) -> None:
+        def settle(done: asyncio.Future[int]) -> None:
+            if future.done():
+                return
+            if (exc := done.exception()) is not None:
+                future.set_exception(exc)
+            else:
+                future.set_result(seq)
+
+        def late() -> None:
             if not future.done():
                 future.set_result(seq)
 
-        order.wait(seq).add_done_callback(answer)
-        asyncio.get_running_loop().call_later(TIMEOUT, answer)
+        order.wait(seq).add_done_callback(settle)
+        asyncio.get_running_loop().call_later(ACK_WAIT, late)
 
     # presence ---------------------------------------------------------------------------
 
@@ -622,14 +665,14 @@ class RedisBroker(ChatBroker):
         state = self._rooms[room]
         try:
             await self._on_lane(room, lambda: self._leave_script(room, member.id))
-        except (RedisError, OSError, TimeoutError) as exc:
+        except _FAILURES as exc:
             log.warning("leaving %s failed (%r); retrying in the background", room, exc)
             self._unleft.add((room, member.id))
-        with contextlib.suppress(RedisError, OSError, TimeoutError):
+        with contextlib.suppress(*_FAILURES):
             await self._update_reach(member, nick)
         state.local -= 1
         if state.local == 0:
-            with contextlib.suppress(RedisError, OSError, TimeoutError):
+            with contextlib.suppress(*_FAILURES):
                 await self.redis.srem(_node_keys(self.node_id)[0], room)
         self._release_room(room)
 
@@ -737,36 +780,57 @@ class RedisBroker(ChatBroker):
             try:
                 alive = await self._script("lease", [_NODES], [self.node_id, self._lease_ms, 0])
                 if not int(alive):
+                    self._new_id()
+                if not self._registered:
                     await self._register_again()
+                    self._registered = True
                 for room, member_id in list(self._unleft):
                     await self._leave_script(room, member_id)
                     self._unleft.discard((room, member_id))
                 await self._reap()
-            except (RedisError, OSError, TimeoutError) as exc:
+            except _FAILURES as exc:
                 log.warning("keeping the node lease failed: %r", exc)
 
-    async def _register_again(self) -> None:
+    def _new_id(self) -> None:
         """Redis forgot this node (reaped after a long cut, or restarted empty): take a
         new id, so a reaper still working on the old one cannot remove what is put
-        back, and put back every member of this node."""
+        back; ``_register_again`` (retried until it succeeds) puts everything back."""
         old_dm = _node_keys(self.node_id)[2]
         self._epoch += 1
         self.node_id = f"{self._base}.{self._epoch}"
+        self._registered = False
         log.warning("this node's lease was lost; registering again as %s", self.node_id)
-        await self._script("lease", [_NODES], [self.node_id, self._lease_ms, 1])
         if self._sub is not None and not self._sub.lost:
             self._sub.unsubscribe(old_dm.encode())
+
+    async def _register_again(self) -> None:
+        """Register the node's id, its DM channel, and put back every member."""
+        await self._script("lease", [_NODES], [self.node_id, self._lease_ms, 1])
+        if self._sub is not None and not self._sub.lost:
             await self._sub.subscribe([_node_keys(self.node_id)[2].encode()])
         rooms_key, keys_key, _ = _node_keys(self.node_id)
-        for room, member, nick in list(self._entries.values()):
-            args = [self._floor(room), member.id, nick_key(nick), self._entry(member, nick)]
+        for room in {room for room, _, _ in self._entries.values()}:
             await self.redis.sadd(rooms_key, room)
-            await self._script("restore", _Keys(room).all, args)
+        restoring = [
+            self._on_lane(room, functools.partial(self._restore, room, member))
+            for room, member, _ in self._entries.values()
+        ]
+        await asyncio.gather(*restoring)
         async with self.redis.pipeline(transaction=False) as pipe:
             for key, held in self._reach.items():
                 pipe.hset(_reach(key), self.node_id, held)
                 pipe.sadd(keys_key, key)
             await pipe.execute()
+
+    async def _restore(self, room: str, member: Member) -> None:
+        """Put a member back, in the room's lane: a leave queued meanwhile comes after,
+        and a member that left before its turn is not put back."""
+        entry = self._entries.get(member.id)
+        if entry is None or entry[0] != room:
+            return
+        nick = entry[2]
+        args = [self._floor(room), member.id, nick_key(nick), self._entry(member, nick)]
+        await self._script("restore", _Keys(room).all, args)
 
     async def _reap(self) -> None:
         dead = await self._script("claim", [_NODES, _REAPING], [self._lease_ms * 2])

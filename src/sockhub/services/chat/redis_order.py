@@ -20,6 +20,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from ...protocol.errors import BackendUnavailable
 from .broker import ChatNode, Event, Message
 
 __all__ = ["REPAIR_GRACE", "Item", "Position", "RoomOrder"]
@@ -64,7 +65,8 @@ class RoomOrder:
         self.high: Position = (0, 0)
         """The latest position known to exist."""
         self._held: dict[Position, Item] = {}
-        self._waiters: list[tuple[int, asyncio.Future[int]]] = []
+        self._waiters: dict[int, asyncio.Future[int]] = {}
+        """message seq -> its sender's answer, settled when the message goes out"""
         self._timer: asyncio.TimerHandle | None = None
         self._repairing: asyncio.Task[None] | None = None
         self.closed = False
@@ -96,12 +98,14 @@ class RoomOrder:
             self._gap()
 
     def wait(self, seq: int) -> asyncio.Future[int]:
-        """Resolves to ``seq`` once message ``seq`` went to the node (or was skipped)."""
+        """Resolves to ``seq`` once message ``seq`` went to the node; fails with
+        ``BackendUnavailable`` when it turned out lost (a Redis restart without
+        persistence took it before this node had it)."""
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         if self.last is not None and seq <= self.last[0]:
-            future.set_result(seq)
+            future.set_result(seq)  # delivered already (pub/sub beat the script's reply)
         else:
-            self._waiters.append((seq, future))
+            self._waiters[seq] = future
         return future
 
     def close(self) -> None:
@@ -158,7 +162,13 @@ class RoomOrder:
         if item.event is not None:
             fresh = [item.event]
         else:
-            fresh = [m for m in item.messages if m.seq > self.last[0]]
+            messages = [m for m in item.messages if m.seq > self.last[0]]
+            fresh = list(messages)
+            if self._waiters:
+                for m in messages:
+                    future = self._waiters.pop(m.seq, None)
+                    if future is not None and not future.done():
+                        future.set_result(m.seq)
         self.last = (item.last, item.k)
         return fresh
 
@@ -177,16 +187,17 @@ class RoomOrder:
             self._node.deliver(run)
 
     def _settle(self, *, force: bool = False) -> None:
+        """Fail the senders whose message was skipped (``last`` passed it undelivered);
+        with ``force`` (the node left the room) answer everyone still waiting."""
         last = self.last[0] if self.last is not None else -1
-        keep = []
-        for seq, future in self._waiters:
+        for seq in [s for s in self._waiters if force or s <= last]:
+            future = self._waiters.pop(seq)
             if future.done():
                 continue
-            if force or seq <= last:
+            if force:
                 future.set_result(seq)
             else:
-                keep.append((seq, future))
-        self._waiters = keep
+                future.set_exception(BackendUnavailable("the message was lost with Redis"))
 
     # repairing --------------------------------------------------------------------------
 

@@ -5,16 +5,24 @@
 --
 -- A message's position is (seq, 0), an event's (seq of the message before it, k):
 -- messages keep consecutive seqs, and every node orders both the same way.
+--
+-- A room that Redis forgot (no counter, no stream) while the node has seen it was lost
+-- with a restart: another node may have had messages accepted that this node never
+-- saw, so numbering jumps by 1,000 over what this node knows.
 local function position()
   local c = redis.call('HMGET', KEYS[1], 's', 'k')
   local s, k = tonumber(c[1]), tonumber(c[2] or '0')
+  local fs, fk = string.match(ARGV[1], '^(%d+):(%d+)$')
+  fs, fk = tonumber(fs), tonumber(fk)
   if not s then
     s, k = 0, 0
     local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
-    if last[1] then s = tonumber(string.match(last[1][1], '^(%d+)')) end
+    if last[1] then
+      s = tonumber(string.match(last[1][1], '^(%d+)'))
+    elseif fs > 0 or fk > 0 then
+      return fs + 1000, 0
+    end
   end
-  local fs, fk = string.match(ARGV[1], '^(%d+):(%d+)$')
-  fs, fk = tonumber(fs), tonumber(fk)
   if fs > s or (fs == s and fk > k) then s, k = fs, fk end
   return s, k
 end
