@@ -480,6 +480,7 @@ class RedisBroker(ChatBroker):
         return f"{high[0]}:{high[1]}"
 
     async def _read(self, name: str, after: int, upto: int) -> list[Message]:
+        """Kept messages in (after, upto] (the stream may hold a few over ``keep``)."""
         raw = await self.redis.xrange(_Keys(name).log, f"({after}-0", f"{upto}")
         return _entries(name, raw)
 
@@ -574,34 +575,17 @@ class RedisBroker(ChatBroker):
             return
         last = first + len(batch) - 1
         room.order.known(last)
+        # ok once each message came back to this node (so the sender sees its own
+        # message first, and ok means members got it), backend.unavailable if it turns
+        # out lost; should pub/sub and the stream stay out of reach, ok after ACK_WAIT
+        # anyway: Redis did accept the message
         for i, say in enumerate(batch):
-            self._ack(room.order, first + i, say.future)
+            room.order.wait(first + i, say.future)
+        asyncio.get_running_loop().call_later(ACK_WAIT, _answer_late, batch, first)
 
     def _deadline(self) -> int:
         """When a script sent now must no longer run, in ms on Redis's clock."""
         return int((time.time() + TIMEOUT - DEADLINE_MARGIN) * 1000) + self._clock_offset
-
-    @staticmethod
-    def _ack(order: RoomOrder, seq: int, future: asyncio.Future[int]) -> None:
-        """Answer once the message went to the local members (so the sender sees its own
-        message first, and an ``ok`` means members got it); ``backend.unavailable`` if
-        it turns out lost. Should pub/sub and the stream stay out of reach, ``ok``
-        after ``ACK_WAIT``: Redis did accept the message."""
-
-        def settle(done: asyncio.Future[int]) -> None:
-            if future.done():
-                return
-            if (exc := done.exception()) is not None:
-                future.set_exception(exc)
-            else:
-                future.set_result(seq)
-
-        def late() -> None:
-            if not future.done():
-                future.set_result(seq)
-
-        order.wait(seq).add_done_callback(settle)
-        asyncio.get_running_loop().call_later(ACK_WAIT, late)
 
     # presence ---------------------------------------------------------------------------
 
@@ -655,7 +639,7 @@ class RedisBroker(ChatBroker):
         kept = _entries(room, history)
         if since is None:
             kept.reverse()
-        return Joined(seq, _nicks(entries), kept)
+        return Joined(seq, _nicks(entries), kept[-self._keep :])
 
     async def leave(self, room: str, member: Member) -> None:
         nick = self._presence.release(room, member)
@@ -849,6 +833,14 @@ class RedisBroker(ChatBroker):
                 pipe.delete(rooms_key, keys_key)
                 pipe.zrem(_REAPING, node)
                 await pipe.execute()
+
+
+def _answer_late(batch: list[_Say], first: int) -> None:
+    """``ok`` for whatever of a batch has not come back after ``ACK_WAIT`` (one timer a
+    batch, not one a message)."""
+    for i, say in enumerate(batch):
+        if not say.future.done():
+            say.future.set_result(first + i)
 
 
 def _nicks(entries: Any) -> list[str]:

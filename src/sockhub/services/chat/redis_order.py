@@ -97,16 +97,15 @@ class RoomOrder:
         if self.last is not None and self.last[0] < seq:
             self._gap()
 
-    def wait(self, seq: int) -> asyncio.Future[int]:
-        """Resolves to ``seq`` once message ``seq`` went to the node; fails with
-        ``BackendUnavailable`` when it turned out lost (a Redis restart without
+    def wait(self, seq: int, future: asyncio.Future[int]) -> None:
+        """Resolve ``future`` to ``seq`` once message ``seq`` went to the node; fail it
+        with ``BackendUnavailable`` when it turned out lost (a Redis restart without
         persistence took it before this node had it)."""
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         if self.last is not None and seq <= self.last[0]:
-            future.set_result(seq)  # delivered already (pub/sub beat the script's reply)
+            if not future.done():
+                future.set_result(seq)  # delivered already: pub/sub beat the script's reply
         else:
             self._waiters[seq] = future
-        return future
 
     def close(self) -> None:
         """The node left the room: stop repairing, answer whoever waits."""

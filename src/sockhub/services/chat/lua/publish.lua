@@ -8,7 +8,8 @@ for i = 1, n do
   redis.call('XADD', KEYS[2], string.format('%d-0', first + i - 1), 't', ARGV[3], 'd', ARGV[5 + i])
 end
 redis.call('HSET', KEYS[1], 's', string.format('%d', first + n - 1), 'k', '0')
-redis.call('XTRIM', KEYS[2], 'MAXLEN', ARGV[2])
+-- '~' trims whole stream nodes only (cheap); reads cut the rest to ARGV[2]
+redis.call('XTRIM', KEYS[2], 'MAXLEN', '~', ARGV[2])
 redis.call('__PUBLISH__', KEYS[3],
   string.format('M%d %s ', first, ARGV[3]) .. table.concat(ARGV, '', 5))
 return first
