@@ -16,6 +16,8 @@ import itertools
 import os
 import re
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -30,7 +32,7 @@ from sockhub.protocol.errors import ProtocolError
 from sockhub.server.users import UserStore
 
 from .files_support import ServerProcess
-from .redis_support import RedisServer
+from .redis_support import RedisServer, free_port
 
 LEASE = 1.0
 PER_SENDER = 60
@@ -317,3 +319,26 @@ def test_workers_share_one_port(tmp_path: Path, cluster_redis: RedisServer) -> N
         with Client.connect(server.address) as c:
             assert c.echo("still here") == b"still here"
         server.stop()
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "says"),
+    [
+        (("--broker", "redis://127.0.0.1:{port}"), 3, "cannot reach Redis at redis://127.0.0.1"),
+        (("--broker", "redis://127.0.0.1:{port}", "--workers", "2"), 3, "cannot reach Redis"),
+        (("--workers", "2"), 2, "workers > 1 needs a broker"),
+        (("--broker", "memcached://x"), 2, "use 'memory' or a redis://"),
+        (("--broker", "redis://127.0.0.1:{port}?lease=soon"), 2, "lease='soon'"),
+    ],
+)
+def test_broker_settings_checked_at_start(
+    tmp_path: Path, args: tuple[str, ...], code: int, says: str
+) -> None:
+    """One clear line and the exit code (2 usage, 3 cannot connect); no traceback."""
+    nobody = free_port()  # nothing listens there
+    argv = [sys.executable, "-m", "sockhub", "serve", "--port", "0", "--data", str(tmp_path)]
+    argv += [a.format(port=nobody) for a in args]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == code
+    assert says in done.stderr and "Traceback" not in done.stderr
+    assert done.stderr.strip().count("\n") == 0

@@ -57,6 +57,9 @@ async def _serve(config: Config, *, quiet: bool = False) -> None:
     except BrokerUnreachable as exc:
         await server.shutdown()
         raise CliError(str(exc), EXIT_CONNECT) from exc
+    except ConfigError as exc:  # found only when a service starts (the broker URL)
+        await server.shutdown()
+        raise CliError(str(exc), EXIT_USAGE) from exc
     except OSError as exc:
         await server.shutdown()
         raise CliError(
@@ -80,6 +83,8 @@ def _serve_workers(config: Config) -> int:
         probe(config.broker)
     except BrokerUnreachable as exc:
         raise CliError(str(exc), EXIT_CONNECT) from exc
+    except ConfigError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from exc
     try:
         held, port = reserve_port(config.host, config.port)
     except OSError as exc:

@@ -39,13 +39,10 @@ import hashlib
 import logging
 import secrets
 import time
-import urllib.parse
 from collections.abc import Awaitable, Callable, Iterator
-from importlib import resources
 from typing import Any, TypeVar
 
 import hiredis
-import msgspec
 import redis
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -54,11 +51,32 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from ...protocol.errors import BackendUnavailable, ChatNickTaken, ChatNotJoined
-from .broker import BrokerUnreachable, ChatBroker, ChatNode, Direct, Event, Joined, Member, Message
+from .broker import BrokerUnreachable, ChatBroker, ChatNode, Direct, Joined, Member, Message
 from .names import nick_key
 from .presence import Presence
 from .redis_conn import Pipe, Subscriber, connect
-from .redis_order import Item, Position, RoomOrder
+from .redis_format import (
+    DM,
+    ENTRY,
+    LEASE,
+    NODE_SCRIPTS,
+    NODES,
+    PACK,
+    REAPING,
+    ROOM_SCRIPTS,
+    Keys,
+    array_header,
+    as_str,
+    decode_push,
+    lua,
+    nicks,
+    node_keys,
+    parse_url,
+    reach_key,
+    safe_url,
+    stored_messages,
+)
+from .redis_order import Position, RoomOrder
 
 __all__ = ["LEASE", "TIMEOUT", "RedisBroker", "parse_url", "probe"]
 
@@ -68,10 +86,6 @@ T = TypeVar("T")
 
 TIMEOUT = 1.0
 """Longest wait for Redis before a request fails with ``backend.unavailable``."""
-
-LEASE = 5.0
-"""Seconds a node's lease lasts; it is refreshed every third of that, and a crashed
-node's members leave within about ``LEASE * 4 / 3``. ``?lease=SECONDS`` in the URL."""
 
 ACK_WAIT = 5.0
 """Longest wait for a published message to come back before ``ok`` is sent anyway."""
@@ -86,57 +100,6 @@ MAX_BATCH = 1024
 
 RECONNECT_MAX = 1.0
 
-_NODES = "sockhub:nodes"
-_REAPING = "sockhub:reaping"
-_ENTRY = msgspec.json.Encoder()
-_ENTRY_DECODE = msgspec.json.Decoder(dict[str, Any])
-_EVENT_DECODE = msgspec.json.Decoder(tuple[str, str, float, str, str])
-_PACK = msgspec.msgpack.Encoder()
-_UNPACK_BATCH = msgspec.msgpack.Decoder(list[tuple[str, bytes]])
-_UNPACK_ONE = msgspec.msgpack.Decoder(tuple[str, bytes])
-_DM = msgspec.msgpack.Decoder(tuple[str, str, float, bytes, str])
-
-
-_ROOM_SCRIPTS = ("publish", "join", "leave", "rename", "reap", "restore")
-_NODE_SCRIPTS = ("lease", "claim")
-
-
-def _lua(name: str, publish: str) -> str:
-    """A script's text; a room script starts with the shared prelude."""
-    folder = resources.files(__package__).joinpath("lua")
-    text = folder.joinpath(f"{name}.lua").read_text()
-    if name in _ROOM_SCRIPTS:
-        text = folder.joinpath("prelude.lua").read_text() + text
-    return text.replace("__PUBLISH__", publish)
-
-
-def _array_header(n: int) -> bytes:
-    """A msgpack array header: the script glues the items after it."""
-    if n < 16:
-        return bytes([0x90 | n])
-    if n < 1 << 16:
-        return b"\xdc" + n.to_bytes(2, "big")
-    return b"\xdd" + n.to_bytes(4, "big")
-
-
-def parse_url(url: str) -> tuple[str, float]:
-    """The URL for redis-py and the lease (``?lease=SECONDS``, not a redis-py option)."""
-    parts = urllib.parse.urlsplit(url)
-    query = urllib.parse.parse_qsl(parts.query)
-    lease = LEASE
-    rest = []
-    for key, value in query:
-        if key == "lease":
-            try:
-                lease = float(value)
-            except ValueError:
-                raise ValueError(f"lease={value!r} in the broker URL is not a number") from None
-            if not 0.3 <= lease <= 3600:
-                raise ValueError("lease in the broker URL is between 0.3 and 3600 seconds")
-        else:
-            rest.append((key, value))
-    return parts._replace(query=urllib.parse.urlencode(rest)).geturl(), lease
-
 
 def probe(url: str) -> None:
     """Check that Redis answers at ``url`` (before forking workers); ``BrokerUnreachable``
@@ -146,39 +109,9 @@ def probe(url: str) -> None:
     try:
         client.ping()
     except _FAILURES as exc:
-        raise BrokerUnreachable(f"cannot reach Redis at {_safe_url(plain)}: {exc}") from exc
+        raise BrokerUnreachable(f"cannot reach Redis at {safe_url(plain)}: {exc}") from exc
     finally:
         client.close()
-
-
-def _safe_url(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme == "unix":
-        return f"unix://{parts.path}"
-    return f"{parts.scheme}://{parts.hostname or 'localhost'}:{parts.port or 6379}"
-
-
-class _Keys:
-    """A room's keys, in the order the scripts take them."""
-
-    __slots__ = ("all", "chan", "log", "members", "seq")
-
-    def __init__(self, room: str) -> None:
-        tag = f"sockhub:{{{room}}}"
-        self.seq, self.log, self.chan = f"{tag}:seq", f"{tag}:log", f"{tag}:chan"
-        self.members = f"{tag}:members"
-        self.all = [self.seq, self.log, self.chan, self.members, f"{tag}:nicks"]
-
-
-def _node_keys(node: str) -> tuple[str, str, str]:
-    """A node's rooms, its DM reach keys, and its DM channel."""
-    tag = f"sockhub:{{node:{node}}}"
-    return f"{tag}:rooms", f"{tag}:keys", f"{tag}:dm"
-
-
-def _reach(key: str) -> str:
-    return f"sockhub:{{reach:{key}}}"
 
 
 class _Say:
@@ -201,7 +134,7 @@ class _Room:
     __slots__ = ("jobs", "keys", "local", "order", "runner", "subscribed")
 
     def __init__(self, name: str, order: RoomOrder) -> None:
-        self.keys = _Keys(name)
+        self.keys = Keys(name)
         self.order = order
         self.jobs: collections.deque[_Say | _Op] = collections.deque()
         self.runner: asyncio.Task[None] | None = None
@@ -221,25 +154,6 @@ def _unavailable() -> Iterator[None]:
         yield
     except _FAILURES as exc:
         raise BackendUnavailable(f"the chat broker (Redis) is unavailable: {exc}") from exc
-
-
-def _message(room: str, seq: int, fields: Any) -> Message:
-    """A stream entry (``t`` ts, ``d`` msgpack [sender, text]) as a message: a dict from
-    redis-py's XRANGE, a flat list from a script."""
-    values = (
-        fields if isinstance(fields, dict) else dict(zip(fields[::2], fields[1::2], strict=True))
-    )
-    sender, text = _UNPACK_ONE.decode(values[b"d"])
-    return Message(room, seq, sender, float(values[b"t"]), text)
-
-
-def _s(raw: Any) -> str:
-    """A name Redis returned (bytes: the client does not decode)."""
-    return raw.decode() if isinstance(raw, bytes) else str(raw)
-
-
-def _entries(room: str, raw: Any) -> list[Message]:
-    return [_message(room, int(eid.split(b"-")[0]), fields) for eid, fields in raw]
 
 
 class RedisBroker(ChatBroker):
@@ -299,20 +213,20 @@ class RedisBroker(ChatBroker):
             info = await self.redis.info("server")
         except _FAILURES as exc:
             await self._close()
-            raise BrokerUnreachable(f"cannot reach Redis at {_safe_url(self._url)}: {exc}") from exc
+            raise BrokerUnreachable(f"cannot reach Redis at {safe_url(self._url)}: {exc}") from exc
         self._sharded = int(str(info.get("redis_version", "0")).split(".")[0]) >= 7
         seconds, micros = await self.redis.time()
         self._clock_offset = seconds * 1000 + micros // 1000 - int(time.time() * 1000)
         publish = "SPUBLISH" if self._sharded else "PUBLISH"
-        for name in (*_ROOM_SCRIPTS, *_NODE_SCRIPTS):
-            text = _lua(name, publish)
+        for name in (*ROOM_SCRIPTS, *NODE_SCRIPTS):
+            text = lua(name, publish)
             self._scripts[name] = (hashlib.sha1(text.encode()).hexdigest(), text)
         try:
             await self._connect_sub()
-            await self._script("lease", [_NODES], [self.node_id, self._lease_ms, 1])
+            await self._script("lease", [NODES], [self.node_id, self._lease_ms, 1])
         except _FAILURES as exc:
             await self._close()
-            raise BrokerUnreachable(f"cannot use Redis at {_safe_url(self._url)}: {exc}") from exc
+            raise BrokerUnreachable(f"cannot use Redis at {safe_url(self._url)}: {exc}") from exc
         self._spawn(self._keep_lease())
 
     @property
@@ -330,12 +244,12 @@ class RedisBroker(ChatBroker):
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        rooms_key, keys_key, _ = _node_keys(self.node_id)
+        rooms_key, keys_key, _ = node_keys(self.node_id)
         with contextlib.suppress(*_FAILURES):
             async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.zrem(_NODES, self.node_id)
+                pipe.zrem(NODES, self.node_id)
                 for key in self._reach:
-                    pipe.hdel(_reach(key), self.node_id)
+                    pipe.hdel(reach_key(key), self.node_id)
                 pipe.delete(rooms_key, keys_key)
                 await pipe.execute()
         for room in self._rooms.values():
@@ -362,7 +276,7 @@ class RedisBroker(ChatBroker):
         async with asyncio.timeout(TIMEOUT):
             sub = await connect(self._url, self._sub_protocol)
             self._sub = sub
-            channels = [_node_keys(self.node_id)[2].encode()]
+            channels = [node_keys(self.node_id)[2].encode()]
             channels += [room.keys.chan.encode() for room in self._rooms.values()]
             await sub.subscribe(channels)
         for room in self._rooms.values():
@@ -413,24 +327,10 @@ class RedisBroker(ChatBroker):
         room = self._rooms.get(name)
         if room is None:
             return
-        head, _, rest = data.partition(b" ")
-        if head[:1] == b"M":
-            seq = int(head[1:])
-            ts_raw, _, packed = rest.partition(b" ")
-            ts = float(ts_raw)
-            msgs = tuple(
-                Message(name, seq + i, sender, ts, text)
-                for i, (sender, text) in enumerate(_UNPACK_BATCH.decode(packed))
-            )
-            room.order.arrive(Item(seq, seq + len(msgs) - 1, messages=msgs))
-        else:
-            after, _, k = head[1:].partition(b":")
-            kind, nick, ets, actor, old = _EVENT_DECODE.decode(rest)
-            event = Event(name, kind, nick, ets, actor, old or None)
-            room.order.arrive(Item(int(after), int(after), int(k), event=event))
+        room.order.arrive(decode_push(name, data))
 
     def _direct_in(self, data: bytes) -> None:
-        to, sender, ts, text, key = _DM.decode(data)
+        to, sender, ts, text, key = DM.decode(data)
         conns = self._presence.reach(key)
         if conns and self._node is not None:
             self._node.direct(Direct(to, sender, ts, text), conns)
@@ -481,8 +381,8 @@ class RedisBroker(ChatBroker):
 
     async def _read(self, name: str, after: int, upto: int) -> list[Message]:
         """Kept messages in (after, upto] (the stream may hold a few over ``keep``)."""
-        raw = await self.redis.xrange(_Keys(name).log, f"({after}-0", f"{upto}")
-        return _entries(name, raw)
+        raw = await self.redis.xrange(Keys(name).log, f"({after}-0", f"{upto}")
+        return stored_messages(name, raw)
 
     def _queue(self, name: str, job: _Say | _Op) -> None:
         self._rooms[name].jobs.append(job)
@@ -560,8 +460,8 @@ class RedisBroker(ChatBroker):
 
     async def _publish(self, name: str, room: _Room, batch: list[_Say]) -> None:
         args: list[Any] = [self._floor(name), self._keep, f"{time.time():.3f}", self._deadline()]
-        args.append(_array_header(len(batch)))
-        args += [_PACK.encode((say.sender, say.text)) for say in batch]
+        args.append(array_header(len(batch)))
+        args += [PACK.encode((say.sender, say.text)) for say in batch]
         try:
             with _unavailable():
                 first = int(await self._script("publish", room.keys.all[:3], args))
@@ -590,7 +490,7 @@ class RedisBroker(ChatBroker):
     # presence ---------------------------------------------------------------------------
 
     def _entry(self, member: Member, nick: str) -> bytes:
-        return _ENTRY.encode(
+        return ENTRY.encode(
             {"n": nick, "k": nick_key(nick), "o": self.node_id, "c": member.conn, "u": member.user}
         )
 
@@ -600,7 +500,7 @@ class RedisBroker(ChatBroker):
         state = self._room(room)
         state.local += 1
         key = nick_key(nick)
-        rooms_key = _node_keys(self.node_id)[0]
+        rooms_key = node_keys(self.node_id)[0]
         try:
             with _unavailable():
                 assert state.subscribed is not None
@@ -636,10 +536,10 @@ class RedisBroker(ChatBroker):
         self._presence.claim(room, member, nick)
         self._entries[member.id] = (room, member, nick)
         await self._update_reach(member, nick)
-        kept = _entries(room, history)
+        kept = stored_messages(room, history)
         if since is None:
             kept.reverse()
-        return Joined(seq, _nicks(entries), kept[-self._keep :])
+        return Joined(seq, nicks(entries), kept[-self._keep :])
 
     async def leave(self, room: str, member: Member) -> None:
         nick = self._presence.release(room, member)
@@ -657,12 +557,12 @@ class RedisBroker(ChatBroker):
         state.local -= 1
         if state.local == 0:
             with contextlib.suppress(*_FAILURES):
-                await self.redis.srem(_node_keys(self.node_id)[0], room)
+                await self.redis.srem(node_keys(self.node_id)[0], room)
         self._release_room(room)
 
     async def _leave_script(self, room: str, member_id: str) -> int:
         args = [self._floor(room), member_id, f"{time.time():.3f}"]
-        return int(await self._script("leave", _Keys(room).all, args))
+        return int(await self._script("leave", Keys(room).all, args))
 
     async def rename(self, room: str, member: Member, nick: str) -> str:
         if room not in self._rooms:
@@ -704,50 +604,50 @@ class RedisBroker(ChatBroker):
         keys = {nick_key(n) for n in nicks}
         if member.user is not None:
             keys.add(nick_key(member.user))
-        keys_key = _node_keys(self.node_id)[1]
+        keys_key = node_keys(self.node_id)[1]
         async with self.redis.pipeline(transaction=False) as pipe:
             for key in keys:
                 held = len(self._presence.reach(key))
                 if held:
                     self._reach[key] = held
-                    pipe.hset(_reach(key), self.node_id, held)
+                    pipe.hset(reach_key(key), self.node_id, held)
                     pipe.sadd(keys_key, key)
                 else:
                     self._reach.pop(key, None)
-                    pipe.hdel(_reach(key), self.node_id)
+                    pipe.hdel(reach_key(key), self.node_id)
             async with asyncio.timeout(TIMEOUT):
                 await pipe.execute()
 
     async def members(self, room: str) -> list[str]:
         with _unavailable():
             async with asyncio.timeout(TIMEOUT):
-                return _nicks(await self.redis.hvals(_Keys(room).members))
+                return nicks(await self.redis.hvals(Keys(room).members))
 
     async def rooms(self) -> list[tuple[str, int]]:
         with _unavailable():
             async with asyncio.timeout(TIMEOUT):
-                nodes = await self.redis.zrange(_NODES, 0, -1)
+                nodes = await self.redis.zrange(NODES, 0, -1)
                 async with self.redis.pipeline(transaction=False) as pipe:
                     for node in nodes:
-                        pipe.smembers(_node_keys(_s(node))[0])
-                    names = sorted({_s(r) for found in await pipe.execute() for r in found})
+                        pipe.smembers(node_keys(as_str(node))[0])
+                    names = sorted({as_str(r) for found in await pipe.execute() for r in found})
                 async with self.redis.pipeline(transaction=False) as pipe:
                     for name in names:
-                        pipe.hlen(_Keys(name).members)
+                        pipe.hlen(Keys(name).members)
                     counts = await pipe.execute()
         return [(name, int(n)) for name, n in zip(names, counts, strict=True) if n]
 
     async def direct(self, dm: Direct, key: str) -> int:
         with _unavailable():
             async with asyncio.timeout(TIMEOUT):
-                holders = await self.redis.hgetall(_reach(key))
-                reached = {_s(node): int(n) for node, n in holders.items() if int(n) > 0}
+                holders = await self.redis.hgetall(reach_key(key))
+                reached = {as_str(node): int(n) for node, n in holders.items() if int(n) > 0}
                 if not reached:
                     return 0
-                payload = _PACK.encode((dm.to, dm.sender, dm.ts, dm.text, key))
+                payload = PACK.encode((dm.to, dm.sender, dm.ts, dm.text, key))
                 async with self.redis.pipeline(transaction=False) as pipe:
                     for node in reached:
-                        channel = _node_keys(node)[2]
+                        channel = node_keys(node)[2]
                         if self._sharded:
                             pipe.execute_command("SPUBLISH", channel, payload)
                         else:
@@ -762,7 +662,7 @@ class RedisBroker(ChatBroker):
         while True:
             await asyncio.sleep(self.lease / 3)
             try:
-                alive = await self._script("lease", [_NODES], [self.node_id, self._lease_ms, 0])
+                alive = await self._script("lease", [NODES], [self.node_id, self._lease_ms, 0])
                 if not int(alive):
                     self._new_id()
                 if not self._registered:
@@ -779,7 +679,7 @@ class RedisBroker(ChatBroker):
         """Redis forgot this node (reaped after a long cut, or restarted empty): take a
         new id, so a reaper still working on the old one cannot remove what is put
         back; ``_register_again`` (retried until it succeeds) puts everything back."""
-        old_dm = _node_keys(self.node_id)[2]
+        old_dm = node_keys(self.node_id)[2]
         self._epoch += 1
         self.node_id = f"{self._base}.{self._epoch}"
         self._registered = False
@@ -789,10 +689,10 @@ class RedisBroker(ChatBroker):
 
     async def _register_again(self) -> None:
         """Register the node's id, its DM channel, and put back every member."""
-        await self._script("lease", [_NODES], [self.node_id, self._lease_ms, 1])
+        await self._script("lease", [NODES], [self.node_id, self._lease_ms, 1])
         if self._sub is not None and not self._sub.lost:
-            await self._sub.subscribe([_node_keys(self.node_id)[2].encode()])
-        rooms_key, keys_key, _ = _node_keys(self.node_id)
+            await self._sub.subscribe([node_keys(self.node_id)[2].encode()])
+        rooms_key, keys_key, _ = node_keys(self.node_id)
         for room in {room for room, _, _ in self._entries.values()}:
             await self.redis.sadd(rooms_key, room)
         restoring = [
@@ -802,7 +702,7 @@ class RedisBroker(ChatBroker):
         await asyncio.gather(*restoring)
         async with self.redis.pipeline(transaction=False) as pipe:
             for key, held in self._reach.items():
-                pipe.hset(_reach(key), self.node_id, held)
+                pipe.hset(reach_key(key), self.node_id, held)
                 pipe.sadd(keys_key, key)
             await pipe.execute()
 
@@ -814,24 +714,24 @@ class RedisBroker(ChatBroker):
             return
         nick = entry[2]
         args = [self._floor(room), member.id, nick_key(nick), self._entry(member, nick)]
-        await self._script("restore", _Keys(room).all, args)
+        await self._script("restore", Keys(room).all, args)
 
     async def _reap(self) -> None:
-        dead = await self._script("claim", [_NODES, _REAPING], [self._lease_ms * 2])
+        dead = await self._script("claim", [NODES, REAPING], [self._lease_ms * 2])
         for raw in dead:
-            node = _s(raw)
-            rooms_key, keys_key, _ = _node_keys(node)
+            node = as_str(raw)
+            rooms_key, keys_key, _ = node_keys(node)
             ts = f"{time.time():.3f}"
             for room in await self.redis.smembers(rooms_key):
-                name = _s(room)
-                gone = await self._script("reap", _Keys(name).all, [self._floor(name), node, ts])
+                name = as_str(room)
+                gone = await self._script("reap", Keys(name).all, [self._floor(name), node, ts])
                 if gone:
                     log.info("node %s is gone: %d member(s) left %s", node, gone, name)
             async with self.redis.pipeline(transaction=False) as pipe:
                 for key in await self.redis.smembers(keys_key):
-                    pipe.hdel(_reach(_s(key)), node)
+                    pipe.hdel(reach_key(as_str(key)), node)
                 pipe.delete(rooms_key, keys_key)
-                pipe.zrem(_REAPING, node)
+                pipe.zrem(REAPING, node)
                 await pipe.execute()
 
 
@@ -841,8 +741,3 @@ def _answer_late(batch: list[_Say], first: int) -> None:
     for i, say in enumerate(batch):
         if not say.future.done():
             say.future.set_result(first + i)
-
-
-def _nicks(entries: Any) -> list[str]:
-    nicks = [str(_ENTRY_DECODE.decode(raw)["n"]) for raw in entries]
-    return sorted(nicks, key=lambda n: (nick_key(n), n))
