@@ -16,7 +16,8 @@ ALLOWED = {
     "client": {"protocol"},
     "talk": {"protocol", "client"},  # a peer-to-peer client: beside the server, like client/
     "services": {"protocol", "server"},
-    "cli": {"protocol", "server", "services", "client", "talk"},
+    "lab": {"protocol", "client"},  # course formats over sockhub's client: beside cli
+    "cli": {"protocol", "server", "services", "client", "talk", "lab"},
 }
 
 

@@ -7,12 +7,12 @@ import sys
 from collections.abc import Sequence
 
 from .._version import __version__
-from . import basic, chat, exec, files, serve, talk, user
+from . import basic, chat, exec, files, lab, serve, talk, user
 from .common import EXIT_USAGE, examples
 
 __all__ = ["build_parser", "main"]
 
-COMMANDS = (serve, user, basic, talk, exec, files, chat)
+COMMANDS = (serve, user, basic, talk, exec, files, chat, lab)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,10 @@
+#_*_coding:utf-8_*_
+import socket
+BUFSIZE=1024
+ip_port=('127.0.0.1',8080)
+
+s=socket.socket(socket.AF_INET,socket.SOCK_STREAM)
+res=s.connect_ex(ip_port)
+
+
+s.send('hello egg'.encode('utf-8'))

@@ -1,0 +1,18 @@
+# 借助第三方模块
+import socket
+
+client = socket.socket()
+addr = "127.0.0.1"
+prot = 9696
+client.connect((addr, prot))
+while True:
+    data_to_server = input("请输入给服务端的数据 :>>>> ").strip()
+
+    # 判断当前客户端输入的内容是否是空数据
+    # 如果是空数据就会导致服务端和和客户端阻塞
+    if not data_to_server:
+        continue
+    # 客户端会跳过发送空数据的操作，直接重新提示用户输入
+    client.send(data_to_server.encode("utf-8"))
+    data_from_server = client.recv(1024)
+    print(f"data_from_server :>>>> {data_from_server.decode()}")
