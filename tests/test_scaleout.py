@@ -29,6 +29,7 @@ import pytest
 from sockhub import AsyncClient, Client
 from sockhub.client.chat import ChatEvent, ChatMessage
 from sockhub.protocol.errors import ProtocolError
+from sockhub.server.config import ConfigError, load_config
 from sockhub.server.users import UserStore
 
 from .files_support import ServerProcess
@@ -342,3 +343,17 @@ def test_broker_settings_checked_at_start(
     assert done.returncode == code
     assert says in done.stderr and "Traceback" not in done.stderr
     assert done.stderr.strip().count("\n") == 0
+
+
+def test_broker_and_workers_from_every_source(tmp_path: Path) -> None:
+    url = "redis://127.0.0.1:6390/0"
+    assert load_config(env={"SOCKHUB_BROKER": url}).broker == url
+    toml = tmp_path / "sockhub.toml"
+    toml.write_text(f'broker = "{url}"\nworkers = 3\n')
+    config = load_config(config_file=toml, env={})
+    assert (config.broker, config.workers) == (url, 3)
+    assert load_config({"workers": 2}, config_file=toml, env={}).workers == 2
+    with pytest.raises(ConfigError, match="workers > 1 needs a broker"):
+        load_config({"workers": 2}, env={})
+    with pytest.raises(ConfigError, match="workers must be at least 1"):
+        load_config({"workers": 0, "broker": url}, env={})
