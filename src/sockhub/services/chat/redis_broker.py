@@ -51,6 +51,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from ...protocol.errors import BackendUnavailable, ChatNickTaken, ChatNotJoined
+from ...protocol.text import escape
 from .broker import BrokerUnreachable, ChatBroker, ChatNode, Direct, Joined, Member, Message
 from .names import nick_key
 from .presence import Presence
@@ -186,9 +187,9 @@ class RedisBroker(ChatBroker):
         self._turn = False
         self._stopping = False
         self._clock_offset = 0
+        """Redis's clock minus ours, ms (give or take a round trip): script deadlines."""
         self._registered = True
         """False from a lost lease until every member is put back."""
-        """Redis's clock minus ours, ms (give or take a round trip): publish deadlines."""
 
     # start and stop ---------------------------------------------------------------------
 
@@ -535,7 +536,7 @@ class RedisBroker(ChatBroker):
         state.order.start_at((seq, k))
         self._presence.claim(room, member, nick)
         self._entries[member.id] = (room, member, nick)
-        await self._update_reach(member, nick)
+        await self._reach_quietly(member, nick)
         kept = stored_messages(room, history)
         if since is None:
             kept.reverse()
@@ -552,8 +553,7 @@ class RedisBroker(ChatBroker):
         except _FAILURES as exc:
             log.warning("leaving %s failed (%r); retrying in the background", room, exc)
             self._unleft.add((room, member.id))
-        with contextlib.suppress(*_FAILURES):
-            await self._update_reach(member, nick)
+        await self._reach_quietly(member, nick)
         state.local -= 1
         if state.local == 0:
             with contextlib.suppress(*_FAILURES):
@@ -595,9 +595,18 @@ class RedisBroker(ChatBroker):
         old = result[0].decode()
         self._presence.rename(room, member, nick)
         self._entries[member.id] = (room, member, nick)
-        with _unavailable():
-            await self._update_reach(member, old, nick)
+        await self._reach_quietly(member, old, nick)
         return str(old)
+
+    async def _reach_quietly(self, member: Member, *names: str) -> None:
+        """``_update_reach`` once the room change is done: its failure must not undo
+        the change (the client would think it failed); DMs may miss the name until
+        the node registers again."""
+        try:
+            await self._update_reach(member, *names)
+        except _FAILURES as exc:
+            log.warning("recording who %s reaches failed: %r", escape(names[-1], 64), exc)
+            self._registered = False  # the lease keeper writes the reach table again
 
     async def _update_reach(self, member: Member, *nicks: str) -> None:
         """Tell Redis how many of this node's connections hold each name now."""
