@@ -270,6 +270,16 @@ async def _with_probe(
     return probe, ears
 
 
+def listeners_on(port: int) -> int:
+    """Listening TCP sockets on ``port`` (each worker has its own, SO_REUSEPORT)."""
+    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return sum(
+        1
+        for row in rows
+        if row.split()[3] == "0A" and int(row.split()[1].split(":")[1], 16) == port
+    )
+
+
 def worker_pids(server: ServerProcess) -> set[int]:
     children = Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children").read_text()
     return {int(pid) for pid in children.split()}
@@ -285,9 +295,10 @@ def test_workers_share_one_port(tmp_path: Path, cluster_redis: RedisServer) -> N
     args = ("--broker", cluster_redis.url, "--workers", "2", "--exec")
     with ServerProcess(data, *args) as server:
         deadline = time.monotonic() + 20
-        while len(worker_pids(server)) < 2:
-            assert time.monotonic() < deadline, "the second worker never started"
+        while listeners_on(int(server.address.rsplit(":", 1)[1])) < 2:
+            assert time.monotonic() < deadline, "the second worker never listened"
             time.sleep(0.05)
+        assert len(worker_pids(server)) == 2
         clients = [Client.connect(server.address, user="ada", key=key) for _ in range(16)]
         try:
             for n, c in enumerate(clients):
@@ -312,9 +323,10 @@ def test_workers_share_one_port(tmp_path: Path, cluster_redis: RedisServer) -> N
         served = {m.group(1) for m in served if m is not None}
         assert len(served) == 2, "both workers accepted connections"
         victim = min(worker_pids(server))
+        port = int(server.address.rsplit(":", 1)[1])
         os.kill(victim, signal.SIGKILL)
         deadline = time.monotonic() + 20
-        while not (len(worker_pids(server)) == 2 and victim not in worker_pids(server)):
+        while not (victim not in worker_pids(server) and listeners_on(port) == 2):
             assert time.monotonic() < deadline, "the killed worker was not started again"
             time.sleep(0.05)
         with Client.connect(server.address) as c:
