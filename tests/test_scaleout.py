@@ -280,6 +280,15 @@ def listeners_on(port: int) -> int:
     )
 
 
+def running(pid: int) -> bool:
+    """The process exists and is not a zombie waiting to be reaped."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 def worker_pids(server: ServerProcess) -> set[int]:
     children = Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children").read_text()
     return {int(pid) for pid in children.split()}
@@ -331,7 +340,12 @@ def test_workers_share_one_port(tmp_path: Path, cluster_redis: RedisServer) -> N
             time.sleep(0.05)
         with Client.connect(server.address) as c:
             assert c.echo("still here") == b"still here"
-        server.stop()
+        workers = worker_pids(server)
+        server.kill()  # kill -9 of the parent: its workers must not serve on alone
+        deadline = time.monotonic() + 20
+        while any(running(pid) for pid in workers):
+            assert time.monotonic() < deadline, "workers outlived their parent"
+            time.sleep(0.05)
 
 
 @pytest.mark.parametrize(

@@ -4,12 +4,14 @@ Each worker is a forked copy of the configured process that listens with SO_REUS
 on the same port; what the workers share (chat rooms, order, history, presence) goes
 through the broker, which must therefore span processes (Redis). The parent only
 watches: it forwards SIGTERM/SIGINT, and starts a worker again when one dies without
-being asked to (a crashed worker's chat members are cleaned up by its node lease).
+being asked to (a crashed worker's chat members are cleaned up by its node lease); a
+worker whose parent dies gets SIGTERM (Linux), so none is left serving alone.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import signal
@@ -21,6 +23,9 @@ from types import FrameType
 __all__ = ["RESTART_PAUSE", "reserve_port", "run_workers"]
 
 log = logging.getLogger("sockhub.server")
+
+PR_SET_PDEATHSIG = 1
+"""prctl option: the signal a process gets when its parent dies (linux/prctl.h)."""
 
 RESTART_PAUSE = 1.0
 """Pause before a crashed worker is started again (a worker that cannot start at all
@@ -38,11 +43,26 @@ def reserve_port(host: str, port: int) -> tuple[socket.socket, int]:
     return sock, int(sock.getsockname()[1])
 
 
+def _die_with(parent: int) -> None:
+    """Have the kernel send this worker SIGTERM when the parent dies (kill -9 of the
+    parent must not leave workers serving on their own). Linux only; elsewhere
+    workers outlive a parent that was killed."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _fork(index: int, target: Callable[[int], int]) -> int:
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
             signal.signal(sig, signal.SIG_DFL)
+        _die_with(parent)
         code = 1
         try:
             code = target(index)
