@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[all,dev]'
 	@touch $(STAMP)
 
-# standard tools the tests talk to (redis-server, rdate, nc, socat, tmux, chromium)
+# standard tools the tests talk to (redis-server, rdate, nc, socat, tmux)
 sysdeps:
 	@sh scripts/sysdeps.sh
 

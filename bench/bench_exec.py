@@ -5,7 +5,8 @@ the client is ``AsyncClient`` on uvloop in this one. Measured in this run:
 
 1. runs/s of ``true`` (output captured, exit awaited), 1 and 8 in flight on one
    connection, beside local ``asyncio.create_subprocess_exec`` on the default loop (the
-   target: sockhub >= 0.7x of it) and, for reference, the same under uvloop.
+   target: sockhub >= 0.7x of it) and, for reference, the same under uvloop and sockhub
+   without its bubblewrap sandbox (what the sandbox costs).
 2. GB/s of ``head -c 1G /dev/zero`` through exec, beside the same command read through
    a local pipe with ``readinto`` into a reused buffer.
 
@@ -125,10 +126,15 @@ def _line(name: str, value: str, ratio: str = "", target: str = "") -> None:
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="sockhub-bench-") as data:
         key = UserStore(Path(data)).add("bench", ("exec",))
-        with spawn_server(serve_sockhub_with, _server_flags(data)) as (_, port):
+        bare_flags = {**_server_flags(data), "exec_unsandboxed": True}
+        with (
+            spawn_server(serve_sockhub_with, _server_flags(data)) as (_, port),
+            spawn_server(serve_sockhub_with, bare_flags) as (_, bare),
+        ):
             spawn = timed_rounds(
                 {
                     **{f"ours{w}": (lambda w=w: sockhub_rate(port, key, w)) for w in IN_FLIGHT},
+                    **{f"bare{w}": (lambda w=w: sockhub_rate(bare, key, w)) for w in IN_FLIGHT},
                     **{f"local{w}": (lambda w=w: local_rate(w, False)) for w in IN_FLIGHT},
                     **{f"uv{w}": (lambda w=w: local_rate(w, True)) for w in IN_FLIGHT},
                 },
@@ -150,6 +156,11 @@ def main() -> None:
             f"{spawn[f'ours{w}']:,.0f}",
             f"{ratio:.2f}x",
             f"target >= {TARGET_SPAWN:g}x: {verdict}",
+        )
+        _line(
+            "  the same with --exec-unsandboxed (no bwrap)",
+            f"{spawn[f'bare{w}']:,.0f}",
+            f"{spawn[f'bare{w}'] / spawn[f'local{w}']:.2f}x",
         )
         _line(
             "local asyncio.create_subprocess_exec, default loop",

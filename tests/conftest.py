@@ -103,6 +103,10 @@ class RunningServer:
         return UserStore(self.config.data).add(name, grants)
 
 
+UNTHROTTLED_CHAT: dict[str, Any] = {"chat_anon_burst": 100_000, "chat_anon_per_ip_burst": 100_000}
+"""Limits for a test that floods chat anonymously on purpose (not what it tests)."""
+
+
 @contextmanager
 def running_server(
     data: Path, services: list[Service] | None = None, **settings: Any

@@ -22,7 +22,10 @@ from pathlib import Path
 import pytest
 
 from sockhub.lab.conn import listening
+from sockhub.lab.limits import LabLimits
+from sockhub.lab.peer import Peer
 from sockhub.lab.serve import Options, RunningLab, start_lab
+from sockhub.lab.tcp import json_in
 
 PROGRAMS = Path(__file__).resolve().parent / "lab_programs"
 HOSTS = ("192.168.61.114", "0.0.0.0", "localhost")
@@ -218,3 +221,26 @@ def lab(**options: object) -> Iterator[LabThread]:
         yield running
     finally:
         running.stop()
+
+
+async def ftp_header(sent: bytes, max_header: int = LabLimits().max_header) -> object:
+    """What the lab's ftp-put makes of ``sent`` (then EOF) as its ``i`` + JSON header.
+
+    ftp-put itself needs a sockhub server; the header is read before any storage, here.
+    """
+    got: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = Peer("ftp-put", reader, writer, LabLimits(max_header=max_header))
+        got.set_result(await json_in(peer, max_header))
+        await peer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(sent)
+        writer.write_eof()
+        result = await got
+        writer.close()
+    return result

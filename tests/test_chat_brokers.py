@@ -22,6 +22,7 @@ from sockhub.services.chat.broker import ChatBroker, ChatNode, Direct, Event, Me
 from sockhub.services.chat.history import HistoryStore
 from sockhub.services.chat.memory import MemoryBroker
 from sockhub.services.chat.redis_broker import RedisBroker
+from sockhub.services.chat.redis_format import Keys
 
 from .redis_support import RedisServer
 
@@ -251,6 +252,32 @@ async def test_redis_stalled_or_down_is_backend_unavailable_and_nothing_done(
             await broker.join("s", member(4), "dee", since=None, count=0)
         with pytest.raises(BackendUnavailable):
             await broker.members("r")
+    finally:
+        await broker.stop()
+        redis.stop()
+
+
+async def test_redis_forgets_an_empty_room_after_chat_room_idle(tmp_path: Path) -> None:
+    """A room with members never expires; once the last one left, its counter and
+    stream expire after ``idle`` (chat_room_idle), and numbering still never goes back."""
+    redis = RedisServer(tmp_path / "redis").start()
+    broker, node = RedisBroker(redis.url, KEEP, idle=0.3), Node()
+    await broker.start(node)
+    keys = Keys("r")
+    try:
+        await broker.join("r", member(1), "ada", since=None, count=0)
+        first = await broker.publish("r", "ada", b"kept while ada is in")
+        await broker.join("r", member(2), "bob", since=None, count=0)
+        await broker.leave("r", member(2))
+        assert redis.command("PTTL", keys.log) == b":-1\r\n"  # ada is still in
+        assert redis.command("PTTL", keys.seq) == b":-1\r\n"
+        await broker.leave("r", member(1))
+        assert redis.command("PTTL", keys.log) not in (b":-1\r\n", b":-2\r\n")
+        await until(lambda: redis.command("EXISTS", keys.log, keys.seq) == b":0\r\n")
+        joined = await broker.join("r", member(3), "cy", since=0, count=0)
+        assert joined.history == []
+        assert await broker.publish("r", "cy", b"after") > first
+        assert redis.command("PTTL", keys.log) == b":-1\r\n"
     finally:
         await broker.stop()
         redis.stop()

@@ -100,7 +100,7 @@ def test_piped_chat_json_and_errors(srv: RunningServer) -> None:
     )
     assert done.returncode == 1  # one line failed: the exit code says so
     objects = [json.loads(line) for line in done.stdout.splitlines()]
-    kinds = [(o["type"], o.get("code") or o.get("text") or o.get("room")) for o in objects]
+    kinds = [(o["type"], o.get("error") or o.get("text") or o.get("room")) for o in objects]
     assert kinds == [
         ("joined", "ops"),
         ("msg", "hello"),

@@ -18,7 +18,7 @@ from sockhub.client.chat import ChatEvent, ChatMessage
 from sockhub.client.common import Reply
 from sockhub.protocol.frames import encode_frame
 
-from .conftest import running_server
+from .conftest import UNTHROTTLED_CHAT, running_server
 
 TEXT = 16 * 1024
 MESSAGES = 384  # 6 MiB
@@ -49,7 +49,7 @@ def cut_off(sock: socket.socket) -> bool:
 async def test_a_member_that_never_reads_is_cut_off_and_the_rest_get_everything(
     tmp_path: Path,
 ) -> None:
-    with running_server(tmp_path, max_outbound=256 * 1024) as srv:
+    with running_server(tmp_path, max_outbound=256 * 1024, **UNTHROTTLED_CHAT) as srv:
         stalled = stalled_member(srv.port, "flood")
         readers = [await AsyncClient.connect(srv.address) for _ in range(3)]
         sender = await AsyncClient.connect(srv.address)

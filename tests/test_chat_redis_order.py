@@ -13,6 +13,7 @@ from collections.abc import Callable
 import pytest
 
 from sockhub.protocol.errors import BackendUnavailable
+from sockhub.server.background import Background
 from sockhub.services.chat.broker import Event, Message
 from sockhub.services.chat.redis_order import Item, RoomOrder
 
@@ -54,7 +55,7 @@ async def until(condition: Callable[[], bool]) -> None:
 
 async def test_items_go_out_in_position_order_once() -> None:
     node, stream = Node(), Stream()
-    order = RoomOrder(node, stream.read)
+    order = RoomOrder(node, stream.read, Background())
     order.arrive(batch(1, 2))  # before the first join: held
     order.start_at((2, 1))  # joined after message 2, as the first event after it
     order.arrive(event(2, 1, "me"))  # its own join event
@@ -77,7 +78,7 @@ async def test_items_go_out_in_position_order_once() -> None:
 
 async def test_a_gap_is_read_back_from_the_stream() -> None:
     node, stream = Node(), Stream()
-    order = RoomOrder(node, stream.read)
+    order = RoomOrder(node, stream.read, Background())
     order.start_at((0, 1))
     order.arrive(batch(1, 1))
     stream.kept = {s: msg(s) for s in range(1, 6)}
@@ -93,7 +94,7 @@ async def test_a_gap_is_read_back_from_the_stream() -> None:
 
 async def test_a_lost_message_is_skipped_and_its_sender_told() -> None:
     node, stream = Node(), Stream()
-    order = RoomOrder(node, stream.read)
+    order = RoomOrder(node, stream.read, Background())
     order.start_at((0, 1))
     lost: asyncio.Future[int] = asyncio.get_running_loop().create_future()
     kept: asyncio.Future[int] = asyncio.get_running_loop().create_future()

@@ -24,7 +24,7 @@ from sockhub.protocol.errors import (
 from sockhub.protocol.frames import Frame, encode_frame
 from sockhub.services.chat.names import nick_key
 
-from .conftest import RawPeer, RunningServer, running_server
+from .conftest import UNTHROTTLED_CHAT, RawPeer, RunningServer, running_server
 
 FULLWIDTH_ALICE = "\uff21\uff4c\uff49\uff43\uff45"
 FULLWIDTH_CAROL = "\uff23\uff41\uff52\uff4f\uff4c"
@@ -392,7 +392,12 @@ def test_history_survives_a_restart(tmp_path: Path) -> None:
     assert (data / "chat.sqlite3-wal").exists() or (data / "chat.sqlite3").stat().st_size
 
 
-async def test_ordering_under_concurrent_senders(srv: RunningServer) -> None:
+async def test_ordering_under_concurrent_senders(tmp_path: Path) -> None:
+    with running_server(tmp_path, **UNTHROTTLED_CHAT) as srv:
+        await _ordering(srv)
+
+
+async def _ordering(srv: RunningServer) -> None:
     senders, per_sender = 4, 150
     readers = [await AsyncClient.connect(srv.address) for _ in range(3)]
     writers = [await AsyncClient.connect(srv.address) for _ in range(senders)]

@@ -2,7 +2,9 @@
 
 Each run's main process is a child of this very process (the test server runs in a
 thread here), so ``/proc`` tells us the truth about zombies and group members. Waiting
-for a process to end is done on its pidfd, never by sleeping.
+for a process to end is done on its pidfd, never by sleeping. The commands print their
+own pids, which are host pids only without the sandbox's PID namespace, so these tests
+run the unsandboxed spawn path; test_exec_sandbox.py covers the lifecycle in the sandbox.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ from .test_exec_service import Exec
 
 @pytest.fixture
 def ex(tmp_path: Path) -> Iterator[Exec]:
-    with running_server(tmp_path / "data", exec=True, exec_kill_grace=0.3) as srv:
+    with running_server(
+        tmp_path / "data", exec=True, exec_kill_grace=0.3, exec_unsandboxed=True
+    ) as srv:
         yield Exec(srv)
 
 
@@ -144,7 +148,12 @@ def test_disconnect_kills_the_group(ex: Exec) -> None:
 
 
 def test_server_shutdown_kills_running_commands(tmp_path: Path) -> None:
-    settings = {"exec": True, "exec_kill_grace": 0.3, "shutdown_grace": 0.3}
+    settings = {
+        "exec": True,
+        "exec_kill_grace": 0.3,
+        "shutdown_grace": 0.3,
+        "exec_unsandboxed": True,
+    }
     with running_server(tmp_path / "data", **settings) as srv:
         key = srv.add_user("alice", ("exec",))
         c = Client.connect(srv.address, user="alice", key=key)

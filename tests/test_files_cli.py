@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from sockhub.cli.common import CliError
-from sockhub.cli.files_plan import local_target, remote_dir, split_dest
+from sockhub.cli.files_plan import local_target, remote_dir, renames, split_dest
 from sockhub.cli.main import main
 from sockhub.protocol.errors import FileBadPath
 
@@ -87,9 +87,9 @@ def test_put_get_tree(cli: Cli, tmp_path: Path) -> None:
         assert (tmp_path / "copy" / "tree" / rel).read_bytes() == stored(
             srv, f"backup/tree/{rel}"
         ).read_bytes()
-    code, lines, _ = run("get", "-r", "backup/tree", "copy/")  # again: small files re-fetched
-    assert code == 0
-    assert {line["path"] for line in lines if line["unchanged"]} == {"backup/tree/sub/b.bin"}
+    code, lines, _ = run("get", "-r", "backup/tree", "copy/")  # again: all skipped, any size
+    assert code == 0 and len(lines) == 4
+    assert all(line["unchanged"] and line["sent"] == 0 for line in lines)
 
     code, lines, _ = run("ls", "backup/tree")
     assert {(e["name"], e["type"]) for e in lines} == {
@@ -116,10 +116,10 @@ def test_plain_output_and_errors(
     assert out.startswith("put x.txt -> x.txt  1 B  sha256 ")
     assert main(["put", "x.txt"]) == 0  # the same content is already there
     assert "unchanged" in capsys.readouterr().out
-    assert main(["put", "evil\x1b[31mname", "x.txt"]) == 1
+    assert main(["put", "evil\x1b[31mname", "x.txt", "docs/"]) == 1  # one bad, one fine
     out, err = capsys.readouterr()
     assert "\x1b" not in out + err and "\\x1b" in err
-    assert main(["put", "nothing-here"]) == 2
+    assert main(["put", "nothing-here"]) == 1  # as cp and scp: a failure, not a usage error
     assert main(["put", "."]) == 2  # a folder without -r
     assert main(["get", "missing.txt"]) == 1
     assert main(["ls"]) == 0
@@ -169,16 +169,20 @@ def test_progress_bars_only_on_a_terminal(tmp_path: Path) -> None:
             outputs.append(b"".join(chunks).decode(errors="replace"))
             (tmp_path / "f").write_bytes(os.urandom(3 * MiB))
         bars, plain = outputs
-        assert "1 files" in bars and "━" in bars
+        assert "1 file " in bars and "1 files" not in bars and "━" in bars
+        assert "MiB" in bars and " MB" not in bars  # one unit system: the bars' and the lines'
         assert "━" not in plain and json.loads(plain.strip().splitlines()[-1])["ok"] is True
 
 
 def test_argument_rules(tmp_path: Path) -> None:
     (tmp_path / "a").write_text("a")
-    assert split_dest(["a"], lambda p: True) == (["a"], None)
-    assert split_dest(["a", "b/"], lambda p: False) == (["a"], "b/")
-    assert split_dest(["a", "b"], lambda p: p == "b") == (["a"], "b")
-    assert split_dest(["a", "b"], lambda p: False) == (["a", "b"], None)
+    assert split_dest(["a"]) == (["a"], None)
+    assert split_dest(["a", "b/"]) == (["a"], "b/")
+    assert split_dest(["a", "b", "c"]) == (["a", "b"], "c")
+    assert renames(["a"], "b", lambda p: False)
+    assert not renames(["a"], "b", lambda p: True)  # an existing folder: into it
+    assert not renames(["a"], "b/", lambda p: False)
+    assert not renames(["a", "b"], "c", lambda p: False)
     assert remote_dir("/") == "" and remote_dir("./") == "" and remote_dir("/x/y/") == "x/y"
     with pytest.raises(FileBadPath):
         remote_dir("x/../y")

@@ -26,6 +26,7 @@ from sockhub.protocol.errors import (
 )
 from sockhub.protocol.frames import encode_frame
 from sockhub.services.files.partials import RESUME_FROM
+from sockhub.services.files.quota import BLOCK
 
 from .conftest import RunningServer
 from .files_support import (
@@ -304,19 +305,23 @@ def test_too_large_at_the_limit(tmp_path: Path) -> None:
 
 
 def test_quota_at_the_limit(tmp_path: Path) -> None:
-    with files_server(tmp_path / "data", file_quota=1000) as (srv, key), connect(srv, key) as c:
-        put_bytes(c, tmp_path, "a", b"x" * 600)
+    """Counted in whole blocks (4 KiB here), as the disk counts them."""
+    with (
+        files_server(tmp_path / "data", file_quota=3 * BLOCK) as (srv, key),
+        connect(srv, key) as c,
+    ):
+        put_bytes(c, tmp_path, "a", b"x" * (BLOCK + 1))  # two blocks
         with pytest.raises(FileQuota):
-            c.request("file.put", path="b", total=401)
-        put_bytes(c, tmp_path, "b", b"y" * 400)  # exactly full
+            c.request("file.put", path="b", total=BLOCK + 1)
+        put_bytes(c, tmp_path, "b", b"y" * 400)  # one block: exactly full
         with pytest.raises(FileQuota):
             c.request("file.put", path="c", total=1)
-        put_bytes(c, tmp_path, "a", b"z" * 600, overwrite=True)  # replacing frees its bytes
+        put_bytes(c, tmp_path, "a", b"z" * 600, overwrite=True)  # replacing frees its blocks
         c.delete("b")
         put_bytes(c, tmp_path, "c", b"w" * 400)
         os.unlink(stored(srv, "c"))  # behind the server's back: a recount finds the room
         files_service(srv).store._rescanned = -1e9
-        put_bytes(c, tmp_path, "d", b"v" * 400)
+        put_bytes(c, tmp_path, "d", b"v" * BLOCK)
 
 
 def test_busy_path(tmp_path: Path) -> None:

@@ -15,7 +15,8 @@ import pytest
 
 from sockhub.client import Client
 from sockhub.lab.check import check
-from sockhub.lab.tcp import MAX_UPLOAD
+from sockhub.lab.limits import LabLimits
+from sockhub.protocol.errors import ProtocolError
 
 from .conftest import RunningServer, running_server
 from .lab_support import LabThread, lab, program
@@ -140,15 +141,34 @@ def test_course_chat_shares_a_sockhub_room(
         two.wait_for("bob hello from sockhub")
 
 
-def test_ftp_upload_over_the_lab_bound_is_refused(
-    hub_lab: LabThread, caplog: pytest.LogCaptureFixture
+def put_header(name: str, size: object) -> bytes:
+    header = json.dumps({"cmd": "put", "filename": name, "filesize": size}).encode()
+    return struct.pack("i", len(header)) + header
+
+
+def test_ftp_upload_and_download_at_the_lab_bound(
+    hub: tuple[RunningServer, bytes], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    srv, key = hub
     caplog.set_level(logging.INFO, logger="sockhub.lab")
-    header = json.dumps({"cmd": "put", "filename": "big.bin", "filesize": MAX_UPLOAD + 1}).encode()
-    with socket.create_connection(("127.0.0.1", hub_lab.port("ftp-put")), timeout=10) as s:
-        s.sendall(struct.pack("i", len(header)) + header)
-        assert s.recv(10) == b""
-    hub_lab.wait_logged(caplog, f"the lab takes up to {MAX_UPLOAD}")
+    limits = LabLimits(max_upload=1000, max_download=999)
+    with lab(
+        server=srv.address, user="alice", key=key, only=("ftp-put", "ftp-get"), limits=limits
+    ) as running:
+        with socket.create_connection(("127.0.0.1", running.port("ftp-put")), timeout=10) as s:
+            s.sendall(put_header("edge.png", 1000) + b"e" * 1000)  # the FTP homework's put
+            running.wait_logged(caplog, "uploaded 1000 bytes as lab/edge.png")
+            s.sendall(put_header("over.png", 1001))
+            assert s.recv(10) == b""
+        running.wait_logged(caplog, "announced 1001 bytes; the lab takes 0..1000")
+        with socket.create_connection(("127.0.0.1", running.port("ftp-get")), timeout=10) as s:
+            s.sendall(b"edge")  # 1000 bytes: one over max_download
+            assert s.recv(10) == b""
+        running.wait_logged(caplog, "the lab sends up to 999 (max_download)")
+    with Client.connect(srv.address, user="alice", key=key) as hub_client:
+        assert hub_client.stat("lab/edge.png").size == 1000
+        with pytest.raises(ProtocolError):
+            hub_client.stat("lab/over.png")
 
 
 @pytest.mark.parametrize(
@@ -176,3 +196,19 @@ def test_lab_reconnects_when_the_server_closed_its_connection(
         with program("c91_client", running.port("exec-len"), tmp_path, "echo again\n") as c:
             c.wait_for("again")
         assert running.running.lab.backend.client is not old
+
+
+def test_a_command_over_the_exec_timeout_is_stopped(
+    hub: tuple[RunningServer, bytes], caplog: pytest.LogCaptureFixture
+) -> None:
+    srv, key = hub
+    caplog.set_level(logging.INFO, logger="sockhub.lab")
+    limits = LabLimits(exec_timeout=0.3)
+    with lab(
+        server=srv.address, user="alice", key=key, lab_exec=True, only=("exec-len",), limits=limits
+    ) as running:
+        with socket.create_connection(("127.0.0.1", running.port("exec-len")), timeout=30) as s:
+            s.sendall(b"echo early; sleep 30")
+            (n,) = struct.unpack("i", s.recv(4))
+            assert s.recv(n) == b"early\n"  # its output so far, with the notes' length
+        running.wait_logged(caplog, "over 0.3 s (exec_timeout); it was stopped")

@@ -8,8 +8,15 @@ import struct
 from hypothesis import given
 from hypothesis import strategies as st
 
+from sockhub.lab.formats import DEFAULT_BASE_PORT, FORMATS
 from sockhub.protocol import encode_frame
-from sockhub.protocol.sniff import describe_foreign, looks_like_frame_start
+from sockhub.protocol.sniff import (
+    LAB_BASE_PORT,
+    LAB_PORT_SPAN,
+    describe_foreign,
+    lab_hint,
+    looks_like_frame_start,
+)
 
 
 def test_frames_are_not_foreign() -> None:
@@ -48,3 +55,10 @@ def test_short_input_waits_unless_complete() -> None:
     assert describe_foreign(b"ok") is None
     assert describe_foreign(b"ok", complete=True) == "raw text 'ok'"
     assert describe_foreign(b"") is None
+
+
+def test_lab_hint_names_every_course_listener_port() -> None:
+    assert lab_hint() == "`sockhub lab serve` (ports 9700-9725)"
+    assert DEFAULT_BASE_PORT == LAB_BASE_PORT
+    assert sorted(f.offset for f in FORMATS) == list(range(LAB_PORT_SPAN))
+    assert lab_hint(10000) == "`sockhub lab serve` (ports 10000-10025)"

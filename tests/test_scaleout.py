@@ -340,6 +340,16 @@ def test_workers_share_one_port(tmp_path: Path, cluster_redis: RedisServer) -> N
             time.sleep(0.05)
         with Client.connect(server.address) as c:
             assert c.echo("still here") == b"still here"
+        serve = ("serve", "--port", "0", "--no-udp", "--data", str(data))
+        second = subprocess.run(  # the workers are one server; another one is refused
+            [sys.executable, "-m", "sockhub", *serve],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
+        assert second.returncode == 1
+        assert f"PID {server.proc.pid}" in second.stderr and "in use" in second.stderr
         workers = worker_pids(server)
         server.kill()  # kill -9 of the parent: its workers must not serve on alone
         deadline = time.monotonic() + 20

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import sys
 from typing import Any
@@ -66,10 +67,43 @@ def udp_request(server: str, timeout: float, op: str, body: bytes, fields: dict[
     raise CliError(f"{addr}: no UDP answer after {UDP_TRIES} tries", EXIT_CONNECT)
 
 
+def _check_udp(args: argparse.Namespace) -> None:
+    """UDP is neither encrypted nor authenticated: flags that promise either are refused."""
+    wrong = [
+        flag
+        for flag, given in (
+            ("--tls", args.tls),
+            ("--tls-fingerprint", args.tls_fingerprint is not None),
+            ("--key-file", args.key_file is not None),
+            ("--user", args.user is not None and args.user != os.environ.get("SOCKHUB_USER")),
+        )
+        if given
+    ]
+    if wrong:
+        raise CliError(
+            f"--udp is plain and anonymous, so {' and '.join(wrong)} would not apply: "
+            f"drop --udp to use them over TCP",
+            EXIT_USAGE,
+        )
+    if args.user is not None:
+        print(
+            f"sockhub: --udp is anonymous: user {args.user} (SOCKHUB_USER) is not logged in",
+            file=sys.stderr,
+        )
+
+
+def _text(words: list[str]) -> bytes:
+    """The words joined, or stdin when the only word is ``-`` (as cat and tar read it)."""
+    if words == ["-"]:
+        return sys.stdin.buffer.read()
+    return " ".join(words).encode()
+
+
 @command
 def _echo(args: argparse.Namespace) -> int:
-    body = " ".join(args.text).encode()
+    body = _text(args.text)
     if args.udp:
+        _check_udp(args)
         out = udp_request(args.server, args.timeout, "echo", body, echo_fields(args.upper)).body
     else:
         with connect(args) as client:
@@ -85,6 +119,7 @@ def _echo(args: argparse.Namespace) -> int:
 def _time(args: argparse.Namespace) -> int:
     fields = time_fields(args.format, args.utc)
     if args.udp:
+        _check_udp(args)
         result = TimeResult.from_reply(udp_request(args.server, args.timeout, "time", b"", fields))
     else:
         with connect(args) as client:
@@ -105,11 +140,12 @@ def register(sub: Any) -> None:
   sockhub echo hello                      # -> hello
   sockhub echo --upper hello world        # -> HELLO WORLD
   sockhub echo --udp ping                 # one datagram each way
+  date | sockhub echo -                   # - sends stdin
   sockhub echo --json hi                  # {"ok": true, "text": "hi", "size": 2}
   sockhub echo -s 10.0.0.5:9696 hi        # another server (or SOCKHUB_SERVER)
 """),
     )
-    p.add_argument("text", nargs="+", help="words to send (joined by spaces)")
+    p.add_argument("text", nargs="+", help="words to send (joined by spaces); - reads stdin")
     p.add_argument("--upper", action="store_true", help="ask the server to upper-case it")
     p.add_argument("--udp", action="store_true", help="use one UDP datagram instead of TCP")
     add_client_args(p)

@@ -89,13 +89,28 @@ class LineView:
         print(f"sockhub: {escape(text, None, keep_lines=True)}", file=sys.stderr, flush=True)
 
 
+def _decode(raw: bytes, number: int) -> str:
+    """A stdin line as text; bytes that are not UTF-8 (GBK, Latin-1) become U+FFFD, said once."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        print(
+            f"sockhub: stdin line {number} is not UTF-8; its bad bytes are sent as \ufffd "
+            "(convert first, e.g. iconv -f GBK -t UTF-8)",
+            file=sys.stderr,
+            flush=True,
+        )
+        return raw.decode("utf-8", "replace")
+
+
 def _stdin_lines(loop: asyncio.AbstractEventLoop) -> asyncio.Queue[str | None]:
     """stdin lines, read on a daemon thread so an open pipe never keeps us from exiting."""
     lines: asyncio.Queue[str | None] = asyncio.Queue()
 
     def read() -> None:
-        for line in sys.stdin:
-            loop.call_soon_threadsafe(lines.put_nowait, line.rstrip("\r\n"))
+        for number, raw in enumerate(sys.stdin.buffer, 1):
+            line = _decode(raw.rstrip(b"\r\n"), number)
+            loop.call_soon_threadsafe(lines.put_nowait, line)
         loop.call_soon_threadsafe(lines.put_nowait, None)
 
     threading.Thread(target=read, name="sockhub-stdin", daemon=True).start()
@@ -107,14 +122,28 @@ async def _run_lines(controller: Controller, view: LineView, args: argparse.Name
     await controller.join(args.room, history=args.history)
     pump = asyncio.get_running_loop().create_task(controller.pump())
     lines = _stdin_lines(asyncio.get_running_loop())
-    while (line := await lines.get()) is not None:
-        if not await controller.handle(line):
-            break
-    await asyncio.wait_for(controller.settle(), args.timeout)
-    if args.listen:
-        await pump
-    pump.cancel()
+    try:
+        while (line := await _next_line(lines, pump)) is not None:
+            if not await controller.handle(line):
+                break
+        await asyncio.wait_for(controller.settle(), args.timeout)
+        if args.listen:
+            await pump
+    finally:
+        pump.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await pump  # the session's end (a refused key, a closed stdout) is raised here
     return EXIT_FAILED if view.errors else 0
+
+
+async def _next_line(lines: asyncio.Queue[str | None], pump: asyncio.Task[None]) -> str | None:
+    """The next stdin line; None at its end, or when the session itself has ended."""
+    getter = asyncio.ensure_future(lines.get())
+    await asyncio.wait((getter, pump), return_when=asyncio.FIRST_COMPLETED)
+    if getter.done():
+        return getter.result()
+    getter.cancel()
+    return None
 
 
 async def _chat_main(args: argparse.Namespace, interactive: bool) -> int:

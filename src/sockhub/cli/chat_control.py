@@ -7,15 +7,18 @@ prompt_toolkit UI, plain lines, JSON lines) only decides how things look.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import re
 import shlex
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from ..client.chat_session import AsyncChatSession, Incoming
-from ..protocol.errors import ChatNickTaken, ProtocolError
+from ..client.chat import ChatEvent
+from ..client.chat_session import AsyncChatSession, Incoming, Notice
+from ..protocol.errors import AuthFailed, ChatNickTaken, ProtocolError
 
-__all__ = ["HELP", "ChatView", "Controller", "nick_candidates"]
+__all__ = ["HELP", "ChatView", "Controller", "clean_input", "nick_candidates"]
 
 HELP = """\
 commands (anything else is sent to the current room):
@@ -25,11 +28,34 @@ commands (anything else is sent to the current room):
   /who [ROOM]         who is in a room
   /rooms              every room with members
   /msg NICK TEXT      a direct message
+  /me ACTION          say what you do: * nick ACTION
   /quit               leave (Ctrl-D too)
   /help               this list
   //TEXT              send a line that starts with '/'"""
 
 AUTO_NICK_TRIES = 9
+PENDING_MAX = 100
+"""Lines typed while disconnected, kept to be sent on reconnect; more are refused."""
+ME = "/me "
+"""A message whose text starts with this is an action, shown ``* nick waves`` (as IRC's)."""
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _picture(char: str) -> str:
+    code = ord(char)
+    if code < 0x20:
+        return chr(0x2400 + code)  # ␛ for ESC: the Unicode "control pictures"
+    return "\u2421" if code == 0x7F else "\ufffd"
+
+
+def clean_input(text: str) -> str:
+    """What was typed or pasted, made sendable: a control character (a pasted ESC) becomes
+    its visible picture (``␛``), as the server refuses control characters in text, and
+    bytes that were not UTF-8 (a terminal in another encoding) become U+FFFD.
+    """
+    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return _CONTROL.sub(lambda m: _picture(m.group()), text)
 
 
 def nick_candidates(nick: str, explicit: bool) -> list[str]:
@@ -61,6 +87,8 @@ class Controller:
         self.explicit_nick = explicit_nick
         self.current: str | None = None
         self.said: dict[str, int] = {}
+        self.members: dict[str, set[str]] = {}
+        self.pending: collections.deque[tuple[str, str]] = collections.deque()
         self._progress = asyncio.Event()
         self._commands: dict[str, Callable[[list[str], str], Awaitable[bool]]] = {
             "join": self._join_cmd,
@@ -69,6 +97,7 @@ class Controller:
             "who": self._who_cmd,
             "rooms": self._rooms_cmd,
             "msg": self._msg_cmd,
+            "me": self._me_cmd,
             "quit": self._quit_cmd,
             "help": self._help_cmd,
         }
@@ -85,6 +114,7 @@ class Controller:
         for msg in joined.history:
             self.view.show(msg)
         self.current = room
+        self.members[room] = set(joined.members)
         others = ", ".join(m for m in joined.members if m != joined.nick) or "nobody else"
         self.view.info(
             f"joined {room} as {joined.nick}; here: {others}",
@@ -92,10 +122,50 @@ class Controller:
         )
 
     async def pump(self) -> None:
-        """Show everything that arrives, for as long as the session lasts."""
+        """Show everything that arrives, for as long as the session lasts; after a
+        reconnect, send what was typed while away."""
         async for item in self.session.events():
+            self._track(item)
             self.view.show(item)
             self._progress.set()
+            if isinstance(item, Notice) and item.kind == "reconnected":
+                await self._send_pending()
+
+    def _track(self, item: Incoming) -> None:
+        """Who is in each room, for Tab completion."""
+        if not isinstance(item, ChatEvent):
+            return
+        here = self.members.setdefault(item.room or "", set())
+        if item.event == "join":
+            here.add(item.nick)
+        elif item.event == "leave":
+            here.discard(item.nick)
+        elif item.event == "nick":
+            here.discard(item.old or "")
+            here.add(item.nick)
+
+    def command_names(self) -> list[str]:
+        return sorted(f"/{name}" for name in self._commands)
+
+    def nicks(self) -> list[str]:
+        """The members of the current room, for Tab completion."""
+        return sorted(self.members.get(self.current or "", ()))
+
+    async def _send_pending(self) -> None:
+        while self.pending:
+            room, text = self.pending[0]
+            if room not in self.session.state.rooms:
+                self.pending.popleft()
+                self.view.error(
+                    f"not sent (no longer in {room}): {text}", _err("chat.not_joined", text)
+                )
+                continue
+            self.said[room] = await self.session.say(room, text)
+            self.pending.popleft()
+            self.view.info(
+                f"sent after reconnecting: {text}",
+                {"type": "sent_late", "room": room, "text": text},
+            )
 
     async def settle(self) -> None:
         """Wait until our own last message in each room has come back (all before it did)."""
@@ -108,29 +178,44 @@ class Controller:
 
     async def handle(self, line: str) -> bool:
         """Run one typed line; False when it asked to quit."""
+        line = clean_input(line)
         try:
             if line.startswith("/") and not line.startswith("//"):
                 name, _, rest = line[1:].partition(" ")
                 command = self._commands.get(name.lower())
                 if command is None:
-                    self.view.error(f"unknown command /{name}; /help lists them", _err("usage"))
+                    what = f"unknown command /{name}; /help lists them"
+                    self.view.error(what, _err("usage", what))
                     return True
-                return await command(shlex.split(rest) if name.lower() != "msg" else [], rest)
+                free_text = name.lower() in ("msg", "me")
+                return await command([] if free_text else shlex.split(rest), rest)
             if line:
                 await self._say(line[1:] if line.startswith("//") else line)
+        except AuthFailed:
+            raise
         except ProtocolError as exc:
             if exc.fatal:  # the connection it came on is gone; a new one is on its way
-                self._not_connected(exc)
+                self._not_connected(exc, line)
             else:
                 self.view.error(f"{exc.code}: {exc.message}", _err(exc.code, exc.message))
         except ValueError as exc:
             self.view.error(str(exc), _err("usage", str(exc)))
         except ConnectionError as exc:
-            self._not_connected(exc)
+            self._not_connected(exc, line)
         return True
 
-    def _not_connected(self, exc: BaseException) -> None:
-        self.view.error(f"not done, not connected: {exc}", _err("closed", str(exc)))
+    def _not_connected(self, exc: BaseException, line: str) -> None:
+        """A message typed while away waits for the reconnect; a command is not done."""
+        is_message = bool(line) and (not line.startswith("/") or line.startswith(("//", ME)))
+        if not is_message or self.current is None or len(self.pending) >= PENDING_MAX:
+            self.view.error(f"not done, not connected: {exc}", _err("closed", str(exc)))
+            return
+        text = line[1:] if line.startswith("//") else line
+        self.pending.append((self.current, text))
+        self.view.info(
+            "not connected: sent when the connection is back",
+            {"type": "queued", "room": self.current, "text": text},
+        )
 
     async def _say(self, text: str) -> None:
         if self.current is None:
@@ -167,9 +252,16 @@ class Controller:
         if len(args) != 1:
             raise ValueError("/nick NAME")
         room = self._room_arg([])
+        old = self.session.state.rooms[room].nick if room in self.session.state.rooms else None
         await self.session.nick(room, args[0])
         self.nick, self.explicit_nick = args[0], True
-        self.view.info(f"you are now {args[0]} in {room}", {"type": "nick", "room": room})
+        here = self.members.setdefault(room, set())
+        here.discard(old or "")
+        here.add(args[0])
+        self.view.info(
+            f"you are now {args[0]} in {room}",
+            {"type": "nick", "room": room, "nick": args[0], "old": old},
+        )
         return True
 
     async def _who_cmd(self, args: list[str], rest: str) -> bool:
@@ -197,6 +289,12 @@ class Controller:
         self.view.info(f"-> {to}: {text}", {"type": "dm_sent", "to": to, "text": text})
         return True
 
+    async def _me_cmd(self, args: list[str], rest: str) -> bool:
+        if not rest.strip():
+            raise ValueError("/me ACTION")
+        await self._say(ME + rest.strip())
+        return True
+
     async def _quit_cmd(self, args: list[str], rest: str) -> bool:
         return False
 
@@ -206,4 +304,5 @@ class Controller:
 
 
 def _err(code: str, message: str = "") -> dict[str, Any]:
-    return {"type": "error", "code": code, "message": message}
+    """The one error object of every command (cli/common.py), in the chat stream too."""
+    return {"ok": False, "type": "error", "error": code, "message": message}

@@ -15,6 +15,7 @@ from typing import Any
 from ..client.chat import ChatEvent, ChatMessage
 from ..client.chat_session import Incoming, Notice
 from ..protocol.text import escape
+from .chat_control import ME
 
 __all__ = ["fragments", "nick_style", "render_json", "render_plain"]
 
@@ -66,9 +67,10 @@ def _event_text(item: ChatEvent) -> str:
 
 
 def _where(item: ChatMessage | ChatEvent, rooms: int) -> str:
-    """``[room]`` when it helps: more than one room, or a direct message."""
+    """``[room]`` when it helps (more than one room); ``[dm from NICK]`` for a direct message
+    (one that arrives here was sent to us: who sent it is what matters)."""
     if isinstance(item, ChatMessage) and item.dm:
-        return f"[dm to {_nick(item.to or '?')}] "
+        return f"[dm from {_nick(item.sender)}] "
     room = item.room or ""
     return f"[{room}] " if rooms != 1 else ""
 
@@ -87,8 +89,14 @@ def fragments(item: Incoming, rooms: int = 1) -> Fragments:
     style = nick_style(item.sender)
     if item.history:
         style += " dim"
-    out += [(style, f"<{_nick(item.sender)}>"), ("class:history" if item.history else "", " ")]
-    out.append(("class:history" if item.history else "", _text(item.text)))
+    body = "class:history" if item.history else ""
+    if item.text.startswith(ME):  # an action: * neo waves
+        out += [(body, "* "), (style, _nick(item.sender)), (body, " ")]
+        out.append((body, _text(item.text[len(ME) :])))
+        return out
+    if not item.dm:
+        out += [(style, f"<{_nick(item.sender)}>"), (body, " ")]
+    out.append((body, _text(item.text)))
     return out
 
 
@@ -113,6 +121,8 @@ def render_json(item: Incoming) -> dict[str, Any]:
             out["old"] = item.old
         return out
     msg: dict[str, Any] = {"type": "msg", "from": item.sender, "text": item.text, "ts": item.ts}
+    if item.text.startswith(ME):
+        msg.update(action=True, text=item.text[len(ME) :])
     if item.dm:
         msg.update(dm=True, to=item.to)
     else:

@@ -1,21 +1,28 @@
 """What every client command shares: connection flags, output, errors and exit codes.
 
-Exit codes (DESIGN.md): 0 success, 1 the operation failed (an error frame), 2 usage
-error, 3 cannot connect or authenticate.
+Exit codes (DESIGN.md): 0 success, 1 the operation failed (an error frame, a local file
+missing or that cannot be written), 2 usage error, 3 cannot connect or authenticate (a
+missing grant included). Every failure is
+one line on stderr, ``sockhub: what happened: what to do``; with ``--json`` the same as
+``{"ok": false, "error": CODE, "message": TEXT}`` on stdout. Never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import functools
 import json
 import os
+import re
+import ssl
 import sys
 from collections.abc import Callable
 from typing import Any
 
 from ..client import AsyncClient, Client, ConnectError, ConnectionClosed, read_key
-from ..protocol.errors import AuthFailed, LimitBusy, LimitRate, ProtocolError
+from ..protocol.errors import AuthFailed, AuthRequired, LimitBusy, LimitRate, ProtocolError
 from ..protocol.text import escape
 
 __all__ = [
@@ -28,19 +35,79 @@ __all__ = [
     "command",
     "connect",
     "connect_async",
+    "connect_hint",
     "emit_json",
     "examples",
+    "fail",
+    "local_error",
+    "quiet_stdout",
 ]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CONNECT = 0, 1, 2, 3
 
 
 class CliError(Exception):
-    """A failure with the message and exit code the user should see."""
+    """A failure with the message and exit code the user should see.
 
-    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
+    ``error`` is the JSON error code; by default ``usage`` for exit code 2, else ``cli``.
+    """
+
+    def __init__(self, message: str, code: int = EXIT_FAILED, error: str | None = None) -> None:
         super().__init__(message)
         self.code = code
+        self.error = error or ("usage" if code == EXIT_USAGE else "cli")
+
+
+def local_error(exc: OSError) -> str:
+    """A local file problem as a sentence: which path, what is wrong, what to do."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    what = exc.strerror or str(exc)
+    hint = {
+        errno.ENOSPC: "free some space or choose another folder",
+        errno.EDQUOT: "free some space or choose another folder",
+        errno.EFBIG: "the file is bigger than this system lets us write",
+        errno.ENOTDIR: "a part of that path is a file, not a folder",
+        errno.EACCES: "choose a folder you may write to",
+        errno.EPERM: "choose a folder you may write to",
+        errno.EROFS: "choose a folder on a writable file system",
+        errno.ENOENT: "check the path",
+        errno.EISDIR: "that is a folder: name a file, or end the folder with /",
+        errno.EEXIST: "a file of that name is in the way of a folder",
+    }.get(exc.errno or 0)
+    return f"{where}{what}" + (f": {hint}" if hint else "")
+
+
+def fail(args: argparse.Namespace, exc: BaseException) -> int:
+    """Report any failure the one way (message, JSON object, exit code) and return the code."""
+    if isinstance(exc, CliError):
+        return _fail(args, str(exc), exc.code, exc.error)
+    if isinstance(exc, AuthRequired):
+        hint = "log in with --user and a key (SOCKHUB_KEY or --key-file) of a user who has it"
+        return _fail(args, f"{exc.code}: {exc.message}: {hint}", EXIT_CONNECT, exc.code)
+    if isinstance(exc, AuthFailed | LimitBusy | LimitRate):
+        return _fail(args, str(exc), EXIT_CONNECT, exc.code)
+    if isinstance(exc, ConnectError):
+        return _fail(args, connect_hint(args, exc), EXIT_CONNECT, "connect")
+    if isinstance(exc, ProtocolError):
+        return _fail(args, f"{exc.code}: {exc.message}", EXIT_FAILED, exc.code)
+    if isinstance(exc, ConnectionClosed):
+        return _fail(args, str(exc), EXIT_CONNECT, "closed")
+    if isinstance(exc, BrokenPipeError):
+        quiet_stdout()  # our reader went away (`| head`): nothing more to say to anyone
+        return EXIT_FAILED
+    if isinstance(exc, OSError):
+        return _fail(args, local_error(exc), EXIT_FAILED, "local")
+    if isinstance(exc, KeyboardInterrupt):
+        return 130
+    return _fail(
+        args, f"unexpected {type(exc).__name__}: {exc} (a bug: please report it)", 1, "bug"
+    )
+
+
+def quiet_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush cannot complain either."""
+    with contextlib.suppress(OSError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def examples(text: str) -> dict[str, Any]:
@@ -83,10 +150,19 @@ def add_client_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object per result")
 
 
+_FINGERPRINT = re.compile(r"(?:sha256:)?(?:[0-9a-f]{2}:?){31}[0-9a-f]{2}", re.IGNORECASE)
+
+
 def _connect_args(args: argparse.Namespace) -> dict[str, Any]:
     key = read_key(args.key_file) if (args.user or args.key_file) else None
     if args.key_file and not args.user:
         raise CliError("--key-file needs --user (or SOCKHUB_USER)", EXIT_USAGE)
+    if args.tls_fingerprint is not None and not _FINGERPRINT.fullmatch(args.tls_fingerprint):
+        raise CliError(
+            f"--tls-fingerprint {args.tls_fingerprint!r} is not a SHA-256 fingerprint: give "
+            "the 64 hex digits the server's banner prints (colons optional)",
+            EXIT_USAGE,
+        )
     return {
         "user": args.user,
         "key": key,
@@ -105,12 +181,27 @@ def _report_pin(client: Client | AsyncClient) -> None:
         )
 
 
+def connect_hint(args: argparse.Namespace, exc: ConnectError) -> str:
+    """The connect error, plus what to do when TLS was used on one side only."""
+    tls = getattr(args, "tls", False) or getattr(args, "tls_fingerprint", None)
+    if tls and isinstance(exc.__cause__, ssl.SSLError):
+        return (
+            f"{args.server} did not answer the TLS handshake ({exc.__cause__.reason or exc}): "
+            "remove --tls if that server runs without it, or check the port"
+        )
+    if not tls and ("before its hello" in str(exc) or "no sockhub hello" in str(exc)):
+        return f"{exc}: if that server runs with --tls, add --tls"
+    return str(exc)
+
+
 def connect(args: argparse.Namespace) -> Client:
     """A blocking client from the common flags; errors become exit code 3."""
     try:
         client = Client.connect(args.server, **_connect_args(args))
     except ValueError as exc:
         raise CliError(str(exc), EXIT_USAGE) from exc
+    except ConnectError as exc:
+        raise CliError(connect_hint(args, exc), EXIT_CONNECT, "connect") from exc
     _report_pin(client)
     return client
 
@@ -121,6 +212,8 @@ async def connect_async(args: argparse.Namespace) -> AsyncClient:
         client = await AsyncClient.connect(args.server, **_connect_args(args))
     except ValueError as exc:
         raise CliError(str(exc), EXIT_USAGE) from exc
+    except ConnectError as exc:
+        raise CliError(connect_hint(args, exc), EXIT_CONNECT, "connect") from exc
     _report_pin(client)
     return client
 
@@ -138,24 +231,21 @@ def command(
     @functools.wraps(func)
     def wrapper(args: argparse.Namespace) -> int:
         try:
-            return func(args) or EXIT_OK
-        except CliError as exc:
-            return _fail(args, str(exc), exc.code, None)
-        except (ConnectError, AuthFailed, LimitBusy, LimitRate) as exc:
-            code = exc.code if isinstance(exc, ProtocolError) else "connect"
-            return _fail(args, str(exc), EXIT_CONNECT, code)
-        except ProtocolError as exc:
-            return _fail(args, f"{exc.code}: {exc.message}", EXIT_FAILED, exc.code)
-        except ConnectionClosed as exc:
-            return _fail(args, str(exc), EXIT_CONNECT, "closed")
-        except KeyboardInterrupt:
-            return 130
+            code = func(args) or EXIT_OK
+            sys.stdout.flush()
+        except (Exception, KeyboardInterrupt) as exc:
+            return fail(args, exc)
+        return code
 
     return wrapper
 
 
-def _fail(args: argparse.Namespace, message: str, code: int, wire_code: str | None) -> int:
+def _fail(args: argparse.Namespace, message: str, code: int, error: str) -> int:
+    """One line on stderr; with ``--json`` also the error object on stdout."""
     if getattr(args, "json", False):
-        emit_json({"ok": False, "error": wire_code or "cli", "message": message})
-    print(f"sockhub: {escape(message, None, keep_lines=True)}", file=sys.stderr)
+        with contextlib.suppress(OSError):
+            emit_json({"ok": False, "type": "error", "error": error, "message": message})
+    line = escape(" ".join(message.split()), None)  # one line, nothing a terminal obeys
+    with contextlib.suppress(OSError):
+        print(f"sockhub: {line}", file=sys.stderr, flush=True)
     return code

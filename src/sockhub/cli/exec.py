@@ -2,7 +2,8 @@
 
 Output is written here as it arrives (stdout to stdout, stderr to stderr), local stdin
 goes to the command when it is not a terminal, Ctrl-C becomes ``exec.kill INT`` (twice:
-KILL), and the exit status is the command's: 128+N when signal N ended it, 255 when
+KILL). On a terminal (or with ``-t``) the command gets a remote pty instead
+(``exec_tty.py``). The exit status is the command's: 128+N when signal N ended it, 255 when
 sockhub itself failed (cannot connect, refused), as with ssh.
 """
 
@@ -17,12 +18,18 @@ import sys
 import threading
 from typing import Any
 
-from ..client import ConnectError, ConnectionClosed
 from ..client.exec import AsyncRemoteProcess, Completed
-from ..protocol.errors import ProtocolError
-from ..protocol.text import escape
 from ..server.loop import run
-from .common import EXIT_USAGE, CliError, add_client_args, connect_async, emit_json, examples
+from .common import (
+    EXIT_USAGE,
+    CliError,
+    add_client_args,
+    connect_async,
+    emit_json,
+    examples,
+    fail,
+)
+from .exec_tty import pty_fields, run_on_pty, wants_pty
 
 __all__ = ["register"]
 
@@ -117,14 +124,24 @@ async def _exec(args: argparse.Namespace, cmd: str | list[str], env: dict[str, s
     client = await connect_async(args)
     feeder: asyncio.Task[None] | None = None
     try:
-        forward = _stdin_is_data()
+        pty = wants_pty(args.tty, args.json)
+        forward = pty or _stdin_is_data()
         proc = client.open_process(
-            cmd, timeout=args.run_timeout, cwd=args.cwd, env=env, stdin=forward
+            cmd,
+            timeout=args.run_timeout,
+            cwd=args.cwd,
+            env=env,
+            stdin=forward,
+            pty=pty_fields() if pty else None,
         )
-        _interrupts(proc)
+        if not pty:
+            _interrupts(proc)
         if forward:
             feeder = asyncio.get_running_loop().create_task(_forward_stdin(proc))
-        result = await proc.wait() if args.json else await _stream(proc)
+        if pty:
+            result = await run_on_pty(proc, _stream)
+        else:
+            result = await proc.wait() if args.json else await _stream(proc)
     finally:
         if feeder is not None:
             feeder.cancel()
@@ -154,31 +171,15 @@ def _report(args: argparse.Namespace, result: Completed) -> None:
         print("sockhub: output beyond the server's limit was dropped", file=sys.stderr)
 
 
-def _fail(args: argparse.Namespace, message: str, code: str, status: int = EXIT_OWN) -> int:
-    if args.json:
-        emit_json({"ok": False, "error": code, "message": message})
-    print(f"sockhub: {escape(message, None, keep_lines=True)}", file=sys.stderr)
-    return status
-
-
 def _main(args: argparse.Namespace) -> int:
+    """The command's status; sockhub's own failures are 255 (2 for usage), as with ssh."""
     try:
         cmd = _command(args.cmd)
         env = _env(args.env)
         return run(_exec(args, cmd, env))
-    except CliError as exc:
-        usage = exc.code == EXIT_USAGE
-        return _fail(args, str(exc), "usage" if usage else "cli", exc.code if usage else EXIT_OWN)
-    except ProtocolError as exc:
-        return _fail(args, f"{exc.code}: {exc.message}", exc.code)
-    except ConnectError as exc:
-        return _fail(args, str(exc), "connect")
-    except ConnectionClosed as exc:
-        return _fail(args, str(exc), "closed")
-    except OSError as exc:
-        return _fail(args, str(exc), "cli")
-    except KeyboardInterrupt:
-        return 130
+    except (Exception, KeyboardInterrupt) as exc:
+        code = fail(args, exc)
+        return code if code in (EXIT_USAGE, 130) else EXIT_OWN
 
 
 def register(sub: Any) -> None:
@@ -188,14 +189,17 @@ def register(sub: Any) -> None:
         description=(
             "Run CMD on the server, in its exec root, and stream its output here. One word "
             "is a shell command line (quote it: 'ls | wc -l'); several words are run "
-            "without a shell, exactly as given. Stdin is forwarded when it is not a "
-            "terminal; Ctrl-C sends INT to the remote command (twice: KILL). The exit "
+            "without a shell, exactly as given. On a terminal (or with -t) the command "
+            "runs on a remote pty, as with ssh -t: keys, Ctrl-C and window size reach it. "
+            "Otherwise stdin is forwarded when piped and Ctrl-C sends INT to the remote "
+            "command (twice: KILL). The exit "
             "status is the command's (128+N for signal N); 255 means sockhub failed."
         ),
         conflict_handler="resolve",
         **examples("""
   export SOCKHUB_USER=alice SOCKHUB_KEY=$(cat alice.key)   # a user with the exec grant
   sockhub exec -- uname -a                      # argv, no shell
+  sockhub exec -t -- python3                    # interactive, on a remote terminal
   sockhub exec -- 'ls -l | head -3'             # one word: the server's /bin/sh runs it
   sockhub exec --timeout 5 -- sleep 60          # TERM at 5 s (KILL 2 s on if needed): 143
   echo hello | sockhub exec -- tr a-z A-Z       # stdin is forwarded: HELLO
@@ -218,6 +222,23 @@ def register(sub: Any) -> None:
         default=10.0,
         metavar="S",
         help="give up connecting after S seconds (default 10)",
+    )
+    tty = p.add_mutually_exclusive_group()
+    tty.add_argument(
+        "-t",
+        "--tty",
+        dest="tty",
+        action="store_true",
+        default=None,
+        help="run on a remote terminal (a pty), like ssh -t: for shells, editors, REPLs; "
+        "the default when stdin and stdout are both a terminal",
+    )
+    tty.add_argument(
+        "-T",
+        "--no-tty",
+        dest="tty",
+        action="store_false",
+        help="never a pty: separate stdout and stderr, stdin forwarded only when piped",
     )
     p.add_argument("--cwd", metavar="DIR", help="folder inside the server's exec root")
     p.add_argument(

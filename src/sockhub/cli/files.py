@@ -20,67 +20,70 @@ from typing import Any
 from ..client import Client
 from ..client.filework import Entry, Progress, Transfer
 from ..client.localfile import INLINE, file_sha256
-from ..protocol.errors import ProtocolError
-from ..protocol.paths import check_path
+from ..protocol.errors import FileExists, FileNotEmpty, FileNotFound, ProtocolError
+from ..protocol.paths import check_path, join_path
 from ..protocol.text import escape
-from .common import EXIT_FAILED, add_client_args, command, connect, emit_json, examples
-from .files_plan import Item, plan_get, plan_put, remote_dir, split_dest
+from .common import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    CliError,
+    add_client_args,
+    command,
+    connect,
+    emit_json,
+    examples,
+    local_error,
+)
+from .files_plan import Item, plan_get, plan_put, remote_dir, renames, split_dest
 
 __all__ = ["register"]
 
 
-def _size(n: int) -> str:
+def _size(n: float) -> str:
+    """Binary units everywhere (bars, speeds and result lines alike): B, KiB, MiB, GiB."""
     if n < 1024:
-        return f"{n} B"
+        return f"{int(n)} B"
     value = float(n)
-    for unit in ("KiB", "MiB", "GiB"):
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
         value /= 1024
-        if value < 1024 or unit == "GiB":
+        if value < 1024 or unit == "TiB":
             break
     return f"{value:.1f} {unit}"
+
+
+def _files(n: int) -> str:
+    return f"{n} file" if n == 1 else f"{n} files"
 
 
 class _FileBar:
     """The progress callback of one file's bar; it moves the overall bar too."""
 
-    def __init__(self, bars: Any, task: Any, overall: Any, before: int) -> None:
+    def __init__(self, bars: Bars, task: Any) -> None:
         self.bars = bars
         self.task = task
-        self.overall = overall
-        self.before = before
+        self.done = 0
 
     def __call__(self, done: int, total: int) -> None:
-        self.bars.update(self.task, completed=done, total=total)
-        self.bars.update(self.overall, completed=self.before + done)
+        self.done = done
+        self.bars.moved(self, total)
 
 
 class Bars:
-    """A rich progress bar per file and one for the whole run, on a terminal only."""
+    """A rich progress bar per file and one for the whole run, on a terminal only.
+
+    The bars say what really arrived: a file counts as done only once its result is in,
+    and an interrupted run says where it stopped instead of drawing itself complete.
+    """
 
     def __init__(self, show: bool, items: list[Item]) -> None:
         self._progress: Any = None
+        self.total = sum(item.size for item in items)
+        self.done = 0
+        self._current: _FileBar | None = None
         if show:
-            try:
-                from rich.progress import (
-                    BarColumn,
-                    DownloadColumn,
-                    Progress,
-                    TextColumn,
-                    TimeRemainingColumn,
-                    TransferSpeedColumn,
-                )
-            except ImportError:  # the cli extra is not installed: plain lines only
-                return
-            self._progress = Progress(
-                TextColumn("{task.description}", markup=False),
-                BarColumn(),
-                DownloadColumn(),
-                TransferSpeedColumn(),
-                TimeRemainingColumn(),
-            )
-            total = sum(item.size for item in items)
-            self._all = self._progress.add_task(f"{len(items)} files", total=total)
-        self._done = 0
+            self._progress = _make_progress()
+            if self._progress is not None:
+                self._all = self._progress.add_task(_files(len(items)), total=self.total)
 
     @contextmanager
     def running(self) -> Iterator[Bars]:
@@ -90,24 +93,70 @@ class Bars:
         with self._progress:
             yield self
 
+    @property
+    def reached(self) -> int:
+        return self.done + (self._current.done if self._current is not None else 0)
+
     def file(self, item: Item, label: str) -> _FileBar | None:
         """A progress callback for one file (None when nothing is shown)."""
         if self._progress is None:
             return None
-        task = self._progress.add_task(escape(label, 60), total=item.size)
-        return _FileBar(self._progress, task, self._all, self._done)
+        self._current = _FileBar(self, self._progress.add_task(escape(label, 60), total=item.size))
+        return self._current
+
+    def moved(self, bar: _FileBar, total: int) -> None:
+        self._progress.update(bar.task, completed=bar.done, total=total)
+        self._progress.update(self._all, completed=self.reached)
 
     def finished(self, item: Item, bar: _FileBar | None) -> None:
-        self._done += item.size
-        if bar is not None:
-            bar.bars.remove_task(bar.task)
-            bar.bars.update(self._all, completed=self._done)
+        """A file's result is in (moved, skipped or failed): it counts in full."""
+        self.done += item.size
+        self._current = None
+        if self._progress is not None:
+            if bar is not None:
+                self._progress.remove_task(bar.task)
+            self._progress.update(self._all, completed=self.done)
+
+    def dropped(self, bar: _FileBar | None) -> None:
+        """The run was interrupted during this file: its bar goes, the total stays true."""
+        if self._progress is not None and bar is not None:
+            self._progress.remove_task(bar.task)
 
     def say(self, text: str) -> None:
         if self._progress is not None:
             self._progress.console.print(text, markup=False, highlight=False)
         else:
             print(text, flush=True)
+
+
+def _make_progress() -> Any:
+    try:
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            ProgressColumn,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+        from rich.text import Text
+    except ImportError:  # the cli extra is not installed: plain lines only
+        return None
+
+    class Speed(ProgressColumn):
+        """Speed in the same binary units as everything else (rich's own is decimal)."""
+
+        def render(self, task: Any) -> Text:
+            speed = task.finished_speed or task.speed
+            return Text("" if speed is None else f"{_size(speed)}/s", style="progress.data.speed")
+
+    return Progress(
+        TextColumn("{task.description}", markup=False),
+        BarColumn(),
+        DownloadColumn(binary_units=True),
+        Speed(),
+        TimeRemainingColumn(),
+    )
 
 
 Move = Callable[[Item, Progress | None], Transfer]
@@ -127,21 +176,49 @@ def _run_items(
     bars = Bars(sys.stdout.isatty() and not args.json, items)
     failed = 0
     with bars.running():
-        for item, done in zip(small, many(small), strict=True):
-            bars.finished(item, None)
-            failed += _outcome(args, bars, verb, item, done)
-        for item in big:
-            bar = bars.file(item, item.remote if verb == "put" else str(item.local))
-            try:
-                result: Transfer | ProtocolError = move(item, bar)
-            except ProtocolError as exc:
-                if exc.fatal:
-                    raise
-                result = exc
-            finally:
-                bars.finished(item, bar)
-            failed += _outcome(args, bars, verb, item, result)
+        try:
+            results = iter(many(small))
+            for item in small:
+                with _local(verb, item):
+                    done = next(results)
+                bars.finished(item, None)
+                failed += _outcome(args, bars, verb, item, done)
+            for item in big:
+                failed += _one_big(args, bars, verb, item, move)
+        except KeyboardInterrupt:
+            bars.say(
+                f"sockhub: interrupted at {_size(bars.reached)} of {_size(bars.total)}; "
+                "run the same command again to resume"
+            )
+            raise
     return EXIT_FAILED if failed else 0
+
+
+def _one_big(args: argparse.Namespace, bars: Bars, verb: str, item: Item, move: Move) -> int:
+    bar = bars.file(item, item.remote if verb == "put" else str(item.local))
+    try:
+        with _local(verb, item):
+            result: Transfer | ProtocolError = move(item, bar)
+    except ProtocolError as exc:
+        if exc.fatal:
+            bars.dropped(bar)
+            raise
+        result = exc
+    except BaseException:
+        bars.dropped(bar)
+        raise
+    bars.finished(item, bar)
+    return _outcome(args, bars, verb, item, result)
+
+
+@contextmanager
+def _local(verb: str, item: Item) -> Iterator[None]:
+    """A local file problem (disk full, no such folder) as one line naming the file."""
+    try:
+        yield
+    except OSError as exc:
+        what = "read" if verb == "put" else "write"
+        raise CliError(f"cannot {what} {item.local}: {local_error(exc)}", error="local") from exc
 
 
 def _outcome(
@@ -179,32 +256,37 @@ def _report(args: argparse.Namespace, bars: Bars, verb: str, item: Item, r: Tran
 
 
 def _report_error(args: argparse.Namespace, bars: Bars, item: Item, exc: ProtocolError) -> None:
+    _report_failure(args, item.remote, exc.code, exc.message, local=str(item.local))
+
+
+def _report_failure(
+    args: argparse.Namespace, path: str, code: str, message: str, **extra: str
+) -> None:
+    """One file's failure: the common error object plus the path, and one line on stderr."""
     if args.json:
         emit_json(
-            {
-                "ok": False,
-                "error": exc.code,
-                "message": exc.message,
-                "path": item.remote,
-                "local": str(item.local),
-            }
+            {"ok": False, "type": "error", "error": code, "message": message, "path": path, **extra}
         )
-    print(
-        f"sockhub: {escape(item.remote)}: {exc.code}: {escape(exc.message)}",
-        file=sys.stderr,
-        flush=True,
-    )
+    print(f"sockhub: {escape(path)}: {code}: {escape(message)}", file=sys.stderr, flush=True)
 
 
 def _warn(text: str) -> None:
     print(f"sockhub: {text}", file=sys.stderr, flush=True)
 
 
+def _remote_is_folder(client: Client, path: str) -> bool:
+    try:
+        return client.stat(remote_dir(path)).type == "dir"
+    except FileNotFound:
+        return False
+
+
 @command
 def _put(args: argparse.Namespace) -> int:
-    sources, dest = split_dest(args.paths, lambda last: not os.path.lexists(last))
-    items = plan_put(sources, remote_dir(dest), args.recursive, _warn)
+    sources, dest = split_dest(args.paths)
     with connect(args) as client:
+        rename = renames(sources, dest, lambda d: _remote_is_folder(client, d))
+        items = plan_put(sources, remote_dir(dest), args.recursive, _warn, rename)
         sha = True if args.overwrite else None
 
         def move(item: Item, progress: Progress | None) -> Transfer:
@@ -219,36 +301,63 @@ def _put(args: argparse.Namespace) -> int:
         return _run_items(args, items, "put", move, many)
 
 
-def _same_file(client: Client, item: Item) -> Transfer | None:
-    """A local file that already is the remote one (same size and sha256), or None.
+def _already_here(client: Client, item: Item, overwrite: bool) -> Transfer | ProtocolError | None:
+    """What to do about a local file in the way of a download, decided before any transfer.
 
-    Worth a round trip for big files only: small ones are fetched again, pipelined."""
+    The same content (size and sha256, any size): skipped. Other content: refused unless
+    ``--overwrite``, as a user who edited the local copy would want. Nothing there: None.
+    """
     try:
-        if item.local.stat().st_size != item.size:
-            return None
-    except OSError:
+        size = item.local.stat().st_size
+    except FileNotFoundError:
         return None
-    info = client.stat(item.remote, hash=True)
-    with item.local.open("rb") as local:
-        mine = file_sha256(local)
-    if info.sha256 != mine:
+    if size == item.size and item.local.is_file():
+        info = client.stat(item.remote, hash=True)
+        with item.local.open("rb") as local:
+            mine = file_sha256(local)
+        if info.sha256 == mine:
+            return Transfer(item.remote, item.local, item.size, mine, 0, 0, True)
+    if overwrite:
         return None
-    return Transfer(item.remote, item.local, item.size, mine, 0, 0, True)
+    return FileExists(
+        f"{item.local} exists here and differs from the server's copy: "
+        "add --overwrite to replace it"
+    )
+
+
+def _keep_mtime(item: Item, result: Transfer | ProtocolError) -> Transfer | ProtocolError:
+    """The server's mtime on the local copy, as scp -p and rsync -t do."""
+    if isinstance(result, Transfer) and item.mtime is not None:
+        os.utime(item.local, (item.mtime, item.mtime))
+    return result
 
 
 @command
 def _get(args: argparse.Namespace) -> int:
-    sources, dest = split_dest(args.paths, os.path.isdir)
+    sources, dest = split_dest(args.paths)
     with connect(args) as client:
-        items = plan_get(client, sources, Path(dest or "."), args.recursive, _warn)
+        rename = renames(sources, dest, os.path.isdir)
+        items = plan_get(client, sources, Path(dest or "."), args.recursive, rename)
+        decided: dict[Path, Transfer | ProtocolError] = {}
+        for item in items:
+            with _local("get", item):
+                found = _already_here(client, item, args.overwrite)
+            if found is not None:
+                decided[item.local] = found
 
         def move(item: Item, progress: Progress | None) -> Transfer:
-            return _same_file(client, item) or client.get(
-                item.remote, item.local, progress=progress
-            )
+            known = decided.get(item.local)
+            if isinstance(known, ProtocolError):
+                raise known
+            result = known or client.get(item.remote, item.local, progress=progress)
+            _keep_mtime(item, result)
+            return result
 
         def many(small: list[Item]) -> Iterable[Transfer | ProtocolError]:
-            return client.get_many((item.remote, item.local) for item in small)
+            wanted = [item for item in small if item.local not in decided]
+            fetched = iter(client.get_many((item.remote, item.local) for item in wanted))
+            for item in small:
+                yield decided.get(item.local) or _keep_mtime(item, next(fetched))
 
         return _run_items(args, items, "get", move, many)
 
@@ -284,15 +393,42 @@ def _ls(args: argparse.Namespace) -> int:
     return 0
 
 
+def _remove(client: Client, path: str, recursive: bool) -> list[str]:
+    """Delete ``path``; with ``recursive`` a folder's contents first, deepest first."""
+    if recursive and client.stat(path).type == "dir":
+        removed: list[str] = []
+        for entry in client.list(path):
+            removed += _remove(client, join_path(path, entry.name), True)
+        client.delete(path)
+        return [*removed, path]
+    client.delete(path)
+    return [path]
+
+
 @command
 def _rm(args: argparse.Namespace) -> int:
-    path = remote_dir(args.path)
-    check_path(path)
+    paths = [remote_dir(p) for p in args.paths]
+    if "" in paths:
+        raise CliError("refusing to remove the files root itself: name what to remove", EXIT_USAGE)
+    failed = 0
     with connect(args) as client:
-        client.delete(path)
-    if args.json:
-        emit_json({"ok": True, "path": path})
-    return 0
+        for path in paths:
+            try:
+                removed = _remove(client, path, args.recursive)
+            except ProtocolError as exc:
+                if exc.fatal:
+                    raise
+                failed += 1
+                hint = (
+                    " (add -r to remove a folder and what it holds)"
+                    if isinstance(exc, FileNotEmpty)
+                    else ""
+                )
+                _report_failure(args, path, exc.code, exc.message + hint)
+                continue
+            if args.json:
+                emit_json({"ok": True, "path": path, "removed": len(removed)})
+    return EXIT_FAILED if failed else 0
 
 
 def register(sub: Any) -> None:
@@ -300,22 +436,24 @@ def register(sub: Any) -> None:
         "put",
         help="upload files (verified, resumable)",
         description=(
-            "Upload LOCAL files (folders with -r) into REMOTE_DIR on the server. The last "
-            "word is REMOTE_DIR when there are several and it ends with / or is not a local "
-            "path. Each file is hashed while it is sent and stored only if the server's "
+            "Upload LOCAL files (folders with -r). As with cp and scp, the last of several "
+            "words is the destination: a folder on the server when it ends with /, already "
+            "is one, or several sources are given; otherwise the new name of the one source "
+            "(put a.bin b.bin uploads a.bin as b.bin). Each file is hashed while it is sent and stored only if the server's "
             "sha256 agrees. Run the same command again to resume an interrupted upload; "
             "files already there with the same content are skipped."
         ),
         **examples("""
   export SOCKHUB_USER=alice SOCKHUB_KEY=$(cat alice.key)   # a user with the files grant
   sockhub put report.pdf                      # -> report.pdf in the files root
+  sockhub put report.pdf old/report-v1.pdf    # -> under a new name
   sockhub put a.txt b.txt docs/               # -> docs/a.txt, docs/b.txt
   sockhub put -r photos backup/               # -> backup/photos/... (symlinks out are skipped)
   sockhub put --overwrite notes.md            # replace (skipped if the content is the same)
   sockhub put --json big.iso                  # {"ok": true, "sha256": ..., "sent": ...}
 """),
     )
-    p.add_argument("paths", nargs="+", metavar="LOCAL... [REMOTE_DIR]")
+    p.add_argument("paths", nargs="+", metavar="LOCAL... [REMOTE]")
     p.add_argument("-r", "--recursive", action="store_true", help="upload folders too")
     p.add_argument("--overwrite", action="store_true", help="replace files that exist")
     add_client_args(p)
@@ -325,21 +463,29 @@ def register(sub: Any) -> None:
         "get",
         help="download files (verified, resumable)",
         description=(
-            "Download REMOTE files (folders with -r) into LOCAL_DIR (default: here). The "
-            "last word is LOCAL_DIR when there are several and it ends with / or is a "
-            "local folder. Each file lands in a hidden partial file, is checked against "
+            "Download REMOTE files (folders with -r). As with cp and scp, the last of "
+            "several words is the destination: a local folder when it ends with /, already "
+            "is one, or several sources are given (default: here); otherwise the new name "
+            "of the one source. A local file that is already the same (size and sha256) is "
+            "skipped; one that differs is refused unless --overwrite. Downloads keep the "
+            "server's modification time, as scp -p does. Each file lands in a hidden partial file, is checked against "
             "the server's sha256, then renamed into place; run the command again to "
             "resume. Names from the server never leave LOCAL_DIR."
         ),
         **examples("""
   sockhub get report.pdf                      # -> ./report.pdf
   sockhub get docs/a.txt docs/b.txt out/      # -> out/a.txt, out/b.txt
+  sockhub get docs/a.txt mine.txt             # -> ./mine.txt
+  sockhub get --overwrite docs/a.txt          # replace a local a.txt that differs
   sockhub get -r backup/photos .              # -> ./photos/...
   sockhub get --json big.iso                  # {"ok": true, "sha256": ..., "offset": ...}
 """),
     )
-    p.add_argument("paths", nargs="+", metavar="REMOTE... [LOCAL_DIR]")
+    p.add_argument("paths", nargs="+", metavar="REMOTE... [LOCAL]")
     p.add_argument("-r", "--recursive", action="store_true", help="download folders too")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace local files whose content differs"
+    )
     add_client_args(p)
     p.set_defaults(func=_get)
 
@@ -359,13 +505,20 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser(
         "rm",
-        help="delete a file or an empty folder on the server",
-        description="Delete PATH: a file, or a folder that is empty.",
+        help="delete files or folders on the server",
+        description=(
+            "Delete each PATH: a file, or a folder that is empty (with -r, a folder and "
+            "everything in it). One path's failure is reported and the others still go."
+        ),
         **examples("""
-  sockhub rm docs/old.txt
+  sockhub rm docs/old.txt docs/older.txt
   sockhub rm docs                             # only when empty (else file.not_empty)
+  sockhub rm -r backup/photos                 # the folder and all it holds
 """),
     )
-    p.add_argument("path", metavar="PATH")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument(
+        "-r", "--recursive", action="store_true", help="remove folders and everything in them"
+    )
     add_client_args(p)
     p.set_defaults(func=_rm)

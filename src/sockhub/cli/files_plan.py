@@ -18,9 +18,17 @@ from ..client import Client
 from ..protocol.errors import FileBadPath
 from ..protocol.paths import check_name, check_path, join_path
 from ..protocol.text import escape
-from .common import EXIT_USAGE, CliError
+from .common import EXIT_FAILED, EXIT_USAGE, CliError
 
-__all__ = ["Item", "local_target", "plan_get", "plan_put", "remote_dir", "split_dest"]
+__all__ = [
+    "Item",
+    "local_target",
+    "plan_get",
+    "plan_put",
+    "remote_dir",
+    "renames",
+    "split_dest",
+]
 
 Warn = Callable[[str], None]
 
@@ -32,14 +40,28 @@ class Item:
     local: Path
     remote: str
     size: int
+    mtime: float | None = None
+    """The server's mtime of a download, given to the local copy (as ``scp -p`` does)."""
 
 
-def split_dest(paths: list[str], is_dest: Callable[[str], bool]) -> tuple[list[str], str | None]:
-    """``A B C`` -> sources and destination: the last word is a destination folder when
-    there are several and it ends with ``/`` or ``is_dest`` says so."""
-    if len(paths) >= 2 and (paths[-1].endswith("/") or is_dest(paths[-1])):
+def split_dest(paths: list[str]) -> tuple[list[str], str | None]:
+    """``A B C`` -> sources and destination: as with cp and scp, the last of several words
+    is the destination."""
+    if len(paths) >= 2:
         return paths[:-1], paths[-1]
     return paths, None
+
+
+def renames(sources: list[str], dest: str | None, is_folder: Callable[[str], bool]) -> bool:
+    """Whether ``dest`` is the new name of the one source (``put a.bin b.bin``) rather than
+    the folder to put it in: one source, no trailing ``/``, not an existing folder."""
+    return (
+        dest is not None
+        and len(sources) == 1
+        and not dest.endswith("/")
+        and remote_dir(dest) != ""
+        and not is_folder(dest)
+    )
 
 
 def remote_dir(text: str | None) -> str:
@@ -51,21 +73,24 @@ def remote_dir(text: str | None) -> str:
     return path
 
 
-def plan_put(sources: list[str], dest: str, recursive: bool, warn: Warn) -> list[Item]:
+def plan_put(
+    sources: list[str], dest: str, recursive: bool, warn: Warn, rename: bool = False
+) -> list[Item]:
+    """The uploads; with ``rename`` the one source is stored as ``dest`` itself."""
     items: list[Item] = []
     for source in sources:
         path = Path(source)
         try:
             st = path.stat()
         except OSError as exc:
-            raise CliError(f"{escape(source)}: {exc.strerror}", EXIT_USAGE) from exc
-        name = path.resolve().name
+            raise CliError(f"{escape(source)}: {exc.strerror}", EXIT_FAILED) from exc
+        target = dest if rename else join_path(dest, path.resolve().name)
         if stat.S_ISDIR(st.st_mode):
             if not recursive:
                 raise CliError(f"{escape(source)} is a directory (use -r)", EXIT_USAGE)
-            items += _walk_local(path, join_path(dest, name), warn)
+            items += _walk_local(path, target, warn)
         else:
-            items.append(Item(path, join_path(dest, name), st.st_size))
+            items.append(Item(path, target, st.st_size))
     return items
 
 
@@ -98,8 +123,9 @@ def _inside(path: str, top: str) -> bool:
 
 
 def plan_get(
-    client: Client, sources: list[str], dest: Path, recursive: bool, warn: Warn
+    client: Client, sources: list[str], dest: Path, recursive: bool, rename: bool = False
 ) -> list[Item]:
+    """The downloads; with ``rename`` the one source lands at ``dest`` itself."""
     items: list[Item] = []
     for source in sources:
         remote = remote_dir(source)
@@ -110,9 +136,10 @@ def plan_get(
         if info.type == "dir":
             if not recursive:
                 raise CliError(f"{escape(remote)} is a directory (use -r)", EXIT_USAGE)
-            items += _walk_remote(client, remote, dest, (name,))
+            items += _walk_remote(client, remote, dest, () if rename else (name,))
         else:
-            items.append(Item(local_target(dest, (name,)), remote, info.size or 0))
+            local = dest if rename else local_target(dest, (name,))
+            items.append(Item(local, remote, info.size or 0, info.mtime))
     return items
 
 
@@ -123,7 +150,7 @@ def _walk_remote(client: Client, remote: str, dest: Path, parts: tuple[str, ...]
         if entry.is_dir:
             yield from _walk_remote(client, path, dest, here)
         else:
-            yield Item(local_target(dest, here), path, entry.size or 0)
+            yield Item(local_target(dest, here), path, entry.size or 0, entry.mtime)
 
 
 def local_target(base: Path, parts: tuple[str, ...]) -> Path:

@@ -11,13 +11,19 @@ import os
 import shlex
 import signal
 import sys
+import tomllib
+from pathlib import Path
 from typing import Any
 
 from ..client import parse_address, read_key
 from ..lab.check import CHECKABLE, check
 from ..lab.formats import DEFAULT_BASE_PORT, FORMATS
+from ..lab.limits import LabLimits
 from ..lab.serve import Options, RunningLab, family_ok, start_lab
-from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, examples
+from ..server.config import ConfigError, settings_of
+from ..server.ratelimit import TokenBuckets
+from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError, examples
+from .serve import limit_flags
 
 __all__ = ["register"]
 
@@ -60,6 +66,32 @@ async def _serve(opts: Options, as_json: bool) -> int:
     return EXIT_OK
 
 
+def _file_limits(path: Path) -> dict[str, Any]:
+    """The ``[limits]`` table of a lab config file (the shape of ``sockhub serve``'s)."""
+    try:
+        with path.open("rb") as fh:
+            doc = tomllib.load(fh)
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror}", EXIT_USAGE) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise CliError(f"{path} is not valid TOML: {exc}", EXIT_USAGE) from exc
+    unknown = sorted(set(doc) - {"limits"})
+    if unknown or not isinstance(doc.get("limits", {}), dict):
+        raise CliError(f"{path}: a lab config holds one [limits] table, not {unknown}", EXIT_USAGE)
+    return dict(doc.get("limits", {}))
+
+
+def _lab_limits(pairs: list[str], config: str | None) -> LabLimits:
+    """The lab's limits from ``--config`` then ``--limit NAME=VALUE`` (a flag wins), read
+    the way ``sockhub serve`` reads its own."""
+    values = _file_limits(Path(config)) if config else {}
+    values.update(limit_flags(pairs))
+    try:
+        return settings_of(LabLimits, values, "lab limit").check()
+    except (ConfigError, ValueError) as exc:
+        raise CliError(str(exc), EXIT_USAGE) from exc
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=logging.INFO if not args.quiet else logging.WARNING,
@@ -74,6 +106,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         key = read_key(args.key_file) if args.user else None
+        limits = _lab_limits(args.limit, args.config)
+    except CliError as exc:
+        print(f"sockhub lab: {exc}", file=sys.stderr)
+        return exc.code
     except (OSError, ValueError) as exc:
         print(f"sockhub lab: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -87,6 +123,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         room=args.room,
         only=tuple(args.only or ()),
         console=args.console,
+        limits=limits,
+        udp_budget=TokenBuckets(limits.udp_replies_per_sec, limits.udp_burst),
     )
     return asyncio.run(_serve(opts, args.json))
 
@@ -154,6 +192,16 @@ def register(sub: Any) -> None:
         "--console",
         action="store_true",
         help="lines typed here answer the 1:1 chats (console, udp-qq), as in the notes",
+    )
+    serve.add_argument(
+        "--limit",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="change one bound (docs/limits.md, course lab), e.g. idle_timeout=60; repeatable",
+    )
+    serve.add_argument(
+        "--config", metavar="FILE", help="a TOML file whose [limits] table sets lab limits"
     )
     serve.add_argument("--only", nargs="+", metavar="FORMAT", help="open only these formats")
     serve.add_argument("--json", action="store_true", help="list listeners as JSON lines")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
 from .._version import __version__
 from . import basic, chat, exec, files, lab, serve, talk, user
-from .common import EXIT_USAGE, examples
+from .common import EXIT_USAGE, examples, fail
+from .environment import unknown_variables
 
 __all__ = ["build_parser", "main"]
 
@@ -26,9 +28,10 @@ def build_parser() -> argparse.ArgumentParser:
   sockhub serve                          # start a local server (prints how to connect)
   sockhub echo hello                     # talk to it
   sockhub time --utc
-  sockhub user add alice --grant chat,files > alice.key
+  (umask 077; sockhub user add alice --grant chat,files > alice.key)   # once, key file 0600
   sockhub COMMAND --help                 # every command has examples
-exit codes: 0 ok, 1 the operation failed, 2 usage error, 3 cannot connect or authenticate
+exit codes: 0 ok, 1 the operation failed, 2 usage error, 3 cannot connect or authenticate;
+  exec: the remote command's status (128+N for signal N), 255 when sockhub itself failed
 """),
     )
     parser.add_argument("--version", action="version", version=f"sockhub {__version__}")
@@ -44,7 +47,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    code: int = args.func(args)
+    if args.command != "serve":  # serve refuses them, as it refuses unknown TOML keys
+        for name in unknown_variables(os.environ):
+            print(f"sockhub: ignoring unknown variable {name}", file=sys.stderr)
+    try:
+        code: int = args.func(args)
+    except (Exception, KeyboardInterrupt) as exc:  # commands report their own; this is the net
+        return fail(args, exc)
     return code
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,14 +14,17 @@ from typing import Any
 from .._version import __version__
 from ..server import Config, ConfigError, Listening, Server, load_config
 from ..server.config import CLASSIC_SERVICES
+from ..server.datadir import DataInUse, default_data_folder, lock_data_folder, unlock_data_folder
+from ..server.limits import Limits
 from ..server.loop import run
 from ..server.workers import reserve_port, run_workers
 from ..services import default_services
 from ..services.chat.broker import BrokerUnreachable
 from ..services.classic import ClassicService
 from .common import EXIT_CONNECT, EXIT_USAGE, CliError, command, examples
+from .environment import parse_size, unknown_variables
 
-__all__ = ["banner", "register"]
+__all__ = ["banner", "limit_flags", "register"]
 
 
 def banner(config: Config, listening: Listening, services: list[str]) -> str:
@@ -39,14 +44,23 @@ def banner(config: Config, listening: Listening, services: list[str]) -> str:
     host, port = listening.tcp[0] if listening.tcp else ("127.0.0.1", config.port)
     target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     tls = " --tls" if config.tls else ""
+    data = _data_flag(config.data)
     lines += [
         "try, from another terminal:",
         f"  sockhub echo -s {target}{tls} hello",
         f"  sockhub time -s {target}{tls}",
-        "  sockhub user add NAME --grant chat,files   # then SOCKHUB_KEY=... sockhub ... --user NAME",
+        f"  (umask 077; sockhub user add NAME --grant chat,files{data} > NAME.key)",
+        f"  sockhub chat -s {target}{tls} --user NAME --key-file NAME.key",
         "stop with Ctrl-C (clients are told the server is shutting down)",
     ]
     return "\n".join(lines)
+
+
+def _data_flag(folder: Path) -> str:
+    """`` --data DIR`` for the hints, unless ``sockhub user`` would find the folder by itself."""
+    if folder.resolve() == default_data_folder().resolve():
+        return ""
+    return f" --data {shlex.quote(str(folder.resolve()))}"
 
 
 async def _serve(config: Config, *, quiet: bool = False) -> None:
@@ -111,13 +125,18 @@ def _serve_workers(config: Config) -> int:
         return run_workers(config.workers, worker)
 
 
-def _limit_flags(pairs: list[str]) -> dict[str, Any]:
+_INT_LIMITS = frozenset(f.name for f in dataclasses.fields(Limits) if str(f.type) == "int")
+
+
+def limit_flags(pairs: list[str]) -> dict[str, Any]:
+    """``--limit NAME=VALUE``; a size may carry a unit (``file_quota=1G``, ``max_body=4MiB``)."""
     out: dict[str, Any] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep:
             raise CliError(f"--limit wants NAME=VALUE, not {pair!r}", EXIT_USAGE)
-        out[name.strip().replace("-", "_")] = value.strip()
+        key = name.strip().replace("-", "_")
+        out[key] = parse_size(value) if key in _INT_LIMITS else value.strip()
     return out
 
 
@@ -130,12 +149,19 @@ def _classic_flags(args: argparse.Namespace) -> dict[str, Any]:
 
 @command
 def _run(args: argparse.Namespace) -> int:
+    unknown = unknown_variables(os.environ)
+    if unknown:
+        raise CliError(
+            f"unknown variable(s) {', '.join(unknown)}: unset them or fix the name "
+            "(docs/limits.md lists every SOCKHUB_LIMIT_*)",
+            EXIT_USAGE,
+        )
     flags: dict[str, Any] = {
         "host": args.host,
         "port": args.port,
         "unix": args.unix,
         "data": args.data,
-        "tls": True if args.tls else None,
+        "tls": True if args.tls or args.tls_cert or args.tls_key else None,
         "tls_cert": args.tls_cert,
         "tls_key": args.tls_key,
         "udp": False if args.no_udp else None,
@@ -143,24 +169,40 @@ def _run(args: argparse.Namespace) -> int:
         "log_level": args.log_level,
         "exec": True if args.exec else None,
         "exec_root": args.exec_root,
+        "exec_unsandboxed": True if args.exec_unsandboxed else None,
         "broker": args.broker,
         "workers": args.workers,
         **_classic_flags(args),
-        **_limit_flags(args.limit),
+        **limit_flags(args.limit),
     }
     try:
         config = load_config(flags, Path(args.config) if args.config else None)
     except ConfigError as exc:
         raise CliError(str(exc), EXIT_USAGE) from exc
+    if config.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise CliError(
+            f"log_level {config.log_level!r} is not one of debug, info, warning, error", EXIT_USAGE
+        )
     who = "[%(process)d]" if config.workers > 1 else ""  # which worker wrote the line
     logging.basicConfig(
         level=config.log_level.upper(),
         format=f"%(asctime)s %(levelname)s %(name)s{who}: %(message)s",
         stream=sys.stderr,
     )
-    if config.workers > 1:
-        return _serve_workers(config)
-    run(_serve(config))
+    try:
+        # the workers inherit the lock's descriptor: N workers of this server share the
+        # folder (one lock, held until the last of them ends); another server is refused
+        lock = lock_data_folder(config.data)
+    except DataInUse as exc:
+        raise CliError(str(exc)) from exc
+    except OSError as exc:
+        raise CliError(f"cannot use data folder {config.data}: {exc.strerror or exc}") from exc
+    try:
+        if config.workers > 1:
+            return _serve_workers(config)
+        run(_serve(config))
+    finally:
+        unlock_data_folder(lock)
     return 0
 
 
@@ -170,7 +212,8 @@ def register(sub: Any) -> None:
         help="run a sockhub server",
         description=(
             "Run the server. With no flags: TCP and UDP on 127.0.0.1:9696, data in "
-            "./sockhub-data, echo+time+chat open to anonymous clients, files for users "
+            "$SOCKHUB_DATA or else ~/.local/share/sockhub ($XDG_DATA_HOME/sockhub; one "
+            "server per folder), echo+time+chat open to anonymous clients, files for users "
             "with the grant, exec off. Settings come from flags, then --config FILE "
             "(TOML), then SOCKHUB_* variables (SOCKHUB_PORT, SOCKHUB_LIMIT_MAX_BODY...)."
         ),
@@ -189,12 +232,18 @@ def register(sub: Any) -> None:
     p.add_argument("--host", help="address to listen on (default 127.0.0.1; 0.0.0.0 or :: for LAN)")
     p.add_argument("--port", "-p", type=int, help="TCP and UDP port (default 9696; 0 picks one)")
     p.add_argument("--unix", metavar="PATH", help="also listen on a UNIX-domain socket")
-    p.add_argument("--data", metavar="DIR", help="data folder (default ./sockhub-data)")
+    p.add_argument(
+        "--data",
+        metavar="DIR",
+        help="data folder (default $SOCKHUB_DATA, else ~/.local/share/sockhub)",
+    )
     p.add_argument("--config", metavar="FILE", help="TOML config file (or SOCKHUB_CONFIG)")
     p.add_argument(
         "--tls", action="store_true", help="TLS on the TCP port (self-signed if no cert)"
     )
-    p.add_argument("--tls-cert", metavar="PEM", help="certificate chain (with --tls-key)")
+    p.add_argument(
+        "--tls-cert", metavar="PEM", help="certificate chain (with --tls-key; implies --tls)"
+    )
     p.add_argument("--tls-key", metavar="PEM", help="private key for --tls-cert")
     p.add_argument("--no-udp", action="store_true", help="do not serve echo/time over UDP")
     p.add_argument(
@@ -207,7 +256,7 @@ def register(sub: Any) -> None:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="set one limit (see docs/limits.md)",
+        help="set one limit (see docs/limits.md); sizes may say 64K, 10M, 1G",
     )
     p.add_argument(
         "--classic",
@@ -225,6 +274,11 @@ def register(sub: Any) -> None:
         help="enable remote exec for users with the exec grant (docs/exec.md)",
     )
     p.add_argument("--exec-root", metavar="DIR", help="where commands run (default DATA/exec)")
+    p.add_argument(
+        "--exec-unsandboxed",
+        action="store_true",
+        help="run commands as the server's user with no sandbox (when bwrap cannot be used)",
+    )
     p.add_argument(
         "--broker",
         metavar="URL",

@@ -16,7 +16,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..protocol.text import escape
-from ..talk import UNVERIFIED, VERIFIED, Delivered, Outcome, Received, TalkError, TalkPeer
+from ..talk import (
+    REPLAYED,
+    STALE,
+    UNVERIFIED,
+    VERIFIED,
+    Delivered,
+    Outcome,
+    Received,
+    TalkError,
+    TalkPeer,
+)
 from ..talk.core import peer_key
 from .common import emit_json
 
@@ -53,6 +63,10 @@ def render(msg: Received) -> str:
         who += " [verified]"
     elif msg.trust == UNVERIFIED:
         who += " [UNVERIFIED: missing or wrong signature]"
+    elif msg.trust == STALE:
+        who += " [STALE: signed, but its time is off: a replay or a wrong clock]"
+    elif msg.trust == REPLAYED:
+        who += " [REPLAYED: signed, but this message was already shown]"
     text = escape(msg.text, None, keep_lines=True).replace("\n", "\n    ")
     return f"[{_clock(msg.ts)}] {who}: {text}"
 
@@ -84,7 +98,15 @@ class Session:
     def error(self, message: str) -> None:
         self.failed += 1
         if self.json:
-            emit_json({"event": "error", "message": message})
+            emit_json(  # the error object of every command (cli/common.py), in talk's stream
+                {
+                    "event": "error",
+                    "ok": False,
+                    "type": "error",
+                    "error": "talk",
+                    "message": message,
+                }
+            )
         else:
             print(f"talk: {escape(message, None)}", file=sys.stderr, flush=True)
 
@@ -176,17 +198,33 @@ class Session:
                 print(render(msg), flush=True)
 
     async def run(self, lines: AsyncIterator[str]) -> int:
-        """Read lines until EOF or /quit, then wait for the sends still on their way."""
+        """Read lines until EOF or /quit, then wait for the sends still on their way.
+
+        Ctrl-C stops at once, whatever is still unconfirmed (said, not waited for).
+        """
         incoming = asyncio.ensure_future(self.show_incoming())
         try:
             async for line in lines:
                 if not await self.handle(line):
                     break
             if self.sends:
+                self.say(
+                    f"talk: waiting for {_messages(len(self.sends))} to be confirmed (Ctrl-C stops)"
+                )
                 await asyncio.gather(*self.sends)
+        except KeyboardInterrupt:
+            if self.sends:
+                self.say(f"talk: stopped; {_messages(len(self.sends))} not confirmed")
+            for task in list(self.sends):
+                task.cancel()
+            return 130
         finally:
             incoming.cancel()
         return 1 if self.failed else 0
+
+
+def _messages(n: int) -> str:
+    return f"{n} message" if n == 1 else f"{n} messages"
 
 
 async def line_source() -> AsyncIterator[str]:
@@ -214,10 +252,12 @@ async def prompt_source(prompt: Callable[[], str]) -> AsyncIterator[str]:
     from prompt_toolkit import PromptSession
     from prompt_toolkit.patch_stdout import patch_stdout
 
-    session: PromptSession[str] = PromptSession()
+    from .prompt_keys import safe_bindings
+
+    session: PromptSession[str] = PromptSession(key_bindings=safe_bindings())
     with patch_stdout():
         while True:
             try:
                 yield await session.prompt_async(prompt)
-            except (EOFError, KeyboardInterrupt):
+            except EOFError:  # Ctrl-D: the end, after the sends on their way
                 return

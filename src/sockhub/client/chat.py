@@ -159,6 +159,11 @@ def said_seq(reply: Reply) -> int:
     return _int(reply.header, "seq") or 0
 
 
+def next_after(reply: Reply, last: str | None) -> str | None:
+    """The cursor for the next page of a paged reply (PROTOCOL.md section 6), or None."""
+    return last if reply.header.get("more") is True and last else None
+
+
 def who_members(reply: Reply) -> list[str]:
     members = reply.header.get("members")
     return [m for m in members if isinstance(m, str)] if isinstance(members, list) else []
@@ -211,10 +216,22 @@ class ChatMixin:
         self.request("chat.nick", room=room, nick=nick)
 
     def who(self, room: str) -> list[str]:
-        return who_members(self.request("chat.who", room=room))
+        members: list[str] = []
+        after: str | None = ""
+        while after is not None:
+            reply = self.request("chat.who", room=room, after=after)
+            members += who_members(reply)
+            after = next_after(reply, members[-1] if members else None)
+        return members
 
     def rooms(self) -> list[RoomInfo]:
-        return room_list(self.request("chat.rooms"))
+        rooms: list[RoomInfo] = []
+        after: str | None = ""
+        while after is not None:
+            reply = self.request("chat.rooms", after=after)
+            rooms += room_list(reply)
+            after = next_after(reply, rooms[-1].room if rooms else None)
+        return rooms
 
     def next_chat(self, timeout: float | None = None) -> ChatMessage | ChatEvent:
         """The next message or event; ``TimeoutError`` after ``timeout`` seconds."""
@@ -267,10 +284,22 @@ class AsyncChatMixin:
         await self.request("chat.nick", room=room, nick=nick)
 
     async def who(self, room: str) -> list[str]:
-        return who_members(await self.request("chat.who", room=room))
+        members: list[str] = []
+        after: str | None = ""
+        while after is not None:
+            reply = await self.request("chat.who", room=room, after=after)
+            members += who_members(reply)
+            after = next_after(reply, members[-1] if members else None)
+        return members
 
     async def rooms(self) -> list[RoomInfo]:
-        return room_list(await self.request("chat.rooms"))
+        rooms: list[RoomInfo] = []
+        after: str | None = ""
+        while after is not None:
+            reply = await self.request("chat.rooms", after=after)
+            rooms += room_list(reply)
+            after = next_after(reply, rooms[-1].room if rooms else None)
+        return rooms
 
     async def next_chat(self, timeout: float | None = None) -> ChatMessage | ChatEvent:
         """The next message or event; ``TimeoutError`` after ``timeout`` seconds."""

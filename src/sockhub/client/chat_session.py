@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from ..protocol.errors import ProtocolError
+from ..protocol.errors import AuthFailed, ProtocolError
 from .aio import AsyncClient
 from .chat import ChatEvent, ChatMessage, Joined
 from .errors import ConnectionClosed
@@ -192,6 +192,8 @@ class AsyncChatSession(_Session[AsyncClient]):
                         continue
                     for msg in self.state.joined(joined):
                         yield msg
+            except AuthFailed:
+                raise  # the key no longer works: retrying cannot help
             except _DROPPED as exc:
                 yield _retry_notice(exc)
                 continue
@@ -256,6 +258,8 @@ class ChatSession(_Session[Client]):
                         yield self.state.lost(room, exc)
                         continue
                     yield from self.state.joined(joined)
+            except AuthFailed:
+                raise  # the key no longer works: retrying cannot help
             except _DROPPED as exc:
                 yield _retry_notice(exc)
                 continue

@@ -139,8 +139,12 @@ def run_fields(
     cwd: str | None,
     env: dict[str, str] | None,
     stdin: bool,
+    pty: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The fields of ``exec.run``: a string is a shell command, a sequence an argv."""
+    """The fields of ``exec.run``: a string is a shell command, a sequence an argv.
+
+    ``pty`` (``{"cols": 80, "rows": 24, "term": "xterm"}``) runs it on a terminal.
+    """
     fields: dict[str, Any] = {"cmd": cmd} if isinstance(cmd, str) else {"argv": list(cmd)}
     if timeout is not None:
         fields["timeout"] = timeout
@@ -150,6 +154,8 @@ def run_fields(
         fields["env"] = dict(env)
     if stdin:
         fields["stdin"] = True
+    if pty is not None:
+        fields["pty"] = pty
     return fields
 
 
@@ -202,6 +208,9 @@ class _Process:
 
     def _kill_fields(self, sig: str) -> dict[str, Any]:
         return {"target": self.id, "signal": sig}
+
+    def _resize_fields(self, cols: int, rows: int) -> dict[str, Any]:
+        return {"target": self.id, "cols": cols, "rows": rows}
 
 
 # the blocking client -------------------------------------------------------------------
@@ -283,6 +292,10 @@ class RemoteProcess(_Process):
         """Send a signal (``"INT"``, ``"KILL"``...) to the command's whole process group."""
         self._client.send("exec.kill", **self._kill_fields(sig))
 
+    def resize(self, cols: int, rows: int) -> None:
+        """Give a command started with ``pty`` its terminal's new size."""
+        self._client.send("exec.resize", **self._resize_fields(cols, rows))
+
     def wait(self) -> Completed:
         for out in self:
             self._keep(out)
@@ -302,10 +315,13 @@ class ExecMixin:
         cwd: str | None = None,
         env: dict[str, str] | None = None,
         stdin: bool = False,
+        pty: dict[str, Any] | None = None,
     ) -> RemoteProcess:
         """Start a command and return at once; iterate the process for its output."""
-        fields = run_fields(cmd, timeout=timeout, cwd=cwd, env=env, stdin=stdin)
-        return RemoteProcess(self, self.start_stream("exec.run", **fields), cmd, stdin)
+        fields = run_fields(cmd, timeout=timeout, cwd=cwd, env=env, stdin=stdin, pty=pty)
+        return RemoteProcess(
+            self, self.start_stream("exec.run", **fields), cmd, stdin or pty is not None
+        )
 
     def run(
         self: _SyncHost,
@@ -377,6 +393,10 @@ class AsyncRemoteProcess(_Process):
         """Send a signal (``"INT"``, ``"KILL"``...) to the command's whole process group."""
         self._client.send("exec.kill", **self._kill_fields(sig))
 
+    def resize(self, cols: int, rows: int) -> None:
+        """Give a command started with ``pty`` its terminal's new size."""
+        self._client.send("exec.resize", **self._resize_fields(cols, rows))
+
     async def wait(self) -> Completed:
         async for out in self:
             self._keep(out)
@@ -401,11 +421,12 @@ class AsyncExecMixin:
         cwd: str | None = None,
         env: dict[str, str] | None = None,
         stdin: bool = False,
+        pty: dict[str, Any] | None = None,
     ) -> AsyncRemoteProcess:
         """Start a command and return at once; ``async for`` over it reads its output."""
-        fields = run_fields(cmd, timeout=timeout, cwd=cwd, env=env, stdin=stdin)
+        fields = run_fields(cmd, timeout=timeout, cwd=cwd, env=env, stdin=stdin, pty=pty)
         rid = self.start_stream("exec.run", partial=_PARTIAL, **fields)
-        return AsyncRemoteProcess(self, rid, cmd, stdin)
+        return AsyncRemoteProcess(self, rid, cmd, stdin or pty is not None)
 
     async def run(
         self: _AsyncHost,

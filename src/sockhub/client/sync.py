@@ -341,5 +341,10 @@ class Client(ChatMixin, ExecMixin, FilesMixin):
     def __enter__(self) -> Client:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        """A clean end says bye; an interrupted one (Ctrl-C, an error) just hangs up, since
+        what the server still owes (the rest of a download) is no longer wanted."""
+        if exc_type is None:
+            self.close()
+        else:
+            self._shut()

@@ -19,12 +19,12 @@ from pathlib import Path
 from ..client import AsyncClient, ConnectError, ConnectionClosed
 from ..client.exec import Completed
 from ..protocol.errors import ProtocolError
+from .limits import LabLimits
 
 __all__ = ["Backend", "BackendError", "Ran", "connect_backend"]
 
 log = logging.getLogger("sockhub.lab")
 
-EXEC_TIMEOUT = 10.0
 FILES_FOLDER = "lab"
 
 
@@ -37,6 +37,7 @@ class Ran:
     status: int
     stdout: bytes
     stderr: bytes
+    timed_out: bool = False
 
 
 class Backend:
@@ -47,10 +48,14 @@ class Backend:
     """
 
     def __init__(
-        self, client: AsyncClient, server: str, user: str | None, key: bytes | None
+        self,
+        client: AsyncClient,
+        again: tuple[str, str | None, bytes | None],
+        limits: LabLimits,
     ) -> None:
         self.client = client
-        self._again = (server, user, key)
+        self._again = again
+        self.limits = limits
 
     async def _ready(self) -> AsyncClient:
         if self.client.closed:
@@ -69,10 +74,10 @@ class Backend:
     async def run(self, cmd: str) -> Ran:
         try:
             client = await self._ready()
-            done: Completed = await client.run(cmd, timeout=EXEC_TIMEOUT)
+            done: Completed = await client.run(cmd, timeout=self.limits.exec_timeout)
         except (ProtocolError, ConnectionClosed, ConnectionError) as exc:
             raise BackendError(f"the sockhub exec service refused {cmd!r}: {exc}") from exc
-        return Ran(done.exit_code, done.stdout, done.stderr)
+        return Ran(done.exit_code, done.stdout, done.stderr, done.timed_out)
 
     async def put(self, data_file: Path, name: str) -> str:
         remote = f"{FILES_FOLDER}/{name}"
@@ -89,6 +94,12 @@ class Backend:
             local = Path(tmp) / "download"
             client = await self._ready()
             try:
+                size = (await client.stat(remote)).size or 0
+                if size > self.limits.max_download:
+                    raise BackendError(
+                        f"{remote!r} has {size} bytes; the lab sends up to "
+                        f"{self.limits.max_download} (max_download)"
+                    )
                 await client.get(remote, local)
             except (ProtocolError, ConnectionClosed, ConnectionError, OSError) as exc:
                 raise BackendError(f"no {remote!r} in the sockhub files tree: {exc}") from exc
@@ -99,7 +110,9 @@ class Backend:
             await self.client.close()
 
 
-async def connect_backend(server: str, *, user: str | None, key: bytes | None) -> Backend | None:
+async def connect_backend(
+    server: str, *, user: str | None, key: bytes | None, limits: LabLimits
+) -> Backend | None:
     """A backend, or None (logged) when the server cannot be reached or refuses us."""
     try:
         client = await AsyncClient.connect(server, user=user, key=key, timeout=5.0)
@@ -108,7 +121,7 @@ async def connect_backend(server: str, *, user: str | None, key: bytes | None) -
         return None
     who = f"user {client.user}" if client.user else "no user (set SOCKHUB_USER/SOCKHUB_KEY)"
     log.info("sockhub server %s reached as %s, grants: %s", server, who, client.grants or "none")
-    return Backend(client, server, user, key)
+    return Backend(client, (server, user, key), limits)
 
 
 def spool_path() -> Path:

@@ -8,22 +8,15 @@ in the sockhub room as ``ip:port text`` said by the lab's bridge user.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime
 import logging
 
-from ..client import AsyncClient, ConnectionClosed
-from ..client.chat import ChatMessage
-from ..protocol.errors import ProtocolError
+from .bridge import Bridge
+from .limits import LabLimits
 
-__all__ = ["MAX_MEMBERS", "Room"]
+__all__ = ["Room"]
 
 log = logging.getLogger("sockhub.lab")
-
-MAX_MEMBERS = 64
-BRIDGE_NICK = "course-lab"
-# a course client that stops reading is dropped once this much waits for it
-MAX_BACKLOG = 256 * 1024
 
 
 def course_line(who: str, text: str, *, with_time: bool) -> bytes:
@@ -36,38 +29,17 @@ def course_line(who: str, text: str, *, with_time: bool) -> bytes:
 class Room:
     """Local members by writer, and an optional bridge into one sockhub room."""
 
-    def __init__(self, with_time: bool) -> None:
+    def __init__(self, with_time: bool, limits: LabLimits) -> None:
         self.with_time = with_time
+        self.limits = limits
         self.members: dict[str, asyncio.StreamWriter] = {}
-        self.bridge: AsyncClient | None = None
-        self.room_name = ""
-        self.bridge_nick = ""
-        self._pump: asyncio.Task[None] | None = None
+        self.bridge: Bridge | None = None
 
-    async def open_bridge(self, client: AsyncClient, room: str) -> None:
-        try:
-            joined = await client.join(room, BRIDGE_NICK, history=0)
-        except (ProtocolError, ConnectionClosed, ConnectionError) as exc:
-            log.warning(
-                "chat bridge: cannot join sockhub room %r (%s); room is local only", room, exc
-            )
-            return
-        self.bridge, self.room_name, self.bridge_nick = client, room, joined.nick
-        self._pump = asyncio.get_running_loop().create_task(self._from_sockhub())
-        log.info("chat bridge: course chat shares sockhub room %r as %s", room, joined.nick)
-
-    async def _from_sockhub(self) -> None:
-        assert self.bridge is not None
-        async for item in self.bridge.chat_events():
-            if not isinstance(item, ChatMessage) or item.room != self.room_name:
-                continue
-            if item.sender != self.bridge_nick:
-                self.broadcast(course_line(item.sender, item.text, with_time=self.with_time))
-        log.warning("chat bridge: the sockhub server closed the bridge; room is local only")
-        self.bridge = None
+    def from_sockhub(self, nick: str, text: str) -> None:
+        self.broadcast(course_line(nick, text, with_time=self.with_time))
 
     def full(self) -> bool:
-        return len(self.members) >= MAX_MEMBERS
+        return len(self.members) >= self.limits.chat_members
 
     def add(self, who: str, writer: asyncio.StreamWriter) -> None:
         self.members[who] = writer
@@ -75,28 +47,26 @@ class Room:
     def remove(self, who: str) -> None:
         self.members.pop(who, None)
 
-    async def said(self, who: str, text: str) -> None:
+    def said(self, who: str, text: str) -> None:
         """``who`` (a course client) said ``text``: everyone local, then the sockhub room."""
         self.broadcast(course_line(who, text, with_time=self.with_time))
-        if self.bridge is not None:
-            try:
-                await self.bridge.say(self.room_name, f"{who} {text}")
-            except (ProtocolError, ConnectionClosed, ConnectionError) as exc:
-                log.warning("chat bridge: sockhub refused %s's message: %s", who, exc)
+        if self.bridge is not None and not self.bridge.send(f"{who} {text}"):
+            log.warning(
+                "chat bridge: the sockhub backlog is full (bridge_backlog %d); %s's message stays local",
+                self.limits.bridge_backlog,
+                who,
+            )
 
     def broadcast(self, line: bytes) -> None:
+        most = self.limits.chat_backlog
         for who, writer in list(self.members.items()):
-            if writer.transport.get_write_buffer_size() > MAX_BACKLOG:
-                log.warning(
-                    "chat: %s stopped reading; dropped after %d bytes waited", who, MAX_BACKLOG
-                )
+            if writer.transport.get_write_buffer_size() > most:
+                log.warning("chat: %s stopped reading; dropped after %d bytes waited", who, most)
                 self.remove(who)
                 writer.transport.abort()
                 continue
             writer.write(line)
 
     async def close(self) -> None:
-        if self._pump is not None:
-            self._pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._pump
+        if self.bridge is not None:
+            await self.bridge.close()

@@ -11,6 +11,7 @@ import struct
 from . import wire
 from .card import Card, Result, Verdict
 from .conn import Closed, Conn, Silent, open_conn
+from .limits import UDP_REPLY_CEILING
 
 __all__ = ["check_chat", "check_ftp_put", "check_udp"]
 
@@ -209,7 +210,7 @@ async def check_udp(fmt: str, host: str, port: int, timeout: float, card: Card) 
     probe = b"%02040Y" if fmt == "udp-time" else b"a"
     got = await ask(probe)
     size = sum(map(len, got))
-    ok = size <= wire.udp_budget(probe)
+    ok = size <= wire.udp_budget(probe, UDP_REPLY_CEILING)
     add(
         "amplify",
         "pass" if ok else "warn",

@@ -8,7 +8,7 @@ import contextlib
 import socket
 import struct
 
-__all__ = ["Closed", "Conn", "Silent", "open_conn"]
+__all__ = ["MAX_KEEP", "Closed", "Conn", "Silent", "open_conn"]
 
 MAX_KEEP = 1 << 20
 
@@ -70,10 +70,11 @@ class Conn:
     async def until_quiet(self, want: int | None, quiet: float) -> bytes:
         """Bytes until ``want`` of them arrived, the server went quiet for ``quiet`` s, or closed.
 
-        Raw formats have no length: quiet is the only end a reader can see.
+        Raw formats have no length: quiet is the only end a reader can see. A server that
+        never goes quiet is read up to ``MAX_KEEP`` bytes, not for ever.
         """
         out = await self.read_some()
-        while want is None or len(out) < want:
+        while (want is None or len(out) < want) and len(out) < MAX_KEEP:
             try:
                 out += await self.read_some(quiet)
             except (Silent, Closed):

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import threading
 from typing import TextIO
@@ -24,10 +25,12 @@ class Console:
         threading.Thread(target=self._read, args=(stream,), daemon=True).start()
 
     def _read(self, stream: TextIO) -> None:
-        # a daemon thread: a blocking read of a terminal cannot be interrupted otherwise
-        for line in stream:
-            self._loop.call_soon_threadsafe(self._lines.put_nowait, line.rstrip("\r\n"))
-        self._loop.call_soon_threadsafe(self._lines.put_nowait, None)
+        # a daemon thread: a blocking read of a terminal cannot be interrupted otherwise;
+        # the loop may be closed before the terminal ends, and then nobody waits for lines
+        with contextlib.suppress(RuntimeError):
+            for line in stream:
+                self._loop.call_soon_threadsafe(self._lines.put_nowait, line.rstrip("\r\n"))
+            self._loop.call_soon_threadsafe(self._lines.put_nowait, None)
 
     async def answer(self, who: str, text: str, timeout: float) -> str | None:
         """The next line typed after showing ``who``'s ``text``; None when none comes."""

@@ -13,11 +13,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from . import wire
-from .conn import Closed, Conn
+from .conn import MAX_KEEP, Closed, Conn
 
 __all__ = ["DIALECTS", "Dialect", "ProtocolMismatch"]
 
 QUIET = 0.3
+MAX_PLAUSIBLE = 1 << 26
+"""The largest length a course server may announce before the checker calls it garbage."""
 BIG_TEXT = "a" * 3000
 BIG_CMD = "seq 1 1000"
 BIG_OUTPUT = "".join(f"{n}\n" for n in range(1, 1001)).encode()
@@ -50,11 +52,21 @@ async def read_raw(conn: Conn, expected: bytes | None) -> bytes:
     return await conn.until_quiet(len(expected) if expected else None, QUIET)
 
 
-async def _i_length(conn: Conn) -> int:
-    n = int(struct.unpack("i", await conn.exactly(4))[0])
-    if not 0 <= n <= 1 << 26:
-        raise ProtocolMismatch(f"a length of {n} bytes in struct.pack('i') is not plausible")
+def _plausible(n: object, what: str) -> int:
+    """``n`` as a length the checker will read, or ProtocolMismatch naming ``what``."""
+    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= MAX_PLAUSIBLE:
+        raise ProtocolMismatch(f"a length of {n!r} bytes in {what} is not plausible")
     return n
+
+
+def _decimal(digits: bytes) -> int:
+    if len(digits) > len(str(MAX_PLAUSIBLE)):
+        raise ProtocolMismatch(f"a decimal length of {len(digits)} digits is not plausible")
+    return _plausible(int(digits), "a decimal length")
+
+
+async def _i_length(conn: Conn) -> int:
+    return _plausible(struct.unpack("i", await conn.exactly(4))[0], "struct.pack('i')")
 
 
 async def read_i(conn: Conn, expected: bytes | None) -> bytes:
@@ -65,7 +77,7 @@ async def _json_header(conn: Conn) -> dict[str, object]:
     raw = await conn.exactly(await _i_length(conn))
     try:
         header = json.loads(raw)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise ProtocolMismatch(f"the header {raw[:60]!r} is not JSON") from exc
     if not isinstance(header, dict):
         raise ProtocolMismatch(f"the header {raw[:60]!r} is not a JSON object")
@@ -75,10 +87,7 @@ async def _json_header(conn: Conn) -> dict[str, object]:
 def read_json(key: str) -> Reader:
     async def read(conn: Conn, expected: bytes | None) -> bytes:
         header = await _json_header(conn)
-        size = header.get(key)
-        if not isinstance(size, int):
-            raise ProtocolMismatch(f"the header {header} has no integer {key!r}")
-        return await conn.exactly(size)
+        return await conn.exactly(_plausible(header.get(key), f"the header's {key!r}"))
 
     return read
 
@@ -87,8 +96,9 @@ async def read_decimal(conn: Conn, expected: bytes | None) -> bytes:
     raw = await conn.read_some()
     if not raw.isdigit():
         raise ProtocolMismatch(f"expected a decimal length alone, got {raw[:60]!r}")
+    n = _decimal(raw)
     await conn.send(b"recv_ready")
-    return await conn.exactly(int(raw))
+    return await conn.exactly(n)
 
 
 async def read_status(conn: Conn, expected: bytes | None) -> bytes:
@@ -97,12 +107,12 @@ async def read_status(conn: Conn, expected: bytes | None) -> bytes:
     digits = len(raw) - len(raw.lstrip(b"0123456789"))
     if not digits:
         raise ProtocolMismatch(f"expected a decimal length, got {raw[:60]!r}")
-    n, body = int(raw[:digits]), raw[digits:]
+    n, body = _decimal(raw[:digits]), raw[digits:]
     if len(body) < n:
         body += await conn.exactly(n - len(body))
     try:
         status_output = json.loads(body[:n])
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise ProtocolMismatch(f"{body[:60]!r} is not JSON [status, output]") from exc
     if not isinstance(status_output, list) or len(status_output) != 2:
         raise ProtocolMismatch(f"{status_output!r} is not [status, output]")
@@ -112,18 +122,19 @@ async def read_status(conn: Conn, expected: bytes | None) -> bytes:
 async def read_download(conn: Conn, expected: bytes | None) -> bytes:
     header = await _json_header(conn)
     size, md5 = header.get("data_all"), header.get("file_hex")
-    if not isinstance(size, int) or not isinstance(md5, str):
-        raise ProtocolMismatch(f"the header {header} lacks data_all or file_hex")
-    data = await conn.exactly(size)
+    if not isinstance(md5, str):
+        raise ProtocolMismatch(f"the header {header} lacks file_hex")
+    data = await conn.exactly(_plausible(size, "the header's 'data_all'"))
     if hashlib.md5(data).hexdigest() != md5:
         raise ProtocolMismatch("the file's md5 does not match file_hex")
     return data
 
 
 async def read_until_close(conn: Conn, expected: bytes | None) -> bytes:
+    """What a one-shot server says before it closes (at most ``MAX_KEEP`` bytes)."""
     out = b""
     try:
-        while True:
+        while len(out) < MAX_KEEP:
             out += await conn.read_some()
     except Closed:
         if not out:

@@ -9,9 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from ..protocol.sniff import LAB_BASE_PORT
+
 __all__ = ["DEFAULT_BASE_PORT", "FORMATS", "Format", "by_name"]
 
-DEFAULT_BASE_PORT = 9700
+DEFAULT_BASE_PORT = LAB_BASE_PORT
 
 Needs = Literal["", "exec", "files"]
 

@@ -7,19 +7,25 @@ import asyncio
 import contextlib
 import logging
 
-__all__ = ["IDLE_TIMEOUT", "RECV_SIZE", "Peer"]
+from .limits import LabLimits
+
+__all__ = ["RECV_SIZE", "Peer"]
 
 log = logging.getLogger("sockhub.lab")
 
 RECV_SIZE = 1024
-IDLE_TIMEOUT = 600.0
 
 
 class Peer:
     def __init__(
-        self, fmt: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self,
+        fmt: str,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        limits: LabLimits,
     ) -> None:
         self.fmt = fmt
+        self.limits = limits
         self.reader = reader
         self.writer = writer
         peer = writer.get_extra_info("peername") or ("?", 0)
@@ -33,8 +39,9 @@ class Peer:
     def anomaly(self, message: str, *args: object) -> None:
         log.warning("%s %s " + message, self.fmt, self.who, *args)
 
-    async def recv(self, size: int = RECV_SIZE, timeout: float = IDLE_TIMEOUT) -> bytes:
+    async def recv(self, size: int = RECV_SIZE) -> bytes:
         """What one ``recv(size)`` returns; b'' (logged) on close, reset or idle timeout."""
+        timeout = self.limits.idle_timeout
         try:
             data = await asyncio.wait_for(self.reader.read(size), timeout)
         except TimeoutError:
@@ -49,8 +56,29 @@ class Peer:
             self.closed = True
         return data
 
-    async def exactly(self, n: int, timeout: float = IDLE_TIMEOUT) -> bytes | None:
+    async def line(self) -> bytes:
+        """What ``makefile().readline()`` returns: a line, the unterminated rest at the end,
+        then b'' (logged, as are silence, a reset and a line over ``max_line``)."""
+        timeout = self.limits.idle_timeout
+        try:
+            return await asyncio.wait_for(self.reader.readuntil(b"\n"), timeout)
+        except TimeoutError:
+            self.anomaly("said nothing for %g s; closing", timeout)
+        except asyncio.IncompleteReadError as exc:
+            if exc.partial:
+                self.anomaly("closed after %r without a newline; answering it", exc.partial[:80])
+                return exc.partial
+            self.info("closed the connection")
+        except asyncio.LimitOverrunError:
+            self.anomaly("sent a line over %d bytes; closing", self.limits.max_line)
+        except (ConnectionResetError, BrokenPipeError):
+            self.anomaly("disconnected abruptly (connection reset)")
+        self.closed = True
+        return b""
+
+    async def exactly(self, n: int, timeout: float | None = None) -> bytes | None:
         """``n`` bytes, or None (logged) when the peer stops short."""
+        timeout = timeout or self.limits.idle_timeout
         try:
             return await asyncio.wait_for(self.reader.readexactly(n), timeout)
         except asyncio.IncompleteReadError as exc:
@@ -68,12 +96,16 @@ class Peer:
             return True
         try:
             self.writer.write(data)
-            await self.writer.drain()
+            await asyncio.wait_for(self.writer.drain(), self.limits.send_timeout)
         except (ConnectionResetError, BrokenPipeError) as exc:
             self.anomaly("went away while we were answering (%s)", exc.__class__.__name__)
-            self.closed = True
-            return False
-        return True
+        except TimeoutError:
+            self.anomaly("read none of our answer for %g s; closing", self.limits.send_timeout)
+        else:
+            return True
+        self.closed = True
+        self.writer.transport.abort()
+        return False
 
     async def close(self) -> None:
         self.writer.close()

@@ -10,21 +10,22 @@ import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from ..client import AsyncClient, ConnectError
+from ..client import ConnectError
+from ..client.chat_session import RETRY_DELAYS, AsyncChatSession
 from ..protocol.errors import ProtocolError
 from .backend import Backend, connect_backend
+from .bridge import Bridge
 from .chat import Room
 from .console import Console
 from .formats import FORMATS, Format
+from .limits import LabLimits
 from .peer import Peer
-from .tcp import HANDLERS, MAX_LINE, Lab
-from .udp import CoursePort
+from .tcp import HANDLERS, Lab
+from .udp import CoursePort, ReplyBudget
 
 __all__ = ["Listener", "Options", "RunningLab", "start_lab"]
 
 log = logging.getLogger("sockhub.lab")
-
-MAX_CONNECTIONS = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +39,11 @@ class Options:
     room: str = "lab"
     only: tuple[str, ...] = ()
     console: bool = False
+    limits: LabLimits = field(default_factory=LabLimits)
+    udp_budget: ReplyBudget | None = None
+    """Per-source UDP replies (``sockhub lab serve`` gives the server's token buckets)."""
+    bridge_retry: tuple[float, ...] = RETRY_DELAYS
+    """Seconds between the chat bridge's attempts to reach a restarted sockhub server."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,21 +71,23 @@ class RunningLab:
     skipped: dict[str, str] = field(default_factory=dict)
     servers: list[asyncio.Server] = field(default_factory=list)
     datagrams: list[asyncio.DatagramTransport] = field(default_factory=list)
-    clients: list[AsyncClient] = field(default_factory=list)
 
     async def close(self) -> None:
         for server in self.servers:
             server.close()
         for transport in self.datagrams:
             transport.close()
+        # asyncio (3.11) does not wait for the connections it handed out: a handler left
+        # pending when the loop closes is destroyed half-way, inside its own cleanup
+        for task in list(self.lab.connections):
+            task.cancel()
+        if self.lab.connections:
+            await asyncio.wait(list(self.lab.connections), timeout=5)
         for room in self.lab.rooms.values():
             await room.close()
         for server in self.servers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 2)
-        for client in self.clients:
-            with contextlib.suppress(Exception):
-                await client.close()
         if self.lab.backend is not None:
             await self.lab.backend.close()
 
@@ -105,19 +113,25 @@ def _why_not(fmt: Format, opts: Options, backend: Backend | None) -> str | None:
     return None
 
 
-async def _bridge(lab: Lab, running: RunningLab, opts: Options, name: str) -> None:
-    room = Room(with_time=name == "chat")
+async def _bridge(lab: Lab, opts: Options, name: str) -> None:
+    room = Room(with_time=name == "chat", limits=opts.limits)
     lab.rooms[name] = room
     if opts.server is None:
         return
-    try:
-        client = await AsyncClient.connect(opts.server, user=opts.user, key=opts.key, timeout=5)
-    except (ConnectError, ProtocolError, OSError) as exc:
-        log.warning("chat bridge: no sockhub server (%s); %s is local only", exc, name)
-        return
-    running.clients.append(client)
+    session = AsyncChatSession(
+        opts.server, user=opts.user, key=opts.key, timeout=5, retry_delays=opts.bridge_retry
+    )
     room_name = opts.room if name == "chat" else f"{opts.room}-plain"
-    await room.open_bridge(client, room_name)
+    bridge = Bridge(session, room_name, room.from_sockhub, opts.limits.bridge_backlog)
+    try:
+        await session.connect()
+        nick = await bridge.start()
+    except (ConnectError, ProtocolError, OSError) as exc:
+        log.warning("chat bridge: no sockhub room %r (%s); %s is local only", room_name, exc, name)
+        await bridge.close()
+        return
+    room.bridge = bridge
+    log.info("chat bridge: course chat shares sockhub room %r as %s", room_name, nick)
 
 
 def _tcp_callback(
@@ -126,18 +140,25 @@ def _tcp_callback(
     handler = HANDLERS[fmt]
 
     async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = Peer(fmt, reader, writer)
+        peer = Peer(fmt, reader, writer, lab.limits)
         if gate.locked():
-            peer.anomaly("refused: %d connections are already open", MAX_CONNECTIONS)
+            peer.anomaly(
+                "refused: %d connections are already open (connections_per_listener)",
+                lab.limits.connections_per_listener,
+            )
             await peer.close()
             return
+        task = asyncio.current_task()
+        assert task is not None
         async with gate:
+            lab.connections.add(task)
             peer.info("connected")
             try:
                 await handler(lab, peer)
             except (ConnectionError, OSError) as exc:
                 peer.anomaly("connection failed: %s", exc)
             finally:
+                lab.connections.discard(task)
                 await peer.close()
 
     return on_connect
@@ -166,18 +187,19 @@ async def _open(running: RunningLab, opts: Options, fmt: Format) -> Listener:
     if fmt.transport == "udp":
         raw = _udp_socket(opts.host, port)
         transport, _ = await loop.create_datagram_endpoint(
-            lambda: CoursePort(fmt.name, raw, running.lab.console), sock=raw
+            lambda: CoursePort(fmt.name, opts.limits, raw, running.lab.console, opts.udp_budget),
+            sock=raw,
         )
         running.datagrams.append(transport)
         sock = transport.get_extra_info("socket")
     else:
-        gate = asyncio.Semaphore(MAX_CONNECTIONS)
+        gate = asyncio.Semaphore(opts.limits.connections_per_listener)
         server = await asyncio.start_server(
             _tcp_callback(fmt.name, running.lab, gate),
             opts.host,
             port,
             reuse_address=True,
-            limit=MAX_LINE,
+            limit=opts.limits.max_line,
         )
         running.servers.append(server)
         sock = server.sockets[0]
@@ -189,11 +211,14 @@ async def start_lab(opts: Options) -> RunningLab:
     """Every listener the options allow, open; raises OSError when a port is taken."""
     backend = None
     if opts.server is not None and (opts.lab_exec or opts.user):
-        backend = await connect_backend(opts.server, user=opts.user, key=opts.key)
-    running = RunningLab(Lab(backend=backend, console=Console() if opts.console else None))
+        backend = await connect_backend(
+            opts.server, user=opts.user, key=opts.key, limits=opts.limits
+        )
+    console = Console() if opts.console else None
+    running = RunningLab(Lab(backend=backend, console=console, limits=opts.limits))
     try:
         for name in ("chat", "chat-plain"):
-            await _bridge(running.lab, running, opts, name)
+            await _bridge(running.lab, opts, name)
         for fmt in FORMATS:
             reason = _why_not(fmt, opts, backend)
             if reason is not None:

@@ -16,14 +16,11 @@ from . import wire
 from .backend import Backend, BackendError, Ran, spool_path
 from .chat import Room
 from .console import Console
-from .peer import IDLE_TIMEOUT, Peer
+from .limits import LabLimits
+from .peer import Peer
 
-__all__ = ["HANDLERS", "Lab"]
+__all__ = ["HANDLERS", "Lab", "json_in"]
 
-MAX_UPLOAD = 16 * 1024 * 1024
-MAX_HEADER = 64 * 1024
-MAX_LINE = 64 * 1024
-CHALLENGE_TIMEOUT = 10.0
 # the notes send a decimal length and then the body; a pause between them keeps a
 # course client's recv(1024) from reading both as one "length" (D's commented sleep)
 LENGTH_PAUSE = 0.2
@@ -34,8 +31,10 @@ NO_OUTPUT = b"(no output)\n"
 class Lab:
     backend: Backend | None = None
     rooms: dict[str, Room] = field(default_factory=dict)
-    max_upload: int = MAX_UPLOAD
     console: Console | None = None
+    limits: LabLimits = field(default_factory=LabLimits)
+    connections: set[asyncio.Task[None]] = field(default_factory=set)
+    """The course connections being served, ended when the lab stops."""
 
 
 Handler = Callable[[Lab, Peer], Awaitable[None]]
@@ -82,20 +81,7 @@ async def upper(lab: Lab, peer: Peer) -> None:
 
 
 async def upper_line(lab: Lab, peer: Peer) -> None:
-    while True:
-        try:
-            line = await peer.reader.readuntil(b"\n")
-        except asyncio.IncompleteReadError as exc:
-            if exc.partial:
-                peer.anomaly("closed after %r without a newline; answering it", exc.partial)
-                await peer.send(_upper(exc.partial))
-            return
-        except asyncio.LimitOverrunError:
-            peer.anomaly("sent a line over %d bytes; closing", MAX_LINE)
-            return
-        except ConnectionResetError:
-            peer.anomaly("disconnected abruptly (connection reset)")
-            return
+    while line := await peer.line():
         if not await peer.send(_upper(line)):
             return
 
@@ -111,7 +97,7 @@ async def hmac_upper(lab: Lab, peer: Peer) -> None:
     challenge = os.urandom(32)
     if not await peer.send(challenge):
         return
-    answer = await peer.exactly(16, CHALLENGE_TIMEOUT)
+    answer = await peer.exactly(16, lab.limits.challenge_timeout)
     if answer is None:
         return
     if not hmac.compare_digest(answer, wire.course_digest(challenge)):
@@ -135,7 +121,7 @@ def _chat(room_name: str) -> Handler:
                     peer.info("said quit")
                     return
                 text, _ = _text(data)
-                await room.said(peer.who, text)
+                room.said(peer.who, text)
         finally:
             room.remove(peer.who)
             peer.info("is down")
@@ -151,7 +137,7 @@ async def console(lab: Lab, peer: Peer) -> None:
             return
         answer = f"lab: {text}"
         if lab.console is not None:
-            typed = await lab.console.answer(peer.who, text, IDLE_TIMEOUT)
+            typed = await lab.console.answer(peer.who, text, lab.limits.console_wait)
             if typed is None:
                 peer.anomaly("got no reply from the console; closing")
                 return
@@ -176,10 +162,17 @@ async def _run(lab: Lab, peer: Peer, data: bytes) -> Ran | None:
     assert lab.backend is not None
     peer.info("runs %r through the sockhub exec service", cmd)
     try:
-        return await lab.backend.run(cmd)
+        ran = await lab.backend.run(cmd)
     except BackendError as exc:
         peer.anomaly("%s", exc)
         return None
+    if ran.timed_out:
+        peer.anomaly(
+            "ran %r over %g s (exec_timeout); it was stopped, its output so far is sent",
+            cmd,
+            lab.limits.exec_timeout,
+        )
+    return ran
 
 
 def _exec(reply: Callable[[Peer, bytes, bytes, int], Awaitable[bool]]) -> Handler:
@@ -253,21 +246,21 @@ async def decimal_text(lab: Lab, peer: Peer) -> None:
             return
 
 
-async def _json_in(peer: Peer) -> dict[str, object] | None:
+async def json_in(peer: Peer, most: int) -> dict[str, object] | None:
     """An 'i' length and the JSON header it announces; None (logged) when it is not one."""
     head = await peer.exactly(4)
     if head is None:
         return None
     (n,) = struct.unpack("i", head)
-    if not 0 < n <= MAX_HEADER:
-        peer.anomaly("announced a %d-byte header (the lab takes 1..%d); closing", n, MAX_HEADER)
+    if not 0 < n <= most:
+        peer.anomaly("announced a %d-byte header (the lab takes 1..%d); closing", n, most)
         return None
     raw = await peer.exactly(n)
     if raw is None:
         return None
     try:
         header = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         peer.anomaly("sent a header that is not JSON: %r", raw[:80])
         return None
     if not isinstance(header, dict):
@@ -278,13 +271,14 @@ async def _json_in(peer: Peer) -> dict[str, object] | None:
 
 async def ftp_put(lab: Lab, peer: Peer) -> None:
     assert lab.backend is not None
-    while (header := await _json_in(peer)) is not None:
+    most = lab.limits.max_upload
+    while (header := await json_in(peer, lab.limits.max_header)) is not None:
         name, size = header.get("filename"), header.get("filesize")
         if header.get("cmd") != "put" or not isinstance(name, str) or not isinstance(size, int):
             peer.anomaly("sent %r; the lab knows only {cmd: put, filename, filesize}", header)
             return
-        if not 0 <= size <= lab.max_upload:
-            peer.anomaly("announced %d bytes; the lab takes up to %d", size, lab.max_upload)
+        if isinstance(size, bool) or not 0 <= size <= most:
+            peer.anomaly("announced %r bytes; the lab takes 0..%d", size, most)
             return
         if not await _store(lab.backend, peer, os.path.basename(name), size):
             return

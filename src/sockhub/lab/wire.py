@@ -16,7 +16,6 @@ from typing import Any
 __all__ = [
     "COURSE_HMAC_KEY",
     "DECIMAL_TEXT",
-    "UDP_REPLY_MAX",
     "course_digest",
     "decimal_length",
     "download_header",
@@ -30,7 +29,6 @@ __all__ = [
 
 COURSE_HMAC_KEY = b"linhaifeng bang bang bang"
 DECIMAL_TEXT = "8月1日\uff0c安理会轮值主".encode()  # E's fixed text, as written there
-UDP_REPLY_MAX = 1024
 _UDP_FACTOR = 3
 _DEFAULT_TIME_FORMAT = "%Y-%m-%d %X"
 
@@ -82,13 +80,13 @@ def course_digest(challenge: bytes, key: bytes = COURSE_HMAC_KEY) -> bytes:
     return hmac.new(key, challenge, "md5").digest()
 
 
-def udp_budget(request: bytes) -> int:
-    """The most a lab UDP reply may carry: 3x the request and never over 1 KiB.
+def udp_budget(request: bytes, most: int) -> int:
+    """The most a lab UDP reply may carry: 3x the request and never over ``most`` (1 KiB).
 
     A spoofed source address can turn a UDP server into an amplifier; QUIC's bound for an
     unvalidated peer (3x) keeps the lab from being a useful one.
     """
-    return min(_UDP_FACTOR * len(request), UDP_REPLY_MAX)
+    return min(_UDP_FACTOR * len(request), most)
 
 
 def strftime_reply(request: bytes) -> bytes:

@@ -116,7 +116,13 @@ class LimitBusy(ProtocolError):
 
 @_code("limit.rate")
 class LimitRate(ProtocolError):
-    pass
+    """Too many requests; ``retry_after`` (seconds), when known, says when one will pass."""
+
+    def __init__(
+        self, message: str = "", *, fatal: bool | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, fatal=fatal)
+        self.retry_after = retry_after
 
 
 @_code("limit.slow_consumer", fatal=True)
@@ -236,6 +242,8 @@ def error_header(
         header["re"] = re
     if target is not None:
         header["target"] = target
+    if isinstance(exc, LimitRate) and exc.retry_after is not None:
+        header["retry_after"] = exc.retry_after
     return header
 
 
@@ -251,4 +259,11 @@ def error_from_header(header: dict[str, Any]) -> ProtocolError:
     )
     if cls is ProtocolError and isinstance(code, str):
         exc.code = code  # type: ignore[misc]
+    retry = header.get("retry_after")
+    if (
+        isinstance(exc, LimitRate)
+        and isinstance(retry, int | float)
+        and not isinstance(retry, bool)
+    ):
+        exc.retry_after = float(retry)
     return exc

@@ -11,7 +11,18 @@ from __future__ import annotations
 import json
 import struct
 
-__all__ = ["describe_foreign", "looks_like_frame_start"]
+__all__ = [
+    "LAB_BASE_PORT",
+    "LAB_PORT_SPAN",
+    "describe_foreign",
+    "lab_hint",
+    "looks_like_frame_start",
+]
+
+LAB_BASE_PORT = 9700
+"""Where ``sockhub lab serve`` puts its first course listener by default."""
+LAB_PORT_SPAN = 26
+"""How many ports from the base the course listeners use (offsets 0-25, lab/formats.py)."""
 
 _MAX_PLAUSIBLE_HEADER = 1 << 20
 _COURSE_KEYS = frozenset(
@@ -46,6 +57,11 @@ def _json_keys(data: bytes) -> set[str] | None:
     except ValueError:
         return None
     return set(obj) if isinstance(obj, dict) else None
+
+
+def lab_hint(base: int = LAB_BASE_PORT) -> str:
+    """Where a course program's bytes belong, for a diagnostic that found some on our port."""
+    return f"`sockhub lab serve` (ports {base}-{base + LAB_PORT_SPAN - 1})"
 
 
 def describe_foreign(data: bytes | bytearray | memoryview, *, complete: bool = False) -> str | None:

@@ -12,11 +12,19 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from .datadir import default_data_folder
 from .limits import Limits
 
-__all__ = ["BROKER_SCHEMES", "CLASSIC_SERVICES", "Config", "ConfigError", "load_config"]
+__all__ = [
+    "BROKER_SCHEMES",
+    "CLASSIC_SERVICES",
+    "Config",
+    "ConfigError",
+    "load_config",
+    "settings_of",
+]
 
 DEFAULT_PORT = 9696
 DEFAULT_WEB_PORT = 9697
@@ -42,6 +50,8 @@ class Config:
     exec: bool = False
     exec_root: Path | None = None
     """Where commands run (``cwd`` is relative to it); default the data folder's ``exec/``."""
+    exec_unsandboxed: bool = False
+    """Run commands without the bubblewrap sandbox (docs/exec.md): only by explicit choice."""
     broker: str = "memory"
     workers: int = 1
     web: bool = True
@@ -129,6 +139,24 @@ def _from_toml(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     return top, limits
 
 
+T = TypeVar("T")
+
+
+def settings_of(cls: type[T], values: Mapping[str, Any], where: str) -> T:
+    """``cls`` (a dataclass of settings) from ``values`` converted to its field types.
+
+    Other settings objects (the course lab's limits) take their flags the way ``Limits``
+    does, so a value means the same thing everywhere; unknown names are an error.
+    """
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"unknown {where} {', '.join(unknown)} (known: {', '.join(sorted(fields))})"
+        )
+    return cls(**{k: _convert(f"{where} {k}", fields[k].type, v) for k, v in values.items()})
+
+
 def load_config(
     flags: Mapping[str, Any] | None = None,
     config_file: Path | None = None,
@@ -154,6 +182,7 @@ def load_config(
             limits[key] = _convert(key, _LIMIT_FIELDS[key].type, value)
         else:
             raise ConfigError(f"unknown setting {key}")
+    top.setdefault("data", default_data_folder(env))
     config = Config(**top, limits=Limits(**limits))
     _check(config)
     return config

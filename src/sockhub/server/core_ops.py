@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from ..protocol import auth
 from ..protocol.errors import AuthFailed, BadRequest, LimitRate
@@ -12,7 +12,7 @@ from ..protocol.text import escape
 from .service import OpSpec, Request
 
 if TYPE_CHECKING:
-    from .connection import Connection
+    from .session import ServerSession
 
 __all__ = ["CORE_OPS"]
 
@@ -20,8 +20,13 @@ log = logging.getLogger("sockhub.server")
 _DUMMY_KEY = bytes(auth.KEY_BYTES)
 
 
+def _session(req: Request) -> ServerSession:
+    """Core ops run on the server's own sessions, which carry the auth state."""
+    return cast("ServerSession", req.session)
+
+
 def _auth(req: Request) -> None:
-    conn: Connection = req.session  # type: ignore[assignment]
+    conn = _session(req)
     server = conn.server
     header = req.header
     if conn.user is not None:
@@ -44,8 +49,7 @@ def _auth(req: Request) -> None:
         server.auth_failures.take(conn.peer, now)
         log.warning("auth failed %s %s user=%s", conn.kind, conn.peer, escape(user, 64))
         raise AuthFailed("authentication failed")
-    conn.user = user
-    conn.grants = server.anonymous_grants | frozenset(record.grants)
+    conn.authenticated(user, record.key, server.anonymous_grants | frozenset(record.grants))
     log.info("auth %s %s user=%s", conn.kind, conn.peer, user)
     req.reply(
         {
@@ -66,8 +70,7 @@ def _ignore(req: Request) -> None:
 
 
 def _bye(req: Request) -> None:
-    conn: Connection = req.session  # type: ignore[assignment]
-    conn._finish_when_idle()
+    _session(req).finish()
 
 
 CORE_OPS = (

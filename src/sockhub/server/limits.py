@@ -6,6 +6,7 @@ that explains them; ``hello`` advertises the ones a client has to respect.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,18 @@ __all__ = ["Limits"]
 KiB = 1024
 MiB = 1024 * KiB
 GiB = 1024 * MiB
+
+
+def _machine_memory() -> int:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        return 4 * GiB
+
+
+def _share(part: int, low: int, high: int) -> int:
+    """``1/part`` of the machine's memory, within ``low`` and ``high``."""
+    return max(low, min(high, _machine_memory() // part))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -25,8 +38,19 @@ class Limits:
     idle_timeout: float = 300.0
     handshake_timeout: float = 10.0
     send_timeout: float = 30.0
-    max_outbound: int = 8 * MiB
-    """Bytes queued for one client before it is cut off as a slow consumer."""
+    max_outbound: int = 32 * MiB
+    """Hard limit: bytes still queued for one client after a write attempt that cut it
+    off at once as a slow consumer (Redis' pubsub client-output-buffer hard limit)."""
+    outbound_soft: int = 8 * MiB
+    outbound_soft_seconds: float = 30.0
+    """Soft limit: a client whose backlog stays over ``outbound_soft`` for this long is
+    cut off; one burst a reading client works through is not."""
+    memory_bodies: int = _share(32, 64 * MiB, 2 * GiB)
+    """Request bodies buffered by all connections together (1/32 of the machine's memory)."""
+    memory_outbound: int = _share(16, 128 * MiB, 4 * GiB)
+    """Outbound backlogs of all connections together (1/16 of the machine's memory)."""
+    memory_spools: int = _share(16, 128 * MiB, 4 * GiB)
+    """Upload spools of all connections together (1/16 of the machine's memory)."""
     max_inflight: int = 256
     """Requests one connection may have running before the server stops reading it."""
     max_connections: int = 10_000
@@ -41,10 +65,29 @@ class Limits:
     chat_text_max: int = 16 * KiB
     chat_history_keep: int = 1000
     chat_history_max_join: int = 1000
+    chat_history_max_messages: int = 1_000_000
+    """Messages kept in all rooms together; the oldest go first."""
+    chat_history_max_bytes: int = 256 * MiB
+    """Bytes of history kept in all rooms together (text, sender, room, 32 a row)."""
+    chat_room_idle: float = 7 * 24 * 3600.0
+    """A room without members and without a message for this long is forgotten."""
     chat_rooms_per_connection: int = 64
+    chat_anon_per_sec: float = 20.0
+    """Messages (say, dm) an anonymous connection may send per second, on average..."""
+    chat_anon_burst: int = 100
+    """...and at once."""
+    chat_anon_per_ip_per_sec: float = 100.0
+    """The same for all anonymous connections from one address together."""
+    chat_anon_per_ip_burst: int = 500
     # files (section 7)
     file_max_size: int = 16 * GiB
     file_quota: int = 64 * GiB
+    file_quota_inodes: int = 1_000_000
+    file_user_quota: int = 64 * GiB
+    """What the files one user stored may take (default: the whole quota)."""
+    file_user_quota_inodes: int = 1_000_000
+    file_list_cache_names: int = 200_000
+    file_list_cache_seconds: float = 60.0
     file_partial_max_age: float = 7 * 24 * 3600.0
     # exec (section 8)
     exec_timeout_default: float = 60.0

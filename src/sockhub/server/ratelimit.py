@@ -31,6 +31,10 @@ class TokenBuckets:
         tokens, stamp = entry
         return min(self.burst, tokens + (now - stamp) * self.rate)
 
+    def wait(self, key: str, now: float) -> float:
+        """Seconds until ``key`` has a token again (0 when it has one now)."""
+        return max(0.0, (1.0 - self._level(key, now)) / self.rate)
+
     def available(self, key: str, now: float) -> bool:
         """True when ``key`` has at least one token, without taking it."""
         return self._level(key, now) >= 1.0

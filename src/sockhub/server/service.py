@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from .background import Background
+    from .budget import Budget
     from .config import Config
     from .limits import Limits
     from .users import UserStore
@@ -34,13 +36,18 @@ class ConnectionClosed(ConnectionError):
 
 
 class Session(Protocol):
-    """One client connection as a service sees it."""
+    """One client connection as a service sees it (``server.session.ServerSession`` on
+    every transport)."""
 
     peer: str
     """The source address (``host`` for IP, ``unix`` for UNIX sockets)."""
+    kind: str
+    """The transport, for logs: tcp, tls, unix, ws."""
     user: str | None
     grants: frozenset[str]
+    """What the client may do now: changes to its user apply to the next request."""
     closed: bool
+    """No more output is accepted: the session is closing or closed."""
 
     def send(self, header: dict[str, Any], body: bytes | bytearray | memoryview = b"") -> None:
         """Queue a frame; queued frames go out in one write per event-loop turn."""
@@ -49,15 +56,18 @@ class Session(Protocol):
         """Queue an already encoded frame (fan-out encodes once and sends the same bytes)."""
 
     async def drain(self) -> None:
-        """Wait until the outbound queue is below its high watermark (raises if closed)."""
+        """Wait until what is queued has left but for the link's low-water mark
+        (raises ``ConnectionClosed`` once closed): paces a producer by the client's reading."""
 
-    async def sendfile(self, file: Any, offset: int, count: int) -> None:
-        """Send ``count`` bytes of an open file after what is queued, zero-copy where possible."""
+    async def send_file(self, header: dict[str, Any], file: Any, offset: int, count: int) -> None:
+        """Queue ``header`` with ``count`` bytes of an open file from ``offset`` as its body,
+        behind what is queued, zero-copy where possible; returns once the body is written."""
 
-    def pause_reading(self) -> None:
-        """Stop reading this client until ``resume_reading`` (backpressure into a slow sink)."""
+    def pause_reading(self, owner: object) -> None:
+        """Stop reading this client for ``owner`` (backpressure into a slow sink). Pauses are
+        counted per owner: reading resumes when every owner has resumed as often."""
 
-    def resume_reading(self) -> None: ...
+    def resume_reading(self, owner: object) -> None: ...
 
     def on_close(self, callback: Callable[[], object]) -> None:
         """Run ``callback`` once when the connection ends, however it ends."""
@@ -67,7 +77,7 @@ class Session(Protocol):
         a request still waiting for client frames (an upload's data) can give up then."""
 
     def spawn(self, coro: Coroutine[Any, Any, object]) -> asyncio.Task[object]:
-        """Run a task owned by this connection: cancelled and awaited when it closes."""
+        """Run a task owned by this connection: cancelled when it closes."""
 
     def close(self, exc: BaseException | None = None) -> None:
         """Close the connection, sending ``exc`` as a fatal error frame first when it is one."""
@@ -151,6 +161,11 @@ class ServerContext:
 
     config: Config
     users: UserStore
+    background: Background
+    """Where a service runs its background work (``spawn``, ``every``): owned by the
+    server, logged when it fails, cancelled and awaited at shutdown."""
+    spools: Budget
+    """The server-wide memory budget of upload spools (``memory_spools``)."""
     services: list[str] = field(default_factory=list)
 
     @property

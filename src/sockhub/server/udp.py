@@ -71,8 +71,7 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         try:
             if spec is None or not spec.udp:
                 raise OpUnknown(f"op {op!r} is not served over UDP")
-            if spec.grant is not None and spec.grant not in session.grants:
-                raise server.grant_error(spec, None)
+            server.permit(spec, session.grants, None)
             result = spec.handler(req)
             if result is not None:  # an async handler has no place on UDP
                 raise OpUnknown(f"op {op!r} is not served over UDP")

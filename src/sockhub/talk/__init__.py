@@ -6,6 +6,8 @@
 
 from .book import AddressBook, BookError, Entry
 from .core import (
+    REPLAYED,
+    STALE,
     UNCHECKED,
     UNVERIFIED,
     VERIFIED,
@@ -20,6 +22,8 @@ from .wire import MAX_DATAGRAM, TEXT_MAX, TalkError
 
 __all__ = [
     "MAX_DATAGRAM",
+    "REPLAYED",
+    "STALE",
     "TEXT_MAX",
     "UNCHECKED",
     "UNVERIFIED",

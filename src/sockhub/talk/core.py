@@ -28,6 +28,8 @@ from .wire import (
 )
 
 __all__ = [
+    "REPLAYED",
+    "STALE",
     "UNCHECKED",
     "UNVERIFIED",
     "VERIFIED",
@@ -49,6 +51,12 @@ UNVERIFIED = "unverified"
 """We share a key with the peer it came from or claims to be, and the signature is missing or wrong."""
 UNCHECKED = "unchecked"
 """We share no key with the sender, so nothing can be checked."""
+STALE = "stale"
+"""Signed right, but its ``ts`` is further than ``max_skew`` from our clock: a capture
+re-sent later, or a sender whose clock is wrong. Never shown as verified."""
+REPLAYED = "replayed"
+"""Signed right, but that signer's message ``id`` was already shown (from any address):
+a capture re-sent. Never shown as verified."""
 
 
 def peer_key(addr: Any) -> PeerKey:
@@ -122,6 +130,11 @@ class TalkCore:
     ``retry_backoff`` times as long, up to ``max_tries`` sends in all; the last wait is
     as long as the next resend would have been. Seen ids are remembered for ``seen_for``
     seconds (longer than a sender's whole resend window) and at most ``max_seen`` of them.
+
+    A signed message counts as verified only while its ``ts`` is within ``max_skew``
+    seconds of our wall clock and its (signer, id) has not been shown before from any
+    address; signed ids are remembered for ``2 * max_skew`` (then ``ts`` alone rules the
+    capture out), at most ``max_seen`` of them, so the two checks leave no gap.
     """
 
     def __init__(
@@ -136,6 +149,7 @@ class TalkCore:
         max_pending: int = 256,
         seen_for: float = 120.0,
         max_seen: int = 4096,
+        max_skew: float = 60.0,
         first_id: int | None = None,
     ) -> None:
         if max_tries < 1 or retry_initial <= 0 or retry_backoff < 1:
@@ -149,10 +163,13 @@ class TalkCore:
         self.max_pending = max_pending
         self.seen_for = seen_for
         self.max_seen = max_seen
+        self.max_skew = max_skew
         # a random start keeps ids unique across restarts, which the peer's dedup relies on
         self._next_id = first_id if first_id is not None else secrets.randbelow(2**52) + 1
         self._pending: dict[int, _Pending] = {}
         self._seen: OrderedDict[tuple[PeerKey, int], float] = OrderedDict()
+        self._signed: OrderedDict[tuple[str, int], float] = OrderedDict()
+        """(signer's book name, id) of verified messages shown, with when to forget them."""
         self._outbox: list[tuple[bytes, Any]] = []
         self.ignored = 0
         """Datagrams dropped as garbage, stray acks included (for tests and curiosity)."""
@@ -217,13 +234,20 @@ class TalkCore:
     # receiving -------------------------------------------------------------------------
 
     def receive(
-        self, data: bytes, addr: Any, now: float, *, accept: bool = True
+        self,
+        data: bytes,
+        addr: Any,
+        now: float,
+        *,
+        wall: float | None = None,
+        accept: bool = True,
     ) -> Received | Delivered | None:
         """Handle one datagram: an ack ends a send, a message is acked and shown once.
 
-        With ``accept`` False (the reader is too far behind) a new message is neither
-        acked nor remembered, so its sender resends it later instead of hearing
-        "delivered" for a message nobody will see.
+        ``wall`` is the wall-clock time a signed message's ``ts`` is checked against
+        (default ``now``, as ``send``'s ``ts``). With ``accept`` False (the reader is too
+        far behind) a new message is neither acked nor remembered, so its sender resends
+        it later instead of hearing "delivered" for a message nobody will see.
         """
         try:
             item = decode(data, max_text=self.max_text)
@@ -238,7 +262,8 @@ class TalkCore:
                 return None
             del self._pending[item.id]
             return Delivered(item.id, p.addr, p.tries)
-        self._forget_old(now)
+        self._forget_old(self._seen, now)
+        self._forget_old(self._signed, now)
         seen = (peer, item.id)
         if seen in self._seen:
             self._outbox.append((encode_ack(item.id), addr))  # again: our last ack may be lost
@@ -256,8 +281,10 @@ class TalkCore:
                 entry = None  # a name alone proves nothing
         if entry is None or entry.key is None:
             trust = UNCHECKED
+        elif not signed_by(entry.key, item):
+            trust = UNVERIFIED
         else:
-            trust = VERIFIED if signed_by(entry.key, item) else UNVERIFIED
+            trust = self._fresh(entry.name, item.id, item.ts, now, now if wall is None else wall)
         vouched = entry is not None and (known_address or trust == VERIFIED)
         return Received(
             addr,
@@ -269,8 +296,17 @@ class TalkCore:
             entry.name if entry is not None and vouched else None,
         )
 
-    def _forget_old(self, now: float) -> None:
-        seen = self._seen
+    def _fresh(self, signer: str, mid: int, ts: float, now: float, wall: float) -> str:
+        """VERIFIED for a rightly signed message that is new and timely, else why not."""
+        if abs(wall - ts) > self.max_skew:
+            return STALE
+        key = (signer, mid)
+        if key in self._signed:
+            return REPLAYED
+        self._signed[key] = now + 2 * self.max_skew
+        return VERIFIED
+
+    def _forget_old(self, seen: OrderedDict[Any, float], now: float) -> None:
         while seen:
             first = next(iter(seen))
             if seen[first] > now and len(seen) < self.max_seen:

@@ -87,7 +87,11 @@ class TalkPeer(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         event = self.core.receive(
-            data, addr, self.loop.time(), accept=self.messages.qsize() < MAX_WAITING
+            data,
+            addr,
+            self.loop.time(),
+            wall=time.time(),
+            accept=self.messages.qsize() < MAX_WAITING,
         )
         if isinstance(event, Received):
             self.messages.put_nowait(event)

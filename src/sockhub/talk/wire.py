@@ -37,7 +37,9 @@ TEXT_MAX = 16 * 1024
 """Text rules as in chat (section 6): at most 16 KiB of UTF-8."""
 MAX_NAME = 64
 """The longest ``from`` we send or accept; a name is shown, so it stays short."""
-_LABEL = b"sockhub-v1 talk\x00"
+_LABEL = b"sockhub-v2 talk\x00"
+"""v2: the signature covers ``ts`` too (v1 did not, so a captured message could be
+re-sent with any time)."""
 
 
 class TalkError(ValueError):
@@ -63,17 +65,27 @@ class TalkAck:
     id: int
 
 
-def signature(key: bytes, sender: str, mid: int, text: str) -> bytes:
-    """HMAC-SHA256 over the label, ``from``, the decimal id and the text (section 9)."""
-    message = b"".join(
-        (_LABEL, sender.encode(), b"\x00", str(mid).encode("ascii"), b"\x00", text.encode())
+def ts_text(ts: float) -> str:
+    """``ts`` as it is signed: milliseconds, in fixed-point decimal (``1763800000.500``)."""
+    return f"{ts:.3f}"
+
+
+def signature(key: bytes, sender: str, mid: int, ts: float, text: str) -> bytes:
+    """HMAC-SHA256 over the label, ``from``, the decimal id, ``ts`` and the text (section 9)."""
+    message = b"\x00".join(
+        (
+            _LABEL + sender.encode(),
+            str(mid).encode("ascii"),
+            ts_text(ts).encode("ascii"),
+            text.encode(),
+        )
     )
     return hmac.digest(key, message, "sha256")
 
 
 def signed_by(key: bytes, msg: TalkMsg) -> bool:
     """True when ``msg`` carries the right signature for ``key`` (constant-time check)."""
-    return verify_mac(signature(key, msg.sender, msg.id, msg.text), msg.sig)
+    return verify_mac(signature(key, msg.sender, msg.id, msg.ts, msg.text), msg.sig)
 
 
 def check_name(name: str) -> str:
@@ -100,9 +112,10 @@ def encode_msg(
         check_text(body, max_text)
     except ProtocolError as exc:
         raise TalkError(exc.message) from exc
-    header: dict[str, object] = {"op": "talk.msg", "id": mid, "from": sender, "ts": round(ts, 3)}
+    stamp = round(ts, 3)
+    header: dict[str, object] = {"op": "talk.msg", "id": mid, "from": sender, "ts": stamp}
     if key is not None:
-        header["sig"] = signature(key, sender, mid, text).hex()
+        header["sig"] = signature(key, sender, mid, stamp, text).hex()
     frame = encode_frame(header, body)
     if len(frame) > MAX_DATAGRAM:
         raise TalkError(

@@ -4,8 +4,9 @@ The broker hands over each batch of messages once; each message is encoded once,
 room's messages of the batch are joined, and the same bytes are queued on every local
 member's connection (one append per member per batch, not per message), which writes
 everything queued during an event-loop turn in one call. Nothing here waits for a
-member: one whose queue overflows is cut off by its connection
-(``limit.slow_consumer``) and leaves.
+member: one whose backlog stays too large is cut off by its session
+(``limit.slow_consumer``, see the output limits) and leaves. What arrives while a
+member's history is replayed waits in its buffer, bounded by the same hard limit.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import asyncio
 from collections.abc import Collection, Sequence
 from typing import Any
 
+from ...protocol.errors import LimitSlowConsumer
 from ...protocol.frames import encode_frame
 from ...server.service import Session
 from .broker import ChatNode, Direct, Event, Joined, Member, Message
@@ -28,7 +30,17 @@ class Membership:
     first); afterwards only messages above ``floor`` (the ``seq`` the reply named) go out.
     """
 
-    __slots__ = ("buffer", "floor", "joining", "member", "nick", "queued", "room", "session")
+    __slots__ = (
+        "buffer",
+        "buffered",
+        "floor",
+        "joining",
+        "member",
+        "nick",
+        "queued",
+        "room",
+        "session",
+    )
 
     def __init__(self, session: Session, room: str, member: Member, nick: str) -> None:
         self.session = session
@@ -37,6 +49,7 @@ class Membership:
         self.nick = nick
         self.floor = 0
         self.buffer: list[tuple[int | None, bytes]] | None = []
+        self.buffered = 0
         self.joining: asyncio.Task[Joined] | None = None
         self.queued: list[tuple[bytes, asyncio.Future[int]]] = []
         """Messages said before the join was answered (text, the sender's answer):
@@ -59,6 +72,8 @@ class LocalNode(ChatNode):
     """Every local membership by room, and every chatting connection by id (for DMs)."""
 
     def __init__(self) -> None:
+        self.buffer_max = 32 << 20
+        """Bytes a joining member may have waiting behind its history replay."""
         self._rooms: dict[str, dict[str, Membership]] = {}
         self._fanout: dict[str, tuple[Membership, ...]] = {}
         self.sessions: dict[str, Session] = {}
@@ -107,12 +122,20 @@ class LocalNode(ChatNode):
                 else:
                     self._filtered(m, msgs, frames)
 
-    @staticmethod
-    def _filtered(m: Membership, msgs: list[Message], frames: list[bytes]) -> None:
+    def _hold(self, m: Membership, seq: int | None, frame: bytes) -> None:
+        """Keep ``frame`` for a member whose join is being answered, within bounds."""
+        assert m.buffer is not None
+        m.buffered += len(frame)
+        if m.buffered > self.buffer_max:
+            m.session.close(LimitSlowConsumer("too much arrived while your history was sent"))
+            return
+        m.buffer.append((seq, frame))
+
+    def _filtered(self, m: Membership, msgs: list[Message], frames: list[bytes]) -> None:
         """A member still joining, or just joined: buffer, or drop what it has seen."""
         for msg, frame in zip(msgs, frames, strict=True):
             if m.buffer is not None:
-                m.buffer.append((msg.seq, frame))
+                self._hold(m, msg.seq, frame)
             elif msg.seq > m.floor:
                 m.session.send_raw(frame)
 
@@ -134,7 +157,7 @@ class LocalNode(ChatNode):
             if m.member.id == event.actor:
                 continue
             if m.buffer is not None:
-                m.buffer.append((None, frame))
+                self._hold(m, None, frame)
             else:
                 m.session.send_raw(frame)
 

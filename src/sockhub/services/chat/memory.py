@@ -35,6 +35,8 @@ log = logging.getLogger("sockhub.chat")
 
 SEQ_LOOKAHEAD = 1024
 """How far the stored ``reserved`` mark runs ahead of a room's latest ``seq``."""
+FORGET_EVERY = 60.0
+"""Seconds between two looks for rooms to forget (empty and idle past ``chat_room_idle``)."""
 
 
 class _Pending:
@@ -79,14 +81,45 @@ class MemoryBroker(ChatBroker):
         self._unsent: list[_Pending] = []
         self._writing: asyncio.Future[None] | None = None
         self._turn_scheduled = False
+        self._forgetting: asyncio.Task[None] | None = None
 
     async def start(self, node: ChatNode) -> None:
         self._node = node
         reserved = await self._store.open()
         self._seq = dict(reserved)
         self._durable = dict(reserved)
+        self._forgetting = asyncio.get_running_loop().create_task(self._forget_idle())
+
+    async def _forget_idle(self) -> None:
+        while True:
+            await asyncio.sleep(FORGET_EVERY)
+            await self.forget_idle()
+
+    async def forget_idle(self) -> list[str]:
+        """Forget the rooms the store finds empty and idle, in memory too: unless a room
+        was joined or spoken in meanwhile, its numbering starts again at 1."""
+        seen = dict(self._seq)
+        try:
+            forgotten = await self._store.forget(self._busy())
+        except Exception:
+            log.exception("forgetting idle chat rooms failed")
+            return []
+        busy = self._busy()
+        gone = [r for r in forgotten if r not in busy and self._seq.get(r) == seen.get(r)]
+        for room in gone:
+            self._seq.pop(room, None)
+            self._durable.pop(room, None)
+        return gone
+
+    def _busy(self) -> frozenset[str]:
+        """Rooms not to forget: with members, or with messages not yet stored."""
+        rooms = {room for room, _ in self._presence.rooms()}
+        rooms.update(p.message.room for p in self._unstored)
+        return frozenset(rooms)
 
     async def stop(self) -> None:
+        if self._forgetting is not None:
+            self._forgetting.cancel()
         self._deliver()
         while self._writing is not None or self._unsent:
             if self._writing is None:

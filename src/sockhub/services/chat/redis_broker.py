@@ -52,6 +52,7 @@ from redis.exceptions import RedisError
 
 from ...protocol.errors import BackendUnavailable, ChatNickTaken, ChatNotJoined
 from ...protocol.text import escape
+from ...server.background import Background
 from .broker import BrokerUnreachable, ChatBroker, ChatNode, Direct, Joined, Member, Message
 from .names import nick_key
 from .presence import Presence
@@ -160,9 +161,23 @@ def _unavailable() -> Iterator[None]:
 class RedisBroker(ChatBroker):
     """Rooms shared through the Redis at ``url`` (``redis://[:password@]host:port[/db]``)."""
 
-    def __init__(self, url: str, keep: int) -> None:
+    def __init__(
+        self,
+        url: str,
+        keep: int,
+        background: Background | None = None,
+        *,
+        idle: float | None = None,
+    ) -> None:
         self._url, self.lease = parse_url(url)
         self._keep = keep
+        self._idle_ms = 0 if idle is None else max(1, int(idle * 1000))
+        """chat_room_idle: an empty room's keys expire this long after its last leave
+        (0: never)."""
+        self._own_background = background is None
+        self._background = Background() if background is None else background
+        """Where the lease keeper, pub/sub reconnects and gap repairs run: the server's
+        (cancelled and awaited at its shutdown), or the broker's own when used alone."""
         self._base = secrets.token_hex(6)
         self._epoch = 0
         self.node_id = f"{self._base}.0"
@@ -183,7 +198,6 @@ class RedisBroker(ChatBroker):
         self._unleft: set[tuple[str, str]] = set()
         """(room, member id) whose leave Redis did not take yet"""
         self._reach: dict[str, int] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
         self._turn = False
         self._stopping = False
         self._clock_offset = 0
@@ -228,7 +242,7 @@ class RedisBroker(ChatBroker):
         except _FAILURES as exc:
             await self._close()
             raise BrokerUnreachable(f"cannot use Redis at {safe_url(self._url)}: {exc}") from exc
-        self._spawn(self._keep_lease())
+        self._background.every(self.lease / 3, self._keep_lease, "chat broker lease")
 
     @property
     def _lease_ms(self) -> int:
@@ -242,9 +256,8 @@ class RedisBroker(ChatBroker):
             if room.runner is not None:
                 with contextlib.suppress(Exception):
                     await room.runner
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._own_background:
+            await self._background.close()
         rooms_key, keys_key, _ = node_keys(self.node_id)
         with contextlib.suppress(*_FAILURES):
             async with self.redis.pipeline(transaction=False) as pipe:
@@ -266,11 +279,6 @@ class RedisBroker(ChatBroker):
             await self._redis.aclose()
             self._redis = None
 
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     # pub/sub ----------------------------------------------------------------------------
 
     async def _connect_sub(self) -> None:
@@ -290,7 +298,7 @@ class RedisBroker(ChatBroker):
     def _sub_lost(self) -> None:
         if not self._stopping:
             log.warning("the Redis pub/sub connection dropped; reconnecting")
-            self._spawn(self._resubscribe())
+            self._background.spawn(self._resubscribe(), "chat broker resubscribe")
 
     async def _resubscribe(self) -> None:
         """Reconnect, subscribe again, then read back what was published meanwhile."""
@@ -343,7 +351,9 @@ class RedisBroker(ChatBroker):
         room = self._rooms.get(name)
         if room is None:
             order = RoomOrder(
-                self._node_or_fail(), lambda after, upto: self._read(name, after, upto)
+                self._node_or_fail(),
+                lambda after, upto: self._read(name, after, upto),
+                self._background,
             )
             order.high = self._high.get(name, (0, 0))
             room = self._rooms[name] = _Room(name, order)
@@ -561,7 +571,7 @@ class RedisBroker(ChatBroker):
         self._release_room(room)
 
     async def _leave_script(self, room: str, member_id: str) -> int:
-        args = [self._floor(room), member_id, f"{time.time():.3f}"]
+        args = [self._floor(room), member_id, f"{time.time():.3f}", self._idle_ms]
         return int(await self._script("leave", Keys(room).all, args))
 
     async def rename(self, room: str, member: Member, nick: str) -> str:
@@ -667,22 +677,21 @@ class RedisBroker(ChatBroker):
     # leases -----------------------------------------------------------------------------
 
     async def _keep_lease(self) -> None:
-        """Refresh this node's lease, finish failed leaves, and reap expired nodes."""
-        while True:
-            await asyncio.sleep(self.lease / 3)
-            try:
-                alive = await self._script("lease", [NODES], [self.node_id, self._lease_ms, 0])
-                if not int(alive):
-                    self._new_id()
-                if not self._registered:
-                    await self._register_again()
-                    self._registered = True
-                for room, member_id in list(self._unleft):
-                    await self._leave_script(room, member_id)
-                    self._unleft.discard((room, member_id))
-                await self._reap()
-            except _FAILURES as exc:
-                log.warning("keeping the node lease failed: %r", exc)
+        """Refresh this node's lease, finish failed leaves, and reap expired nodes
+        (every third of the lease)."""
+        try:
+            alive = await self._script("lease", [NODES], [self.node_id, self._lease_ms, 0])
+            if not int(alive):
+                self._new_id()
+            if not self._registered:
+                await self._register_again()
+                self._registered = True
+            for room, member_id in list(self._unleft):
+                await self._leave_script(room, member_id)
+                self._unleft.discard((room, member_id))
+            await self._reap()
+        except _FAILURES as exc:
+            log.warning("keeping the node lease failed: %r", exc)
 
     def _new_id(self) -> None:
         """Redis forgot this node (reaped after a long cut, or restarted empty): take a
@@ -733,7 +742,8 @@ class RedisBroker(ChatBroker):
             ts = f"{time.time():.3f}"
             for room in await self.redis.smembers(rooms_key):
                 name = as_str(room)
-                gone = await self._script("reap", Keys(name).all, [self._floor(name), node, ts])
+                args = [self._floor(name), node, ts, self._idle_ms]
+                gone = await self._script("reap", Keys(name).all, args)
                 if gone:
                     log.info("node %s is gone: %d member(s) left %s", node, gone, name)
             async with self.redis.pipeline(transaction=False) as pipe:

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from ...protocol.errors import BackendUnavailable
+from ...server.background import Background
 from .broker import ChatNode, Event, Message
 
 __all__ = ["REPAIR_GRACE", "Item", "Position", "RoomOrder"]
@@ -56,9 +57,11 @@ Reader = Callable[[int, int], Awaitable[list[Message]]]
 class RoomOrder:
     """Hands ``node`` one room's items in order, each once, repairing gaps."""
 
-    def __init__(self, node: ChatNode, read: Reader) -> None:
+    def __init__(self, node: ChatNode, read: Reader, background: Background) -> None:
         self._node = node
         self._read = read
+        self._background = background
+        """Owns the repairs (the server's, so shutdown awaits one still reading)."""
         self.last: Position | None = None
         """The latest position handed over (or skipped); None until the first join on
         this node says where it starts."""
@@ -211,7 +214,7 @@ class RoomOrder:
             return
         if not self._held and self.high[0] <= self.last[0]:
             return
-        self._repairing = asyncio.get_running_loop().create_task(self._repair())
+        self._repairing = self._background.spawn(self._repair(), "chat gap repair")
 
     async def _repair(self) -> None:
         """Read the missing messages from the stream, then hand over in order."""

@@ -21,13 +21,16 @@ from ...protocol.errors import (
     ChatNoSuchNick,
     ChatNotJoined,
     LimitBusy,
+    LimitRate,
     ProtocolError,
 )
 from ...protocol.fields import get_int, get_str
 from ...protocol.frames import MAX_ID
 from ...protocol.text import check_text, escape
 from ...server.config import BROKER_SCHEMES, ConfigError
+from ...server.ratelimit import TokenBuckets
 from ...server.service import OpSpec, Request, ServerContext, Service, Session
+from ..paging import page_budget, take_page
 from .broker import ChatBroker, Direct, Member
 from .fanout import LocalNode, Membership, history_header
 from .history import HistoryStore
@@ -39,6 +42,11 @@ __all__ = ["HISTORY_FILE", "ChatService", "make_broker"]
 log = logging.getLogger("sockhub.chat")
 
 HISTORY_FILE = "chat.sqlite3"
+HISTORY_PAGE = 256 * 1024
+"""History replay on join goes out in pages of about this many bytes, each once the
+joiner has read the one before (so any history fits any client that reads)."""
+_AFTER_MAX = 256
+"""Bytes of a paging cursor: the longest room or nick, in UTF-8, with room to spare."""
 
 
 def _forward(source: Awaitable[int], answer: asyncio.Future[int]) -> None:
@@ -60,13 +68,22 @@ def _forward(source: Awaitable[int], answer: asyncio.Future[int]) -> None:
 def make_broker(ctx: ServerContext) -> ChatBroker:
     """The broker the configuration names (``memory``: this process, SQLite history;
     ``redis://...``: shared by every process using that Redis)."""
-    broker = ctx.config.broker
+    broker, limits = ctx.config.broker, ctx.limits
     if broker == "memory":
-        return MemoryBroker(HistoryStore(ctx.data / HISTORY_FILE, ctx.limits.chat_history_keep))
+        store = HistoryStore(
+            ctx.data / HISTORY_FILE,
+            limits.chat_history_keep,
+            max_messages=limits.chat_history_max_messages,
+            max_bytes=limits.chat_history_max_bytes,
+            room_idle=limits.chat_room_idle,
+        )
+        return MemoryBroker(store)
     if broker.startswith(BROKER_SCHEMES):
         from .redis_broker import RedisBroker  # redis is an optional dependency
 
-        return RedisBroker(broker, ctx.limits.chat_history_keep)
+        # a Redis stream is bounded per room: no room keeps more than the whole budget
+        keep = min(limits.chat_history_keep, limits.chat_history_max_messages)
+        return RedisBroker(broker, keep, ctx.background, idle=limits.chat_room_idle)
     raise ConfigError(f"chat broker {broker!r} is not supported (use 'memory' or redis://...)")
 
 
@@ -93,6 +110,8 @@ class ChatService(Service):
         self._prefix = secrets.token_hex(4)
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._anon_conn = TokenBuckets(1.0, 1)
+        self._anon_ip = TokenBuckets(1.0, 1)
 
     def ops(self) -> Iterable[OpSpec]:
         table = {
@@ -108,6 +127,10 @@ class ChatService(Service):
 
     async def start(self, ctx: ServerContext) -> None:
         self._ctx = ctx
+        self.node.buffer_max = ctx.limits.max_outbound
+        limits = ctx.limits
+        self._anon_conn = TokenBuckets(limits.chat_anon_per_sec, limits.chat_anon_burst)
+        self._anon_ip = TokenBuckets(limits.chat_anon_per_ip_per_sec, limits.chat_anon_per_ip_burst)
         self._broker = self._given_broker or make_broker(ctx)
         await self._broker.start(self.node)
 
@@ -171,6 +194,23 @@ class ChatService(Service):
             raise ChatNotJoined(f"you are not in {room}; join it first")
         return m
 
+    def _throttle(self, session: Session) -> None:
+        """An anonymous sender's message passes both its connection's and its address's
+        token bucket, or is refused with ``limit.rate`` and when to try again."""
+        if session.user is not None:
+            return
+        conn = self._conns[session]
+        now = asyncio.get_running_loop().time()
+        wait = max(self._anon_conn.wait(conn.id, now), self._anon_ip.wait(session.peer, now))
+        if wait > 0:
+            raise LimitRate(
+                "anonymous senders are rate-limited; log in for more, or wait "
+                f"{wait:.2f} s (docs/chat.md)",
+                retry_after=round(wait, 3),
+            )
+        self._anon_conn.take(conn.id, now)
+        self._anon_ip.take(session.peer, now)
+
     def _check_reserved(self, nick: str, user: str | None) -> None:
         key = nick_key(nick)
         for registered in self.ctx.users.all():
@@ -215,8 +255,13 @@ class ChatService(Service):
             self._forget(conn, m, exc)
             raise
         log.info("chat %s joined %s as %s", req.session.peer, m.room, escape(m.nick, 64))
+        page = 0
         for msg in joined.history:
             req.send(history_header(msg), msg.text)
+            page += len(msg.text)
+            if page >= HISTORY_PAGE:
+                page = 0
+                await req.session.drain()  # paced by the joiner's reading, never cut off
         req.reply(
             {
                 "op": "chat.joined",
@@ -245,6 +290,7 @@ class ChatService(Service):
     def _say(self, req: Request) -> Awaitable[None]:
         m = self._membership(req)
         check_text(req.body, self.ctx.limits.chat_text_max)
+        self._throttle(req.session)
         if m.live:
             return self._acked(req, self.broker.publish(m.room, m.nick, req.body))
         answer: asyncio.Future[int] = asyncio.get_running_loop().create_future()
@@ -261,6 +307,7 @@ class ChatService(Service):
         conn = self._conns.get(req.session)
         if conn is None or not conn.rooms:
             raise ChatNotJoined("join a room before sending direct messages")
+        self._throttle(req.session)
         sender = req.session.user or next(iter(conn.rooms.values())).nick
         return self._sent_direct(req, Direct(to, sender, time.time(), req.body))
 
@@ -303,10 +350,22 @@ class ChatService(Service):
         return self._listed(req, self._membership(req))
 
     async def _listed(self, req: Request, m: Membership) -> None:
+        after = get_str(req.header, "after", "", max_len=_AFTER_MAX)
         await self._settled(m)
-        members = await self.broker.members(m.room)
-        req.reply({"op": "chat.who", "room": m.room, "members": members})
+        nicks = sorted(n for n in await self.broker.members(m.room) if n > after)
+        page, more = take_page(nicks, page_budget(self.ctx.limits.max_header))
+        req.reply(_paged({"op": "chat.who", "room": m.room, "members": page}, more))
 
     async def _rooms(self, req: Request) -> None:
-        rooms = await self.broker.rooms()
-        req.reply({"op": "chat.rooms", "rooms": [{"room": r, "members": n} for r, n in rooms]})
+        after = get_str(req.header, "after", "", max_len=_AFTER_MAX)
+        rooms = sorted((r, n) for r, n in await self.broker.rooms() if r > after)
+        page, more = take_page(
+            ({"room": r, "members": n} for r, n in rooms), page_budget(self.ctx.limits.max_header)
+        )
+        req.reply(_paged({"op": "chat.rooms", "rooms": page}, more))
+
+
+def _paged(reply: dict[str, Any], more: bool) -> dict[str, Any]:
+    if more:
+        reply["more"] = True
+    return reply

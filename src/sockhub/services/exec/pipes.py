@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import errno
 import os
 from collections.abc import Awaitable, Callable
 
@@ -49,6 +50,10 @@ class OutputPipe:
                         return
                     await self._readable()
                     continue
+                except OSError as exc:
+                    if exc.errno == errno.EIO:
+                        return  # a pty master whose terminal has no process left: its EOF
+                    raise
                 if not data:
                     return
                 if self._finishing:

@@ -16,6 +16,7 @@ from ...protocol.errors import BadRequest, FileBadPath
 from ...protocol.fields import get_bool, get_number, get_str, get_str_list, get_str_map
 from ...protocol.paths import check_path
 from ...server.limits import Limits
+from .pty import PtySpec, parse_pty
 
 __all__ = ["RunSpec", "base_environment", "parse_run", "resolve_cwd"]
 
@@ -30,6 +31,7 @@ class RunSpec:
     env: dict[str, str]
     timeout: float
     stdin: bool
+    pty: PtySpec | None = None
 
 
 def base_environment() -> dict[str, str]:
@@ -122,10 +124,12 @@ def parse_run(
     cwd = resolve_cwd(root, get_str(header, "cwd", ""))
     env = _env(header, base_env)
     env["PWD"] = str(cwd)
+    pty = parse_pty(header)
     return RunSpec(
         argv=argv,
         cwd=cwd,
         env=env,
         timeout=min(float(timeout), limits.exec_timeout_max),
-        stdin=get_bool(header, "stdin", False),
+        stdin=pty is not None or get_bool(header, "stdin", False),
+        pty=pty,
     )

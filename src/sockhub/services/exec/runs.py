@@ -9,6 +9,7 @@ period; then the pipes are read to their end and ``exec.exit`` is sent.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import Callable
@@ -17,8 +18,10 @@ from ...protocol.errors import LimitBusy
 from ...server.limits import Limits
 from ...server.service import Request
 from .pipes import InputPipe, OutputPipe
+from .pty import set_size
 from .request import RunSpec
-from .spawn import Child, Exit, SpawnError, spawn
+from .sandbox import Sandbox
+from .spawn import Child, Exit, SpawnError, spawn, spawn_pty
 
 __all__ = ["Run"]
 
@@ -38,8 +41,10 @@ class Run:
         spec: RunSpec,
         limits: Limits,
         backlog: Callable[[Run, bool], None],
+        sandbox: Sandbox | None,
     ) -> None:
         self.req = req
+        self._sandbox = sandbox
         self.spec = spec
         self._limits = limits
         self._backlog = backlog
@@ -65,6 +70,16 @@ class Run:
         else:
             self.stdin.write_eof()
 
+    def resize(self, cols: int, rows: int) -> None:
+        """``exec.resize``: the pty's new size (its program gets SIGWINCH from the kernel).
+
+        Set through the writing end, which lives as long as the run takes input.
+        """
+        child, stdin = self.child, self.stdin
+        if child is not None and child.stdin is not None and stdin is not None and not stdin.closed:
+            with contextlib.suppress(OSError):
+                set_size(child.stdin, cols, rows)
+
     def kill(self, sig: int) -> None:
         """``exec.kill``: the signal goes to the whole group, as a terminal's Ctrl-C does."""
         if self.child is not None and not self.child.exited.done():
@@ -85,7 +100,10 @@ class Run:
         spec = self.spec
         self._started = self._loop.time()
         try:
-            self.child = spawn(spec.argv, spec.cwd, spec.env, spec.stdin)
+            if spec.pty is not None:
+                self.child = spawn_pty(spec.argv, spec.cwd, spec.env, spec.pty, self._sandbox)
+            else:
+                self.child = spawn(spec.argv, spec.cwd, spec.env, spec.stdin, self._sandbox)
         except SpawnError as exc:
             self._spawn_error = exc
             return
@@ -103,10 +121,9 @@ class Run:
             await self._deliver("stderr", f"sockhub: {error}\n".encode(errors="replace"))
             self._reply(Exit(error.status, None), self._loop.time() - self._started)
             return
-        pipes = [
-            OutputPipe(child.stdout, lambda data: self._deliver("stdout", data)),
-            OutputPipe(child.stderr, lambda data: self._deliver("stderr", data)),
-        ]
+        pipes = [OutputPipe(child.stdout, lambda data: self._deliver("stdout", data))]
+        if child.stderr is not None:
+            pipes.append(OutputPipe(child.stderr, lambda data: self._deliver("stderr", data)))
         readers = [self._loop.create_task(p.run()) for p in pipes]
         timer = self._loop.call_later(self.spec.timeout, self._stop, "timeout")
         child.exited.add_done_callback(lambda _: self._wake_up())

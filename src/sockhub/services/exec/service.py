@@ -18,15 +18,18 @@ from pathlib import Path
 
 from ...protocol.errors import BadRequest, ExecDisabled, ExecNoSuchRun, LimitBusy
 from ...protocol.fields import get_id, get_str
+from ...server.config import ConfigError
 from ...server.service import OpSpec, Request, ServerContext, Service, Session
+from .pty import parse_size
 from .request import base_environment, parse_run
 from .runs import Run
+from .sandbox import Sandbox, SandboxUnavailable
 
 __all__ = ["ExecService"]
 
 log = logging.getLogger("sockhub.exec")
 
-_OPS = ("exec.run", "exec.in", "exec.kill")
+_OPS = ("exec.run", "exec.in", "exec.kill", "exec.resize")
 _NOT_SIGNALS = frozenset({"CHLD", "CLD"})
 
 
@@ -53,6 +56,26 @@ _RECENT = 64
 on the wire is dropped quietly instead of answered with ``exec.no_such_run``."""
 
 
+def _sandbox(ctx: ServerContext, root: Path) -> Sandbox | None:
+    """The sandbox for every command, or None when the operator chose to run without one.
+
+    No sandbox and no such choice is a refusal to start: exec must never quietly give a
+    command the server's own view of the machine.
+    """
+    if ctx.config.exec_unsandboxed:
+        log.warning("exec: commands run WITHOUT a sandbox, as this server's user (%s)", root)
+        return None
+    try:
+        box = Sandbox.probe(root, [ctx.data.resolve()])
+    except SandboxUnavailable as exc:
+        raise ConfigError(
+            f"exec needs a sandbox and {exc}; install bubblewrap, or pass --exec-unsandboxed "
+            "(exec_unsandboxed = true) to run commands as the server's user (docs/exec.md)"
+        ) from exc
+    log.info("exec: commands run in a %s sandbox rooted at %s", box.name, root)
+    return box
+
+
 class _Sessions:
     """The runs of each connection, and whose reading each run's stdin backlog paused."""
 
@@ -70,9 +93,9 @@ class _Sessions:
         else:
             pausing.discard(run)
         if not was_paused and pausing:
-            session.pause_reading()
+            session.pause_reading(self)
         elif was_paused and not pausing:
-            session.resume_reading()
+            session.resume_reading(self)
         if not pausing:
             del self.pausing[session]
 
@@ -86,10 +109,10 @@ class ExecService(Service):
         self.root = Path()
         self._ctx: ServerContext | None = None
         self._env: dict[str, str] = {}
+        self._sandbox: Sandbox | None = None
         self._sessions = _Sessions()
         self._per_user: collections.Counter[str] = collections.Counter()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._prober: asyncio.Task[None] | None = None
         self._ping_ids = itertools.count(1)
 
     def ops(self) -> Iterable[OpSpec]:
@@ -99,6 +122,7 @@ class ExecService(Service):
             OpSpec("exec.run", self._run, "exec", grant="exec"),
             OpSpec("exec.in", self._in, "exec", grant="exec"),
             OpSpec("exec.kill", self._kill, "exec", grant="exec"),
+            OpSpec("exec.resize", self._resize, "exec", grant="exec"),
         )
 
     async def start(self, ctx: ServerContext) -> None:
@@ -109,11 +133,12 @@ class ExecService(Service):
         root.mkdir(parents=True, exist_ok=True)
         self.root = root.resolve()
         self._env = base_environment()
-        self._prober = asyncio.get_running_loop().create_task(self._probe())
+        self._sandbox = _sandbox(ctx, self.root)
+        if self._sandbox is not None:
+            self._env["HOME"] = str(self.root)
+        ctx.background.every(PROBE_INTERVAL, self._probe, "exec prober")
 
     async def stop(self) -> None:
-        if self._prober is not None:
-            self._prober.cancel()
         for runs in list(self._sessions.runs.values()):
             for run in list(runs.values()):
                 run.abort()
@@ -135,18 +160,18 @@ class ExecService(Service):
             raise LimitBusy(f"this connection already runs {limits.exec_per_connection} commands")
         if self._per_user[user] >= limits.exec_per_user:
             raise LimitBusy(f"user {user} already runs {limits.exec_per_user} commands")
-        if len(self._tasks) >= limits.exec_total:
+        if sum(self._per_user.values()) >= limits.exec_total:
             raise LimitBusy(f"the server already runs {limits.exec_total} commands; try later")
-        run = Run(req, spec, limits, self._sessions.backlog)
+        run = Run(req, spec, limits, self._sessions.backlog, self._sandbox)
         run.start()
         if runs is None:
             runs = self._sessions.runs[session] = {}
             session.on_close(lambda: self._closed(session))
         runs[req.id] = run
         self._per_user[user] += 1
-        task = asyncio.get_running_loop().create_task(run.main())
+        task = asyncio.get_running_loop().create_task(self._main(run, user))
         self._tasks.add(task)
-        task.add_done_callback(lambda t: self._finished(t, run, user))
+        task.add_done_callback(self._finished)
         return _follow(task)
 
     def _in(self, req: Request) -> None:
@@ -167,6 +192,15 @@ class ExecService(Service):
             run.kill(sig)
         req.ok()
 
+    def _resize(self, req: Request) -> None:
+        cols, rows = parse_size(req.header)
+        run = self._target(req)
+        if run is not None:
+            if run.spec.pty is None:
+                raise BadRequest(f"run {run.req.id} was started without a 'pty'")
+            run.resize(cols, rows)
+        req.ok()
+
     def _target(self, req: Request) -> Run | None:
         """The run ``target`` names; None for one that has just finished."""
         target = get_id(req.header, "target")
@@ -179,20 +213,30 @@ class ExecService(Service):
 
     # bookkeeping ----------------------------------------------------------------------
 
-    async def _probe(self) -> None:
-        while True:
-            await asyncio.sleep(PROBE_INTERVAL)
-            for session, runs in list(self._sessions.runs.items()):
-                if runs:
-                    session.send({"op": "ping", "id": next(self._ping_ids)})
+    def _probe(self) -> None:
+        for session, runs in list(self._sessions.runs.items()):
+            if runs:
+                session.send({"op": "ping", "id": next(self._ping_ids)})
 
     def _closed(self, session: Session) -> None:
         self._sessions.recent.pop(session, None)
         for run in self._sessions.runs.pop(session, {}).values():
             run.abort()
 
-    def _finished(self, task: asyncio.Task[None], run: Run, user: str) -> None:
+    async def _main(self, run: Run, user: str) -> None:
+        """Run to the end, then free its places in the limits in the same step as its reply,
+        so a client that starts the next command on ``exec.exit`` never finds them taken."""
+        try:
+            await run.main()
+        finally:
+            self._release(run, user)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("exec run failed", exc_info=task.exception())
+
+    def _release(self, run: Run, user: str) -> None:
         self._per_user[user] -= 1
         if self._per_user[user] <= 0:
             del self._per_user[user]
@@ -204,8 +248,6 @@ class ExecService(Service):
             recent = self._sessions.recent.setdefault(session, collections.deque(maxlen=_RECENT))
             recent.append(rid)
         self._sessions.backlog(run, False)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("exec run failed", exc_info=task.exception())
 
 
 async def _follow(task: asyncio.Task[None]) -> None:

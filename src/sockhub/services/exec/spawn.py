@@ -1,7 +1,7 @@
 """Starting a command fast on any event loop, and knowing when it and its group have ended.
 
 uvloop's own subprocess support forks the whole server, three times slower than the
-default loop (BASELINES.md). ``subprocess.Popen`` uses vfork on Linux, so we spawn with
+default loop (measured on a 2-vCPU VM). ``subprocess.Popen`` uses vfork on Linux, so we spawn with
 it and attach the rest to the running loop ourselves: the pipes through ``add_reader``
 and ``add_writer`` (``pipes.py``), the exit through a pidfd, which becomes readable the
 moment the process ends. The exit of the main process is what ends a run, never the
@@ -23,11 +23,14 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Child", "Exit", "SpawnError", "signal_name", "spawn"]
+from .pty import PtySpec, open_pty
+from .sandbox import BWRAP_SIGNAL_BASE, Sandbox
+
+__all__ = ["Child", "Exit", "SpawnError", "signal_name", "spawn", "spawn_pty"]
 
 log = logging.getLogger("sockhub.exec")
 
@@ -36,6 +39,7 @@ PIPE_SIZE = 256 * 1024
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 _HAS_PIDFD = hasattr(os, "pidfd_open")
 _PROC = Path("/proc")
+_SIGNALS = frozenset(int(s) for s in signal.Signals)
 
 
 class SpawnError(Exception):
@@ -62,10 +66,13 @@ def signal_name(number: int) -> str:
         return str(number)
 
 
-def _exit_from_status(status: int) -> Exit:
+def _exit_from_status(status: int, sandboxed: bool) -> Exit:
     if os.WIFSIGNALED(status):
         return Exit(None, signal_name(os.WTERMSIG(status)))
-    return Exit(os.WEXITSTATUS(status), None)
+    code = os.WEXITSTATUS(status)
+    if sandboxed and code > BWRAP_SIGNAL_BASE and (code - BWRAP_SIGNAL_BASE) in _SIGNALS:
+        return Exit(None, signal_name(code - BWRAP_SIGNAL_BASE))
+    return Exit(code, None)
 
 
 def _pipe() -> tuple[int, int]:
@@ -88,18 +95,22 @@ def _start_error(exc: OSError, argv0: str) -> SpawnError | None:
     return None
 
 
-def spawn(argv: Sequence[str], cwd: Path, env: dict[str, str], stdin: bool) -> Child:
+def spawn(
+    argv: Sequence[str], cwd: Path, env: dict[str, str], stdin: bool, sandbox: Sandbox | None
+) -> Child:
     """Start ``argv`` in a new session; raises SpawnError when the program cannot run.
 
     Other OSErrors (no memory, no process slots, no file descriptors) propagate: they
-    are the server's trouble, not the command's.
+    are the server's trouble, not the command's. In a ``sandbox``, the program is started
+    by the sandbox, whose status 128+N stands for the signal N (sandbox.py).
     """
+    command = list(argv) if sandbox is None else sandbox.wrap(argv, cwd)
     out_r, out_w = _pipe()
     err_r, err_w = _pipe()
     in_r, in_w = os.pipe() if stdin else (subprocess.DEVNULL, -1)
     try:
         popen = subprocess.Popen(
-            list(argv),
+            command,
             stdin=in_r,
             stdout=out_w,
             stderr=err_w,
@@ -123,7 +134,25 @@ def spawn(argv: Sequence[str], cwd: Path, env: dict[str, str], stdin: bool) -> C
     for fd in (out_r, err_r, in_w):
         if fd >= 0:
             os.set_blocking(fd, False)
-    return Child(popen, out_r, err_r, in_w if stdin else None)
+    return Child(popen, out_r, err_r, in_w if stdin else None, sandbox is not None)
+
+
+def spawn_pty(
+    argv: Sequence[str], cwd: Path, env: dict[str, str], spec: PtySpec, sandbox: Sandbox | None
+) -> Child:
+    """Start ``argv`` on a pseudo-terminal (``pty.py``): one output, no separate stderr.
+
+    In a ``sandbox`` the command makes the terminal its controlling one inside the sandbox
+    (``Sandbox.wrap``), so bubblewrap is never in the terminal's foreground group."""
+    command = list(argv) if sandbox is None else sandbox.wrap(argv, cwd, terminal=True)
+    try:
+        popen, reader, writer = open_pty(command, cwd, env, spec, controlling=sandbox is None)
+    except OSError as exc:
+        error = _start_error(exc, argv[0])
+        if error is None:
+            raise
+        raise error from exc
+    return Child(popen, reader, None, writer, sandbox is not None)
 
 
 class Child:
@@ -133,8 +162,19 @@ class Child:
     reaped; the pid stays reserved until then, so signalling it is never a mistake.
     """
 
-    def __init__(self, popen: subprocess.Popen[bytes], stdout: int, stderr: int, stdin: int | None):
+    def __init__(
+        self,
+        popen: subprocess.Popen[bytes],
+        stdout: int,
+        stderr: int | None,
+        stdin: int | None,
+        sandboxed: bool,
+    ):
         self._popen = popen  # kept so Popen never reaps it behind our back (its _active list)
+        self._sandboxed = sandboxed
+        self._ns_gone = False
+        """bwrap exited by itself: it waited for the sandbox's init, whose exit ended every
+        process of the PID namespace, so the group is empty (no need to look in /proc)."""
         self.pid = popen.pid
         self.pgid = popen.pid
         self.stdout = stdout
@@ -180,13 +220,26 @@ class Child:
 
     def _ended(self, status: int) -> None:
         self._popen.returncode = os.waitstatus_to_exitcode(status)
+        self._ns_gone = self._sandboxed and os.WIFEXITED(status)
         if not self.exited.done():
-            self.exited.set_result(_exit_from_status(status))
+            self.exited.set_result(_exit_from_status(status, self._sandboxed))
 
     # the process group ----------------------------------------------------------------
 
     def signal_group(self, sig: int) -> bool:
-        """Send ``sig`` to every process of the run; False when the group is already empty."""
+        """Send ``sig`` to every process of the run; False when the group is already empty.
+
+        In a sandbox the group leader is bwrap itself, which would die of a signal the
+        command means to catch (and take the whole sandbox with it), so catchable signals
+        go to the other members one by one; KILL goes to the group, bwrap included, and
+        the sandbox's PID namespace ends with it.
+        """
+        if self._ns_gone:
+            return False
+        if self._sandboxed and sig not in (0, signal.SIGKILL):
+            if self.stderr is None:
+                return self._signal_terminal(sig)
+            return self._signal_members(sig)
         try:
             os.killpg(self.pgid, sig)
         except ProcessLookupError:
@@ -202,12 +255,36 @@ class Child:
         everywhere (a container's PID 1 often does not), so ``killpg(0)`` alone would
         call a group of zombies alive. Those of them that are our children we reap.
         """
+        if self._ns_gone:
+            return False
         self._reap_group()
         if not self.signal_group(0):
             return False
         if sys.platform != "linux":
             return True
-        return _has_live_member(self.pgid)
+        return next(_live_members(self.pgid), None) is not None
+
+    def _signal_terminal(self, sig: int) -> bool:
+        """A sandboxed command on a pty runs in a session of its own inside the sandbox
+        (``Sandbox.wrap``): a signal goes to the terminal's foreground group, as Ctrl-C would."""
+        try:
+            group = os.tcgetpgrp(self.stdout)
+            os.killpg(group, sig)
+        except OSError:
+            return self.signal_group(0)
+        return True
+
+    def _signal_members(self, sig: int) -> bool:
+        """Signal each live member but bwrap, again until a scan finds none new (forks)."""
+        done: set[int] = {self.pid}
+        while True:
+            fresh = [pid for pid in _live_members(self.pgid) if pid not in done]
+            if not fresh:
+                return len(done) > 1 or self.signal_group(0)
+            for pid in fresh:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, sig)
+            done.update(fresh)
 
     def _reap_group(self) -> None:
         """Reap members that became our children (when this server is PID 1 or a subreaper)."""
@@ -221,11 +298,13 @@ class Child:
                 return
 
 
-def _has_live_member(pgid: int) -> bool:
+def _live_members(pgid: int) -> Iterator[int]:
+    """The pids of ``pgid``'s members that are not zombies (one pass over /proc)."""
     try:
         entries = os.scandir(_PROC)
     except OSError:
-        return True
+        yield pgid  # cannot tell: count the group as alive
+        return
     with entries:
         for entry in entries:
             if not entry.name.isdigit():
@@ -238,5 +317,4 @@ def _has_live_member(pgid: int) -> bool:
             # fields after "(comm)": state ppid pgrp ...
             fields = stat[stat.rfind(b")") + 2 :].split(b" ", 3)
             if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
-                return True
-    return False
+                yield int(entry.name)

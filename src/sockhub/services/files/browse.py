@@ -8,22 +8,21 @@ rules (control characters, not UTF-8) are left out: no request could name them.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import os
 import stat
 from typing import Any
-
-import msgspec
 
 from ...protocol.errors import FileBadPath, FileNotFound
 from ...protocol.fields import get_bool, get_str
 from ...protocol.paths import MAX_SEGMENT_BYTES, check_name, check_path
 from ...server.service import Request
+from ..paging import PAGE_BYTES, take_page
+from .quota import Usage, allocated
 from .store import Store, fs_errors
 
 __all__ = ["Browse"]
-
-PAGE_BYTES = 60_000
-"""Encoded entries per file.list reply, below the 64 KiB header every client accepts."""
 
 
 def _entry(name: str, st: os.stat_result) -> dict[str, Any]:
@@ -38,6 +37,10 @@ def _usable(name: str) -> bool:
     except FileBadPath:
         return False
     return True
+
+
+def _sorted_names(fd: int) -> list[str]:
+    return sorted(name for name in os.listdir(fd) if _usable(name))
 
 
 class Browse:
@@ -57,21 +60,16 @@ class Browse:
     def _page(
         self, segments: tuple[str, ...], path: str, after: str
     ) -> tuple[list[dict[str, Any]], bool]:
-        with fs_errors(path):
-            found = sorted(
-                (name, st)
-                for name, st in self.store.tree.walk(segments)
-                if name > after and _usable(name)
+        """One page from the folder's sorted names (listcache.py): a bisect, then one
+        stat per entry on the page, never the whole folder again."""
+        tree = self.store.tree
+        with fs_errors(path), tree.folder(segments) as fd:
+            names = self.store.listings.names(os.fstat(fd), lambda: _sorted_names(fd))
+            found = (
+                (name, tree.entry_stat(fd, segments, name))
+                for name in itertools.islice(names, bisect.bisect_right(names, after), None)
             )
-        page: list[dict[str, Any]] = []
-        used = 0
-        for name, st in found:
-            entry = _entry(name, st)
-            used += len(msgspec.json.encode(entry)) + 1
-            if used > PAGE_BYTES and page:
-                return page, True
-            page.append(entry)
-        return page, False
+            return take_page((_entry(n, st) for n, st in found if st is not None), PAGE_BYTES)
 
     async def status(self, req: Request) -> None:
         segments = check_path(req.header.get("path", ""), root_ok=True)
@@ -89,9 +87,8 @@ class Browse:
                 return {"type": "dir", "mtime": st.st_mtime}
             if not stat.S_ISREG(st.st_mode):
                 raise FileNotFound(f"{path} is not a regular file")
-            fd = spot.open_file()
+            fd, st = spot.open_regular()
         try:
-            st = os.fstat(fd)
             info: dict[str, Any] = {"type": "file", "total": st.st_size, "mtime": st.st_mtime}
             if want_hash:
                 info["sha256"] = self.store.file_hash(fd, st)
@@ -102,12 +99,13 @@ class Browse:
     async def delete(self, req: Request) -> None:
         segments = check_path(req.header.get("path"))
         path = "/".join(segments)
-        freed = await self.store.run(self._delete, segments, path)
-        self.store.quota.removed(freed)
+        freed, owner = await self.store.run(self._delete, segments, path)
+        self.store.quota.removed(freed, owner)
         req.reply({"op": "ok", "path": path})
 
-    def _delete(self, segments: tuple[str, ...], path: str) -> int:
-        """Remove a file, a symlink (not its target) or an empty directory; bytes freed."""
+    def _delete(self, segments: tuple[str, ...], path: str) -> tuple[Usage, str | None]:
+        """Remove a file, a symlink (not its target) or an empty directory; what it freed,
+        and whose it was."""
         with fs_errors(path), self.store.tree.locate(segments, follow_last=False) as spot:
             assert spot.name is not None  # the last segment is never followed, so never ""
             st = spot.lstat()
@@ -115,9 +113,13 @@ class Browse:
                 raise FileNotFound(f"{path}: no such file or directory")
             if stat.S_ISDIR(st.st_mode):
                 os.rmdir(spot.name, dir_fd=spot.dir_fd)
-                return 0
+                return allocated(st), None
+            owner = self.store.owners.get(st)
             os.unlink(spot.name, dir_fd=spot.dir_fd)
         if stat.S_ISREG(st.st_mode):
             self.store.hashes.forget(st)
-            return st.st_size
-        return 0
+        if st.st_nlink > 1:
+            return Usage(), None  # another name keeps the inode
+        if owner is not None:
+            self.store.owners.set(st, None)
+        return allocated(st), owner

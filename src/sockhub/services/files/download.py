@@ -1,6 +1,6 @@
 """``file.get`` (PROTOCOL.md section 7, download): zero-copy out, sha256 after the data.
 
-The body goes out with ``Session.sendfile`` (``os.sendfile`` from the page cache on
+The header and body are queued together with ``Session.send_file`` (``os.sendfile`` from the page cache on
 plain sockets). The sha256 that follows it comes from the hash store; for a file the
 server did not write, it is computed on a worker thread from the same open fd while
 the bytes are being sent, so no one waits for a second pass.
@@ -31,12 +31,9 @@ def open_regular(store: Store, segments: tuple[str, ...], path: str) -> tuple[in
             raise FileNotFound(f"{path}: no such file")
         if stat.S_ISDIR(st.st_mode):
             raise FileIsDir(f"{path} is a directory")
-        fd = spot.open_file()
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode):
-        os.close(fd)
-        raise FileNotFound(f"{path} is not a regular file")
-    return fd, st
+        if not stat.S_ISREG(st.st_mode):
+            raise FileNotFound(f"{path} is not a regular file")
+        return spot.open_regular()
 
 
 class Downloads:
@@ -58,17 +55,11 @@ class Downloads:
             sha = await store.run(store.hashes.get, st)
             if sha is None:
                 hashing = store.loop.run_in_executor(store.executor, store.file_hash, fd, st, stop)
-            req.send(
-                {
-                    "op": "file.data",
-                    "path": path,
-                    "total": total,
-                    "offset": offset,
-                    "size": total - offset,
-                }
-            )
+            header = {"op": "file.data", "path": path, "total": total, "offset": offset}
+            if req.id is not None:
+                header["re"] = req.id
             with os.fdopen(os.dup(fd), "rb", buffering=0) as file:
-                await req.session.sendfile(file, offset, total - offset)
+                await req.session.send_file(header, file, offset, total - offset)
             if hashing is not None:
                 sha = await hashing
             req.reply({"op": "file.end", "sha256": sha})

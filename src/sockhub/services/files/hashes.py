@@ -20,7 +20,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SETTLED_NS", "HashStore", "feed", "hash_fd"]
+__all__ = ["SETTLED_NS", "HashStore", "feed", "hash_fd", "wal_connection"]
 
 SETTLED_NS = 2_000_000_000
 """How long a file must have been unchanged for a hash read from it to be kept (2 s
@@ -38,6 +38,15 @@ CREATE TABLE IF NOT EXISTS hashes (
     PRIMARY KEY (dev, ino)
 ) WITHOUT ROWID
 """
+
+
+def wal_connection(path: Path, schema: str) -> sqlite3.Connection:
+    """A connection for worker threads (callers hold a lock), in WAL mode, ``schema`` made."""
+    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute(schema)
+    return db
 
 
 def _stamp(st: os.stat_result) -> tuple[int, int, int]:
@@ -59,13 +68,9 @@ class HashStore:
     FLUSH_AT = 256
 
     def __init__(self, path: Path) -> None:
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db = wal_connection(path, _SCHEMA)
         self._lock = threading.Lock()
         self._pending: dict[_Key, _Row | None] = {}  # None: delete the row
-        with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute(_SCHEMA)
 
     def close(self) -> None:
         with self._lock:

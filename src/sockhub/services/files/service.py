@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Iterable
 
 from ...server.service import OpSpec, ServerContext, Service
@@ -28,7 +27,7 @@ class FilesService(Service):
         self.uploads = Uploads(self.store)
         self.downloads = Downloads(self.store)
         self.browse = Browse(self.store)
-        self._sweeper: asyncio.Task[None] | None = None
+        self._last_partials = 0.0
 
     def ops(self) -> Iterable[OpSpec]:
         up, down, browse = self.uploads, self.downloads, self.browse
@@ -44,31 +43,25 @@ class FilesService(Service):
 
     async def start(self, ctx: ServerContext) -> None:
         await self.store.open(ctx.data, ctx.limits)
-        self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+        self.store.spools = ctx.spools
+        self._last_partials = self.store.loop.time()
+        every = min(SWEEP_EVERY, ctx.limits.idle_timeout / 4)
+        ctx.background.every(every, self._sweep, "files sweeper")
 
     async def _sweep(self) -> None:
         """Fail uploads gone quiet; now and then remove partials past their age."""
         store = self.store
         limits = store.limits
-        every = min(SWEEP_EVERY, limits.idle_timeout / 4)
-        partial_every = min(3600.0, limits.file_partial_max_age / 4)
-        last_partials = store.loop.time()
-        while True:
-            await asyncio.sleep(every)
-            now = store.loop.time()
-            self.uploads.expire(now, limits.idle_timeout)
-            await store.run(store.hashes.flush)
-            if now - last_partials >= partial_every:
-                last_partials = now
-                busy = [u.key for u in self.uploads.busy.values() if u.key]
-                for key in await store.run(store.partials.sweep, limits.file_partial_max_age, busy):
-                    store.quota.release(key, 0)
+        now = store.loop.time()
+        self.uploads.expire(now, limits.idle_timeout)
+        await store.run(store.hashes.flush)
+        if now - self._last_partials >= min(3600.0, limits.file_partial_max_age / 4):
+            self._last_partials = now
+            busy = [u.key for u in self.uploads.busy.values() if u.key]
+            for key in await store.run(store.partials.sweep, limits.file_partial_max_age, busy):
+                store.quota.release(key, 0)
 
     async def stop(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
         if self.uploads.cleanups:
             await asyncio.wait(set(self.uploads.cleanups), timeout=10)
         await self.store.close()

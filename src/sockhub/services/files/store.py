@@ -18,10 +18,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
+from ...server.budget import Budget
 from ...server.limits import Limits
 from .hashes import HashStore, hash_fd
+from .listcache import ListCache
+from .owners import Owners
 from .partials import Partials
-from .quota import Quota, tree_bytes
+from .quota import Owned, Quota, Usage, tree_usage
 from .tree import Tree, os_error
 
 __all__ = ["Store", "fs_errors"]
@@ -53,8 +56,12 @@ class Store:
         self.tree: Tree
         self.partials: Partials
         self.hashes: HashStore
+        self.owners: Owners
         self.quota: Quota
+        self.listings: ListCache
         self.limits: Limits
+        self.spools: Budget
+        """The server-wide budget every upload's spool reserves its memory from."""
         self.loop: asyncio.AbstractEventLoop
         self.executor: ThreadPoolExecutor
         self._rescanned = -RESCAN_EVERY
@@ -66,13 +73,21 @@ class Store:
         self.tree = Tree(data / "files")
         self.partials = Partials(data / "files-partial")
         self.hashes = HashStore(data / "files-hashes.sqlite")
-        self.quota = Quota(limits.file_quota)
+        self.owners = Owners(data / "files-hashes.sqlite")
+        self.quota = Quota(
+            limits.file_quota,
+            limits.file_quota_inodes,
+            limits.file_user_quota,
+            limits.file_user_quota_inodes,
+        )
+        self.listings = ListCache(limits.file_list_cache_names, limits.file_list_cache_seconds)
         await self.run(self.partials.sweep, limits.file_partial_max_age, ())
         await self.rescan()
 
     async def close(self) -> None:
         await asyncio.to_thread(self.executor.shutdown)
         self.hashes.close()
+        self.owners.close()
         self.partials.close()
         self.tree.close()
 
@@ -81,18 +96,19 @@ class Store:
         return await self.loop.run_in_executor(self.executor, fn, *args)
 
     async def rescan(self) -> None:
-        files = await self.run(tree_bytes, self.tree.fd)
+        used, files = await self.run(tree_usage, self.tree.fd)
+        by_user = await self.run(self.owners.tally, files)
         partials = await self.run(self.partials.sizes)
-        self.quota.recount(files, partials)
+        self.quota.recount(used, partials, by_user)
         self._rescanned = self.loop.time()
 
-    async def reserve(self, key: str, total: int, replaced: int) -> None:
+    async def reserve(self, key: str, total: int, replaced: Usage, who: Owned) -> None:
         """Count an upload against the quota, recounting the disk once before refusing."""
-        if not self.quota.fits(key, total, replaced) and (
+        if not self.quota.fits(key, total, replaced, who) and (
             self.loop.time() - self._rescanned >= RESCAN_EVERY
         ):
             await self.rescan()
-        self.quota.reserve(key, total, replaced)
+        self.quota.reserve(key, total, replaced, who)
 
     def file_hash(self, fd: int, st: os.stat_result, stop: threading.Event | None = None) -> str:
         """The sha256 of an open regular file: known, or read now (and kept if it held still)."""

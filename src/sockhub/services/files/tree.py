@@ -28,6 +28,7 @@ from ...protocol.errors import (
     FileNotFound,
     FileQuota,
     FileTooLarge,
+    LimitBusy,
     ProtocolError,
 )
 
@@ -46,6 +47,8 @@ _ERRNO: dict[int, type[ProtocolError]] = {
     errno.ENOSPC: FileQuota,
     errno.EDQUOT: FileQuota,
     errno.EFBIG: FileTooLarge,
+    errno.EMFILE: LimitBusy,
+    errno.ENFILE: LimitBusy,
 }
 
 
@@ -58,6 +61,8 @@ def os_error(exc: OSError, path: str) -> OSError | ProtocolError:
         return FileQuota("the server's disk is full")
     if cls is FileTooLarge:
         return FileTooLarge("the file is too large for the server's disk")
+    if cls is LimitBusy:
+        return LimitBusy("the server is out of file descriptors; try again later")
     return cls(f"{path}: {os.strerror(exc.errno or 0).lower()}")
 
 
@@ -71,6 +76,8 @@ class Spot:
     dir_fd: int
     name: str | None
     path: str
+    made: int = 0
+    """Directories ``make_dirs`` created on the way here (each is an inode of the quota)."""
 
     def close(self) -> None:
         os.close(self.dir_fd)
@@ -99,6 +106,23 @@ class Spot:
         assert self.name is not None
         return os.open(self.name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self.dir_fd)
 
+    def open_regular(self) -> tuple[int, os.stat_result]:
+        """An fd for reading the regular file here, and its fstat; anything else is refused.
+
+        Opened with O_NONBLOCK, so a FIFO (or a device) planted in the tree cannot hold a
+        worker thread in ``open``; only what fstat then calls a regular file is kept,
+        which also closes the gap between an lstat and the open.
+        """
+        fd = self.open_file(os.O_RDONLY | os.O_NONBLOCK)
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            if stat.S_ISDIR(st.st_mode):
+                raise FileIsDir(f"{self.path} is a directory")
+            raise FileNotFound(f"{self.path} is not a regular file")
+        os.set_blocking(fd, True)
+        return fd, st
+
 
 class Tree:
     """The files root, held open as a directory fd for the server's lifetime."""
@@ -124,7 +148,7 @@ class Tree:
         path = "/".join(segments)
         stack: list[int] = []
         todo = list(reversed(segments))
-        links = 0
+        links = made = 0
         try:
             while todo:
                 name = todo.pop()
@@ -150,9 +174,11 @@ class Tree:
                     todo.extend(reversed(target.split("/")))
                     continue
                 if last:
-                    return Spot(os.dup(here), name, path)
-                stack.append(self._enter(here, name, path, make_dirs))
-            return Spot(os.dup(stack[-1] if stack else self.fd), None, path)
+                    return Spot(os.dup(here), name, path, made)
+                fd, created = self._enter(here, name, path, make_dirs)
+                stack.append(fd)
+                made += created
+            return Spot(os.dup(stack[-1] if stack else self.fd), None, path, made)
         finally:
             for fd in stack:
                 os.close(fd)
@@ -175,28 +201,27 @@ class Tree:
             return real[len(self.real.rstrip("/")) + 1 :]
         raise FileBadPath(f"{path}: a symlink leads out of the files root")
 
-    def _enter(self, here: int, name: str, path: str, make_dirs: bool) -> int:
-        """An fd for directory ``name`` in ``here``, never through a symlink."""
+    def _enter(self, here: int, name: str, path: str, make_dirs: bool) -> tuple[int, bool]:
+        """An fd for directory ``name`` in ``here``, never through a symlink; made by us?"""
+        created = False
         for _ in range(2):
             try:
-                return os.open(name, _DIR_FLAGS, dir_fd=here)
+                return os.open(name, _DIR_FLAGS, dir_fd=here), created
             except FileNotFoundError:
                 if not make_dirs:
                     raise FileNotFound(f"{path}: no such directory on the way") from None
                 with contextlib.suppress(FileExistsError):
                     os.mkdir(name, 0o755, dir_fd=here)
+                    created = True
             except NotADirectoryError:
                 raise FileNotDir(f"{path}: {name} is not a directory") from None
             except OSError as exc:
                 raise os_error(exc, path) from exc
         raise FileBadPath(f"{path}: {name} changed while it was walked")
 
-    def walk(self, segments: tuple[str, ...]) -> Iterator[tuple[str, os.stat_result]]:
-        """Regular files and directories in a directory, links resolved inside the root.
-
-        Entries that are neither (sockets, devices) or symlinks that lead outside the
-        root or nowhere are left out: nothing can be done with them over the wire.
-        """
+    @contextlib.contextmanager
+    def folder(self, segments: tuple[str, ...]) -> Iterator[int]:
+        """An fd of the directory at ``segments`` (links resolved inside the root)."""
         with self.locate(segments) as spot:
             st = spot.lstat()
             if st is None:
@@ -205,21 +230,21 @@ class Tree:
                 raise FileNotDir(f"{spot.path}: not a directory")
             fd = spot.open_dir()
         try:
-            with os.scandir(fd) as entries:
-                for entry in entries:
-                    info = self._entry_stat(entry, segments)
-                    if info is not None:
-                        yield entry.name, info
+            yield fd
         finally:
             os.close(fd)
 
-    def _entry_stat(
-        self, entry: os.DirEntry[str], segments: tuple[str, ...]
+    def entry_stat(
+        self, dir_fd: int, segments: tuple[str, ...], name: str
     ) -> os.stat_result | None:
+        """A folder entry that can be listed: a regular file or a directory, links
+        resolved inside the root. Anything else (sockets, devices, FIFOs, links that lead
+        outside the root or nowhere, an entry gone meanwhile) is None: nothing can be done
+        with it over the wire."""
         try:
-            st: os.stat_result | None = entry.stat(follow_symlinks=False)
+            st: os.stat_result | None = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
             if st is not None and stat.S_ISLNK(st.st_mode):
-                with self.locate((*segments, entry.name)) as spot:
+                with self.locate((*segments, name)) as spot:
                     st = spot.lstat()
         except (OSError, ProtocolError):
             return None

@@ -36,7 +36,9 @@ from ...protocol.frames import MAX_SIZE
 from ...protocol.paths import check_path
 from ...protocol.text import escape
 from ...server.service import BodySink, Request, Session
-from .spool import Spool
+from .noreplace import rename_noreplace
+from .quota import BLOCK, Owned, Usage, allocated
+from .spool import BUFFER, Spool
 from .store import Store, fs_errors
 from .tree import os_error
 
@@ -48,6 +50,12 @@ SPOOL_HIGH = 16 * 1024 * 1024
 """Bytes of one upload that may wait for the disk before the connection stops reading."""
 MAX_DEAD = 1024
 _HEX = frozenset("0123456789abcdef")
+
+
+def spool_reserve(total: int) -> int:
+    """The most memory an upload of ``total`` bytes can make its spool hold: queued
+    bytes up to the high-water mark, the pooled buffers lent for them, one more read."""
+    return 2 * min(total, SPOOL_HIGH) + 3 * BUFFER
 
 
 def get_sha256(header: dict[str, Any], required: bool) -> str | None:
@@ -82,6 +90,8 @@ class Upload:
         self.released: asyncio.Future[None] = loop.create_future()
         self.discard = False
         self.published = False
+        self.reserve = 0
+        """Bytes of the server's spool budget this upload holds until it is released."""
         self.last = loop.time()
 
     def fail(self, exc: ProtocolError, *, discard: bool = False) -> None:
@@ -158,8 +168,16 @@ class Uploads:
         limit = self.store.limits.file_max_size
         if total > limit:
             raise FileTooLarge(f"{total} bytes is over the server's limit of {limit} per file")
-        await self._claim(path)
+        reserve = spool_reserve(total)
+        if not self.store.spools.take(reserve):
+            raise LimitBusy("the server is receiving too many uploads; try again shortly")
+        try:
+            await self._claim(path)
+        except BaseException:
+            self.store.spools.give(reserve)
+            raise
         upload = Upload(req.session, req.id, path, total)
+        upload.reserve = reserve
         self.busy[path] = upload
         try:
             await self._run(req, upload, segments, overwrite, sha)
@@ -186,12 +204,14 @@ class Uploads:
     ) -> None:
         store = self.store
         path, total = upload.path, upload.total
-        replaced, same = await store.run(self._inspect, segments, path, total, overwrite, sha)
+        replaced, owner, same = await store.run(
+            self._inspect, segments, path, total, overwrite, sha
+        )
         if same:
             req.reply({"op": "ok", "path": path, "total": total, "sha256": sha, "unchanged": True})
             return
         key = store.partials.key(path, total)
-        await store.reserve(key, total, replaced)
+        await store.reserve(key, total, replaced, Owned(req.session.user, owner))
         upload.key = key
         with fs_errors(path):
             partial = await store.run(store.partials.open, path, total, sha)
@@ -226,39 +246,45 @@ class Uploads:
                 f"{path}: received bytes hash to {actual}, not {claimed}; nothing was stored"
             )
         with fs_errors(path):
-            replaced = await store.run(self._publish, upload, segments, overwrite, actual)
+            added, replaced, owner = await store.run(
+                self._publish, upload, segments, overwrite, actual
+            )
         upload.published = True
-        store.quota.published(upload.key, total, replaced)
+        store.quota.published(upload.key, added, replaced, Owned(upload.session.user, owner))
         req.reply({"op": "ok", "path": path, "total": total, "sha256": actual})
 
     def _inspect(
         self, segments: tuple[str, ...], path: str, total: int, overwrite: bool, sha: str | None
-    ) -> tuple[int, bool]:
-        """(bytes a put would replace, whether the file there already is this content)."""
+    ) -> tuple[Usage, str | None, bool]:
+        """(what the entry a put would replace costs, its owner, whether it already is this
+        content)."""
         try:
             with fs_errors(path), self.store.tree.locate(segments) as spot:
                 if spot.name is None:
                     raise FileIsDir(f"{path} leads to the files root, a directory")
                 st = spot.lstat()
                 if st is None:
-                    return 0, False
+                    return Usage(), None, False
                 if stat.S_ISDIR(st.st_mode):
                     raise FileIsDir(f"{path} is a directory")
                 if sha is not None and stat.S_ISREG(st.st_mode) and st.st_size == total:
-                    fd = spot.open_file()
+                    fd, now = spot.open_regular()
                     try:
-                        if self.store.file_hash(fd, os.fstat(fd)) == sha:
-                            return st.st_size, True
+                        if self.store.file_hash(fd, now) == sha:
+                            return allocated(st), None, True
                     finally:
                         os.close(fd)
         except FileNotFound:
-            return 0, False  # a directory on the way is missing: the put creates it
+            return Usage(), None, False  # a folder on the way is missing: the put makes it
         if not overwrite:
             raise FileExists(f"{path} exists; put with overwrite to replace it")
-        return (st.st_size if stat.S_ISREG(st.st_mode) else 0), False
+        return allocated(st), self.store.owners.get(st), False
 
-    def _publish(self, upload: Upload, segments: tuple[str, ...], overwrite: bool, sha: str) -> int:
-        """Rename the checked partial over ``path``; the bytes of the file it replaced."""
+    def _publish(
+        self, upload: Upload, segments: tuple[str, ...], overwrite: bool, sha: str
+    ) -> tuple[Usage, Usage, str | None]:
+        """Rename the checked partial over ``path``: (what it and the folders made for it
+        cost now, what the entry it replaced cost, whose that entry was)."""
         assert upload.spool is not None
         store = self.store
         fd = upload.spool.fd
@@ -272,28 +298,32 @@ class Uploads:
             old = spot.lstat()
             if old is not None and stat.S_ISDIR(old.st_mode):
                 raise FileIsDir(f"{upload.path} is a directory")
+            owner = store.owners.get(old) if old is not None else None
             if overwrite:
                 os.rename(part, spot.name, src_dir_fd=store.partials.fd, dst_dir_fd=spot.dir_fd)
             else:
                 self._link_new(part, spot.dir_fd, spot.name, upload.path)
             st = os.stat(spot.name, dir_fd=spot.dir_fd, follow_symlinks=False)
+            added = allocated(st) + Usage(spot.made * BLOCK, spot.made)
         store.hashes.put(st, sha)
+        store.owners.set(st, upload.session.user)
         store.partials.forget_meta(upload.key)
-        if old is not None and stat.S_ISREG(old.st_mode):
+        if old is None:
+            return added, Usage(), None
+        if stat.S_ISREG(old.st_mode):
             store.hashes.forget(old)
-            return old.st_size
-        return 0
+        if owner is not None:
+            store.owners.set(old, None)
+        return added, allocated(old), owner
 
     def _link_new(self, part: str, dir_fd: int, name: str, path: str) -> None:
-        """Put the partial at ``name`` only if nothing is there, atomically (link, unlink)."""
-        partials = self.store.partials.fd
+        """Put the partial at ``name`` only if nothing is there, atomically (noreplace.py)."""
         try:
-            os.link(part, name, src_dir_fd=partials, dst_dir_fd=dir_fd, follow_symlinks=False)
+            rename_noreplace(part, name, src_dir_fd=self.store.partials.fd, dst_dir_fd=dir_fd)
         except FileExistsError:
             raise FileExists(
                 f"{path} appeared while it was uploaded; nothing was replaced"
             ) from None
-        os.unlink(part, dir_fd=partials)
 
     async def _release(self, upload: Upload) -> None:
         """Close the partial (its queued bytes reach the disk first), then free the path."""
@@ -312,6 +342,7 @@ class Uploads:
                     held = 0
                 store.quota.release(upload.key, held)
         finally:
+            store.spools.give(upload.reserve)
             if self.busy.get(upload.path) is upload:
                 del self.busy[upload.path]
             upload.released.set_result(None)
@@ -410,9 +441,9 @@ class Uploads:
         state = self._session(session)
         state.pressure += 1 if on else -1
         if on and state.pressure == 1:
-            session.pause_reading()
+            session.pause_reading(self)
         elif not on and state.pressure == 0:
-            session.resume_reading()
+            session.resume_reading(self)
 
     def expire(self, now: float, idle: float) -> None:
         """Fail uploads whose client went quiet between frames (mid-body stalls the

@@ -5,6 +5,7 @@ if too_late(ARGV[9]) then return {-3} end
 if redis.call('HSETNX', KEYS[5], ARGV[4], ARGV[2]) == 0 then return {-1} end
 redis.call('HSET', KEYS[4], ARGV[2], ARGV[5])
 local seq, k = announce('join', ARGV[3], ARGV[6], ARGV[2], '')
+expire_if_empty(0)
 local since, count = tonumber(ARGV[7]), tonumber(ARGV[8])
 local history = {}
 if since >= 0 then

@@ -49,3 +49,15 @@ local function too_late(deadline)
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(deadline)
 end
+
+-- chat_room_idle: a room nobody is in is forgotten (counter and stream expire
+-- together) ``ms`` after its last member left; one with members is kept. 0: kept.
+local function expire_if_empty(ms)
+  if redis.call('HLEN', KEYS[4]) > 0 or tonumber(ms) <= 0 then
+    redis.call('PERSIST', KEYS[1])
+    redis.call('PERSIST', KEYS[2])
+  else
+    redis.call('PEXPIRE', KEYS[1], ms)
+    redis.call('PEXPIRE', KEYS[2], ms)
+  end
+end

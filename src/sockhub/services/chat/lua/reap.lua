@@ -1,4 +1,4 @@
--- ARGV: floor, node id, ts. Every member a dead node held leaves, with its event.
+-- ARGV: floor, node id, ts, idle ms. Every member a dead node held leaves, with its event.
 local gone = 0
 local all = redis.call('HGETALL', KEYS[4])
 for i = 1, #all, 2 do
@@ -9,4 +9,5 @@ for i = 1, #all, 2 do
     gone = gone + 1
   end
 end
+expire_if_empty(ARGV[4])
 return gone

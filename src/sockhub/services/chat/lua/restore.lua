@@ -3,4 +3,5 @@
 if redis.call('HSETNX', KEYS[5], ARGV[3], ARGV[2]) == 0
   and redis.call('HGET', KEYS[5], ARGV[3]) ~= ARGV[2] then return 0 end
 redis.call('HSET', KEYS[4], ARGV[2], ARGV[4])
+expire_if_empty(0)
 return 1

@@ -1,0 +1,881 @@
+"""``ServerSession``: one client of the framed protocol, whatever carries its bytes.
+
+The session owns everything that does not depend on the transport: the decoder and the
+per-op body policy, admission, requests in flight (with or without an id), streamed
+body sinks, the authenticated user, timers, counted pause reasons, the outbound queue
+(frames and file bodies, in order) and close. A transport adapter is a thin shell
+around it (``server/stream.py`` for TCP, TLS and UNIX; the WebSocket bridge); the
+split follows python-websockets' sans-I/O ``Protocol`` and thin asyncio ``Connection``.
+
+How an adapter plugs in (this is the stable seam):
+
+1. Make the session: ``session = ServerSession(server, link, kind, peer)``. ``link``
+   is the adapter itself, implementing :class:`Link` (write, buffered, pause/resume
+   reading, write_eof, close, abort, socket_fd). ``kind`` names the transport in logs
+   ("tcp", "tls", "unix", "ws"); ``peer`` is the source address.
+2. Admission: ``session.admit()`` counts the connection against the total and
+   per-address caps and returns the refusal (a fatal ``ProtocolError``) or None. Call it
+   as early as possible (TLS: at accept, before the handshake). Then ``session.open()``
+   sends ``hello`` (it admits first if ``admit`` was not called; a refused session is
+   told why and closed, and ``open`` returns False).
+3. Bytes in: a byte stream goes to ``session.receive_data(data)`` in pieces of any size.
+   A transport that carries whole messages (one WebSocket message per frame) calls
+   ``session.receive_frame(data)`` instead: ``data`` must hold whole frames (one, as
+   PROTOCOL.md section 1 asks); a message that ends inside a frame is a fatal
+   ``frame.bad``. An ``asyncio.BufferedProtocol`` adapter may
+   forward ``get_buffer``/``buffer_updated`` to let streamed bodies land in their sink's
+   buffers without a copy. The end of the peer's input is ``session.receive_eof()``
+   (True: keep the transport half-open while replies finish).
+4. Bytes out: the session calls ``link.write(data)``. Each call begins at a frame
+   boundary and carries whole frames, except that a file body may follow its header
+   in later calls (several MiB, in pieces) before the next frame. A message transport
+   that must carry one frame per message (the WebSocket bridge, PROTOCOL.md section
+   1) re-splits the stream at frame boundaries, e.g. with a ``protocol.frames.Decoder``
+   fed what ``write`` gets. ``link.socket_fd()`` returns a socket descriptor
+   when file bodies may go out with ``os.sendfile``, else None (they are read and
+   written through ``link.write``).
+5. Flow control: when the link's own buffer is over its high-water mark the adapter
+   calls ``session.pause_writing()`` and ``session.resume_writing()`` once below again
+   (asyncio's protocol callbacks map one to one). The session calls
+   ``link.pause_reading()``/``link.resume_reading()`` as its pause reasons come and go;
+   the adapter must stop delivering input while paused.
+6. Close: the session ends the link with ``link.write_eof()`` (a half-close after a
+   fatal error frame; return False if the transport cannot, and the session closes it
+   instead), ``link.close()`` (graceful: after what is buffered) or ``link.abort()``
+   (at once). Whoever ends the transport, the adapter calls
+   ``session.connection_lost(exc)`` exactly once when it is gone; the session then
+   cancels its tasks, aborts its sinks, runs ``on_close`` callbacks and is uncounted.
+
+Services see the session through ``server.service.Session`` only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import os
+import threading
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ..protocol.errors import (
+    BadRequest,
+    FrameBad,
+    FrameTooLarge,
+    Internal,
+    LimitIdle,
+    LimitSlowConsumer,
+    OpUnknown,
+    ProtocolError,
+    error_header,
+)
+from ..protocol.fields import get_id
+from ..protocol.frames import BodyChunk, Decoder, Frame, FrameStart, encode_header_into
+from ..protocol.sniff import describe_foreign
+from ..protocol.text import escape
+from .sendfile import FileBody, send_body
+from .service import BodySink, ConnectionClosed, OpSpec, Request
+
+if TYPE_CHECKING:
+    from .app import Server
+
+__all__ = ["Link", "ServerSession"]
+
+log = logging.getLogger("sockhub.server")
+
+# the session's own pause reasons; a service pauses under its own owner object
+WRITE = "write"
+"""The link's buffer is over its high-water mark."""
+INFLIGHT = "inflight"
+"""``max_inflight`` requests are running."""
+DONE = "done"
+"""The client said bye or sent EOF: nothing more is read."""
+BUDGET = "budget"
+"""The frame being read needs room in the server's body budget."""
+
+_SPENT = Decoder()
+"""Stands in for a closed session's decoder, which is never fed again."""
+
+_READ_SIZE = 256 * 1024
+_FLUSH_AT = 1 << 20
+"""Queued bytes that are written at once instead of at the end of the loop turn."""
+_SMALL_BODY = 64 * 1024
+"""Bodies up to this size are not drawn from the body budget: each session's read
+size bounds them already, and the hot path of small requests stays lean."""
+_SNIFF = 64
+"""First bytes kept to name a foreign protocol in the log."""
+_reads = threading.local()
+
+
+def _read_buffer() -> memoryview:
+    """One read buffer per thread (per event loop): data is copied out of it at once."""
+    view: memoryview | None = getattr(_reads, "view", None)
+    if view is None:
+        view = _reads.view = memoryview(bytearray(_READ_SIZE))
+    return view
+
+
+class Link(Protocol):
+    """What a transport adapter offers its session (see the module docstring)."""
+
+    def write(self, data: bytes | bytearray | memoryview) -> None: ...
+
+    def buffered(self) -> int:
+        """Bytes written but not yet taken by the peer's side (the link's own buffer)."""
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+    def write_eof(self) -> bool:
+        """Half-close after what is buffered; False when the transport cannot."""
+
+    def close(self) -> None:
+        """Close after what is buffered has left."""
+
+    def abort(self) -> None:
+        """Close at once, dropping what is buffered (a reset on TCP)."""
+
+    def socket_fd(self) -> int | None:
+        """A socket descriptor ``os.sendfile`` may write file bodies to, or None."""
+
+
+class ServerSession:
+    __slots__ = (
+        "_body_view",
+        "_charged",
+        "_close_callbacks",
+        "_closing",
+        "_done",
+        "_drain_waiters",
+        "_eof_callbacks",
+        "_first",
+        "_flush_scheduled",
+        "_funded",
+        "_inflight",
+        "_linger",
+        "_loop",
+        "_lost",
+        "_out",
+        "_pauses",
+        "_queue",
+        "_receiving",
+        "_requests",
+        "_sink",
+        "_sink_req",
+        "_started",
+        "_tasks",
+        "_unfunded",
+        "admitted",
+        "closed",
+        "decoder",
+        "grants",
+        "key",
+        "kind",
+        "last_data",
+        "last_frame",
+        "link",
+        "nonce",
+        "opened",
+        "over_soft_since",
+        "peer",
+        "server",
+        "spoke",
+        "user",
+        "write_paused_at",
+    )
+
+    def __init__(self, server: Server, link: Link, kind: str, peer: str) -> None:
+        self.server = server
+        self.link = link
+        self.kind = kind
+        self.peer = peer
+        self._loop = server.loop
+        self.user: str | None = None
+        self.key: bytes | None = None
+        """The key the user authenticated with: a changed key ends the session."""
+        self.grants: frozenset[str] = server.anonymous_grants
+        self.admitted = False
+        self.closed = False
+        """No more output is accepted (closing or closed)."""
+        self._closing = False
+        self._lost = False
+        self._done = False
+        self._started = False
+        self._out = bytearray()
+        self._queue: deque[bytearray | FileBody] | None = None
+        """What waits behind a file body, in order; None when no body is queued."""
+        self._flush_scheduled = False
+        self._receiving = False
+        self._pauses: dict[object, int] | None = None
+        self._requests = 0
+        self._inflight: dict[int, asyncio.Task[None]] | None = None
+        self._tasks: set[asyncio.Task[Any]] | None = None
+        self._close_callbacks: list[Callable[[], object]] | None = None
+        self._eof_callbacks: list[Callable[[], object]] | None = []
+        self._drain_waiters: list[asyncio.Future[None]] | None = None
+        self._sink: BodySink | None = None
+        self._body_view: memoryview | None = None
+        self._sink_req: Request | None = None
+        self._linger: asyncio.TimerHandle | None = None
+        self._first: bytes | None = b""
+        self._funded = 0
+        """Bytes of the body budget the frame being read holds."""
+        self._unfunded = 0
+        """Bytes the frame being read waits for in the body budget (reading paused)."""
+        self._charged = 0
+        """This session's backlog as last charged to the outbound budget."""
+        self.decoder = Decoder(max_header=server.limits.max_header, policy=self._body_policy)
+        self.nonce = b""
+        self.opened = self.last_data = self.last_frame = self._loop.time()
+        self.write_paused_at: float | None = None
+        self.over_soft_since: float | None = None
+        self.spoke = False
+
+    # the adapter's side ---------------------------------------------------------------
+
+    def admit(self) -> ProtocolError | None:
+        """Count this session against the connection caps, or return why it is refused."""
+        if self.admitted:
+            return None
+        refusal = self.server.admit(self)
+        self.admitted = refusal is None
+        return refusal
+
+    def open(self) -> bool:
+        """Send ``hello``; False (and closing, the client told why) when refused."""
+        self._started = True
+        refusal = self.admit()
+        if refusal is not None:
+            log.warning("refused %s %s: %s", self.kind, self.peer, refusal.message)
+            self.close(refusal)
+            return False
+        self.nonce = self.server.new_nonce()
+        self.send(self.server.hello_header(base64.b64encode(self.nonce).decode()))
+        self._flush()
+        log.info("open %s %s", self.kind, self.peer)
+        return True
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        """Where the next read lands: a streamed body straight into its sink's own buffer
+        (no ``bytes`` made and copied per read); anything else into the thread's shared
+        read buffer, copied out at once by ``buffer_updated``."""
+        sink = self._sink
+        if sink is not None and (left := self.decoder.body_left):
+            view = sink.buffer(left)
+            if view is not None:
+                self._body_view = view
+                return view
+        return _read_buffer()
+
+    def buffer_updated(self, nbytes: int) -> None:
+        view, self._body_view = self._body_view, None
+        if view is None:
+            self.receive_data(bytes(_read_buffer()[:nbytes]))
+            return
+        if self._closing or self._sink is None:
+            return
+        self.decoder.body_received(nbytes)
+        self._sink.write(view[:nbytes])
+        self.receive_data(b"")  # the body's end, once all of it is in
+
+    def receive_frame(self, data: bytes) -> None:
+        """One whole frame from a message transport (a WebSocket message)."""
+        self.receive_data(data)
+        if not self._closing and self.decoder.in_frame:
+            self._bad_frame(FrameBad("a message must hold exactly one whole frame"))
+
+    def receive_data(self, data: bytes) -> None:
+        if self._closing:
+            return
+        now = self._loop.time()
+        self.last_data = now
+        if self._first is not None and len(self._first) < _SNIFF:
+            self._first += data[: _SNIFF - len(self._first)]
+        decoder = self.decoder
+        decoder.receive_data(data)
+        self._receiving = True
+        complete = False
+        try:
+            while (event := decoder.next_event()) is not None:
+                cls = event.__class__
+                if cls is Frame:
+                    complete = True
+                    if self._funded or self._unfunded:
+                        self._settle_body()
+                    self._on_frame(event.header, event.body)  # type: ignore[union-attr]
+                elif cls is BodyChunk:
+                    if self._sink is not None:
+                        self._sink.write(event.data)  # type: ignore[union-attr]
+                elif cls is FrameStart:
+                    self._on_stream_start(event.header)  # type: ignore[union-attr]
+                else:
+                    complete = True
+                    self._on_stream_end()
+                if self._closing or self._done:
+                    break  # after a fatal error or bye nothing more is read
+        except (FrameBad, FrameTooLarge) as exc:
+            self._bad_frame(exc)
+        finally:
+            self._receiving = False
+        if complete:
+            self.last_frame = now
+            self.spoke = True
+            self._first = None
+        self._flush()
+
+    def receive_eof(self) -> bool:
+        if self._closing:
+            return False
+        if self._first is not None and self._first:
+            self._note_foreign(complete=True)
+        if self.decoder.in_frame:
+            return False  # a frame cut off for good (a dropped upload): close, do not wait
+        self.finish()
+        return True
+
+    def pause_writing(self) -> None:
+        self.write_paused_at = self._loop.time()
+        self._hold(WRITE)
+
+    def resume_writing(self) -> None:
+        self.write_paused_at = None
+        self._release(WRITE)
+        self._wake_drainers(None)
+        self.account()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._lost:
+            return
+        self._lost = True
+        self.closed = self._closing = True
+        if self._linger is not None:
+            self._linger.cancel()
+        if self._sink is not None:
+            sink, self._sink = self._sink, None
+            self._guarded(sink.abort)
+        queue, self._queue = self._queue, None
+        for item in queue or ():
+            if isinstance(item, FileBody):  # its pump may never have run: free its fd
+                item.finished(ConnectionClosed("connection closed"))
+        self._settle_body()
+        if self._charged:
+            self.server.outbound.charge(self._charged, 0)
+            self._charged = 0
+        self._wake_drainers(ConnectionClosed("connection closed"))
+        if self._tasks:
+            for task in self._tasks:
+                task.cancel()
+        callbacks, self._close_callbacks = self._close_callbacks, None
+        for callback in callbacks or ():
+            self._guarded(callback)
+        if self.admitted:
+            self.server.forget(self)
+        self.decoder = _SPENT  # the decoder's policy refers back to us: break the cycle
+        log.info("close %s %s%s", self.kind, self.peer, f" user={self.user}" if self.user else "")
+
+    # what services use (server.service.Session) ----------------------------------
+
+    def send(self, header: dict[str, Any], body: bytes | bytearray | memoryview = b"") -> None:
+        if self.closed:
+            return
+        out = self._out if self._queue is None else self._tail()
+        encode_header_into(out, header, len(body))
+        if body:
+            out += body
+        self._queued()
+
+    def send_raw(self, frame: bytes) -> None:
+        if self.closed:
+            return
+        if self._queue is None:
+            self._out += frame
+        else:
+            self._tail().extend(frame)
+        self._queued()
+
+    async def drain(self) -> None:
+        """Wait until what is queued has (mostly) left: the link is below its high-water
+        mark and no file body or frame waits behind one."""
+        while True:
+            if self.closed:
+                raise ConnectionClosed("connection closed")
+            self._flush()
+            if self.write_paused_at is None and self._queue is None:
+                return
+            waiter: asyncio.Future[None] = self._loop.create_future()
+            if self._drain_waiters is None:
+                self._drain_waiters = []
+            self._drain_waiters.append(waiter)
+            await waiter
+
+    async def send_file(self, header: dict[str, Any], file: Any, offset: int, count: int) -> None:
+        """Queue ``header`` and ``count`` bytes of ``file`` (anything with ``fileno()``)
+        from ``offset`` as its body, behind everything queued before; return once the
+        body has been written. Any number may be queued: they leave in order, and frames
+        queued meanwhile follow the body instead of landing inside it."""
+        if self.closed:
+            raise ConnectionClosed("connection closed")
+        body = FileBody(os.dup(file.fileno()), offset, count, self._loop.create_future())
+        out = self._out if self._queue is None else self._tail()
+        encode_header_into(out, header, count)
+        if self._queue is None:
+            self._queue = deque()
+            self.spawn(self._pump(self._queue))
+        self._queue.append(body)
+        self._queued()
+        await asyncio.shield(body.done)
+
+    def pause_reading(self, owner: object) -> None:
+        """Stop reading for ``owner``; counted, so each pause needs its own resume."""
+        pauses = self._pauses
+        if pauses is None:
+            pauses = self._pauses = {}
+            if not self._closing:
+                self.link.pause_reading()
+        pauses[owner] = pauses.get(owner, 0) + 1
+
+    def resume_reading(self, owner: object) -> None:
+        pauses = self._pauses
+        count = pauses.get(owner, 0) if pauses is not None else 0
+        if not count or pauses is None:
+            return
+        if count > 1:
+            pauses[owner] = count - 1
+            return
+        del pauses[owner]
+        if not pauses:
+            self._pauses = None
+            # the stall and idle clocks stood still while the server was not reading
+            self.last_data = self.last_frame = self._loop.time()
+            if not self._closing:
+                self.link.resume_reading()
+
+    def on_close(self, callback: Callable[[], object]) -> None:
+        if self._lost:
+            self._guarded(callback)
+            return
+        if self._close_callbacks is None:
+            self._close_callbacks = []
+        self._close_callbacks.append(callback)
+
+    def on_eof(self, callback: Callable[[], object]) -> None:
+        if self._eof_callbacks is None:
+            self._guarded(callback)  # the client has already finished sending (EOF or bye)
+        else:
+            self._eof_callbacks.append(callback)
+
+    def spawn(self, coro: Coroutine[Any, Any, object]) -> asyncio.Task[object]:
+        task: asyncio.Task[object] = self._loop.create_task(coro)
+        self._own(task)
+        if self._lost:
+            task.cancel()
+        return task
+
+    def authenticated(self, user: str, key: bytes, grants: frozenset[str]) -> None:
+        self.user = user
+        self.key = key
+        self.grants = grants
+
+    def finish(self) -> None:
+        """Stop reading (EOF or bye); close gracefully once every running request has answered."""
+        if not self._done:
+            self._done = True
+            self._hold(DONE)
+            callbacks, self._eof_callbacks = self._eof_callbacks, None
+            for callback in callbacks or ():
+                self._guarded(callback)
+        if not self._requests and not self._closing:
+            self._flush()
+            if self._queue is None:
+                self.closed = self._closing = True
+                self.link.close()
+
+    def close(self, exc: BaseException | None = None) -> None:
+        """Close, sending ``exc`` first as a fatal error when it is a protocol error.
+
+        After a fatal error the link half-closes and lingers, discarding input, so the
+        kernel does not answer unread input with a reset that destroys the error frame.
+        A slow consumer, or a file body half sent, is aborted instead: no frame can
+        follow.
+        """
+        if self._closing:
+            return
+        if isinstance(exc, ProtocolError):
+            exc.fatal = True
+            if self._queue is None:
+                self.send(error_header(exc))
+        self.closed = self._closing = True
+        if isinstance(exc, LimitSlowConsumer) or self._queue is not None or not self._started:
+            self._abort()
+            return
+        self._flush(final=True)
+        if self._pauses is not None:
+            self._pauses = None
+            self.link.resume_reading()
+        if self.link.write_eof():
+            self._linger = self._loop.call_later(self.server.linger, self._linger_done)
+        else:
+            self.link.close()
+
+    # internals --------------------------------------------------------------------
+
+    def _tail(self) -> bytearray:
+        """The bytes behind the last queued file body, where new frames go."""
+        queue = self._queue
+        assert queue is not None
+        last = queue[-1] if queue else None
+        if last.__class__ is bytearray:
+            return last
+        tail = bytearray()
+        queue.append(tail)
+        return tail
+
+    def backlog(self) -> int:
+        """Bytes queued in memory for this client: the link's buffer and ours (file
+        bodies not yet read are not in memory and do not count)."""
+        queued = self.link.buffered() + len(self._out)
+        for item in self._queue or ():
+            if item.__class__ is bytearray:
+                queued += len(item)
+        return queued
+
+    async def writable(self) -> None:
+        """Wait until the link is below its high-water mark (raises once closed)."""
+        while self.write_paused_at is not None:
+            if self._lost:
+                raise ConnectionClosed("connection closed")
+            waiter: asyncio.Future[None] = self._loop.create_future()
+            if self._drain_waiters is None:
+                self._drain_waiters = []
+            self._drain_waiters.append(waiter)
+            await waiter
+
+    async def _pump(self, queue: deque[bytearray | FileBody]) -> None:
+        """Move the queue to the link in order, a file body only once the link is empty."""
+        try:
+            while queue:
+                self._flush()  # what was queued before the first body goes first
+                item = queue[0]
+                if isinstance(item, bytearray):
+                    queue.popleft()
+                    self.link.write(bytes(item))
+                    self.account()
+                    await self.writable()
+                    continue
+                await send_body(self, item)
+                queue.popleft()
+                item.finished(None)
+        except BaseException as exc:
+            failure = exc if isinstance(exc, ConnectionClosed) else ConnectionClosed(str(exc))
+            for item in queue:
+                if item.__class__ is FileBody:
+                    item.finished(failure)
+            if not self._closing:
+                self.closed = self._closing = True
+                self._abort()  # a body cut short: no frame can follow it
+            if not isinstance(exc, Exception):
+                raise
+            if not isinstance(exc, (ConnectionClosed, OSError)):
+                log.error("sending to %s %s failed", self.kind, self.peer, exc_info=exc)
+            return
+        if self._queue is queue:
+            self._queue = None
+        self._wake_drainers(None)
+        if self._done:
+            self.finish()
+
+    def _linger_done(self) -> None:
+        """The lingering close is over: whatever the client did not read is dropped."""
+        if self._lost:
+            return
+        if self.link.buffered():
+            self.link.abort()
+        else:
+            self.link.close()
+
+    def _abort(self) -> None:
+        self._out.clear()
+        self.link.abort()
+
+    def _queued(self) -> None:
+        if len(self._out) >= _FLUSH_AT:
+            self._flush()
+        elif not self._receiving and not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self, final: bool = False) -> None:
+        """Hand what is queued to the link, then judge the backlog that remains."""
+        self._flush_scheduled = False
+        if self._lost or (self._closing and not final):
+            return
+        if self._out:
+            data = bytes(self._out)
+            self._out.clear()
+            self.link.write(data)
+        self.account()
+
+    def account(self) -> None:
+        """Cut a client whose backlog passed the hard limit or stayed over the soft one
+        for its grace time; a client that reads is never cut for one large burst."""
+        if self._closing:
+            return
+        backlog = self.backlog()
+        if not backlog and not self._charged:
+            self.over_soft_since = None
+            return
+        limits = self.server.limits
+        if backlog != self._charged:
+            outbound = self.server.outbound
+            outbound.charge(self._charged, backlog)
+            self._charged = backlog
+            if outbound.spent and backlog > outbound.share:
+                self.close(LimitSlowConsumer("the server is short of memory: read faster"))
+                return
+        if backlog > limits.max_outbound:
+            self.close(LimitSlowConsumer(f"{backlog} bytes queued for you: read faster"))
+            return
+        if backlog <= limits.outbound_soft:
+            self.over_soft_since = None
+            return
+        now = self._loop.time()
+        if self.over_soft_since is None:
+            self.over_soft_since = now
+        elif now - self.over_soft_since > limits.outbound_soft_seconds:
+            self.close(LimitSlowConsumer("your backlog stayed too large: read faster"))
+
+    def _hold(self, reason: str) -> None:
+        """Pause for one of the session's own reasons (each held at most once)."""
+        if self._pauses is None or reason not in self._pauses:
+            self.pause_reading(reason)
+
+    def _release(self, reason: str) -> None:
+        self.resume_reading(reason)
+
+    def _wake_drainers(self, exc: BaseException | None) -> None:
+        waiters, self._drain_waiters = self._drain_waiters, None
+        for waiter in waiters or ():
+            if not waiter.done():
+                if exc is None:
+                    waiter.set_result(None)
+                else:
+                    waiter.set_exception(exc)
+
+    def wake_drainers(self) -> None:
+        self._wake_drainers(None)
+
+    def _guarded(self, callback: Callable[[], object]) -> None:
+        try:
+            callback()
+        except Exception:
+            log.exception("cleanup for %s %s failed", self.kind, self.peer)
+
+    def _own(self, task: asyncio.Task[Any]) -> None:
+        if self._tasks is None:
+            self._tasks = set()
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _note_foreign(self, complete: bool) -> None:
+        first, self._first = self._first, None
+        what = describe_foreign(first or b"", complete=complete)
+        if what is not None:
+            log.warning(
+                "%s %s is not speaking sockhub: it sent %s; %s",
+                self.kind,
+                self.peer,
+                escape(what, 120),
+                _hint(what, self.kind),
+            )
+
+    def _bad_frame(self, exc: FrameBad | FrameTooLarge) -> None:
+        if self._first is not None:
+            self._note_foreign(complete=False)
+        log.info("%s %s sent a bad frame: %s", self.kind, self.peer, exc.message)
+        self.close(exc)
+
+    def _body_policy(self, header: dict[str, Any]) -> tuple[int, bool]:
+        op = header.get("op")  # any JSON value: a list or an object must not reach .get()
+        spec = self.server.ops.get(op) if op.__class__ is str else None
+        if spec is not None:
+            plan = spec.body(self, header)
+            if plan is not None:
+                return plan
+        limit = self.server.limits.max_body
+        size = header.get("size")
+        if size.__class__ is int and _SMALL_BODY < size <= limit:
+            self._fund(size)
+        return (limit, False)
+
+    def _fund(self, size: int) -> None:
+        """Draw a buffered body from the server's budget, or stop reading until it fits."""
+        if self.server.bodies.take(size):
+            self._funded = size
+            return
+        self._unfunded = size
+        self._hold(BUDGET)
+        self.server.bodies.wait(self._retry_fund)
+
+    def _retry_fund(self) -> bool:
+        size = self._unfunded
+        if not size or self._lost:
+            return True
+        if not self.server.bodies.take(size):
+            return False
+        self._funded, self._unfunded = size, 0
+        self._release(BUDGET)
+        return True
+
+    def _settle_body(self) -> None:
+        """The body is read (or never will be): its budget goes back."""
+        if self._funded:
+            self.server.bodies.give(self._funded)
+            self._funded = 0
+        if self._unfunded:
+            self._unfunded = 0
+            self.server.bodies.forget(self._retry_fund)
+            self._release(BUDGET)
+
+    def _send_error(self, exc: ProtocolError, header: dict[str, Any], rid: int | None) -> None:
+        target = header.get("target")
+        self.send(error_header(exc, re=rid, target=target if target.__class__ is int else None))
+        if exc.fatal:
+            log.info("%s %s: fatal %s: %s", self.kind, self.peer, exc.code, escape(exc.message))
+            self.close()
+
+    def _failed(self, exc: Exception, req: Request) -> None:
+        """A handler raised: its protocol error goes to the client, anything else to the log."""
+        if isinstance(exc, ProtocolError):
+            self._send_error(exc, req.header, req.id)
+            return
+        log.error("op %s from %s %s failed", req.op, self.kind, self.peer, exc_info=exc)
+        self._send_error(Internal("internal error; the server logged it"), req.header, req.id)
+
+    def _admit_request(self, header: dict[str, Any]) -> tuple[OpSpec, int | None] | None:
+        """The op's spec and id, or None after answering why the frame cannot run."""
+        try:
+            rid = get_id(header)
+        except BadRequest as exc:
+            self._send_error(exc, header, None)
+            return None
+        op = header.get("op")
+        spec = self.server.ops.get(op) if op.__class__ is str else None
+        try:
+            if op.__class__ is not str:
+                raise BadRequest("field 'op' must be a string")
+            if spec is None:
+                if rid is not None:
+                    raise OpUnknown(f"unknown op {escape(op, 64)}")
+                return None
+            outbound = self.server.outbound
+            if (
+                spec.grant is not None and spec.grant not in self.grants
+            ) or outbound.used >= outbound.total:
+                self.server.permit(spec, self.grants, self.user)  # raises why, if it must
+            if rid is not None and self._inflight is not None and rid in self._inflight:
+                raise BadRequest(f"id {rid} is still in flight on this connection")
+        except ProtocolError as exc:
+            self._send_error(exc, header, rid)
+            return None
+        return spec, rid
+
+    def _on_frame(self, header: dict[str, Any], body: bytes) -> None:
+        admitted = self._admit_request(header)
+        if admitted is None:
+            return
+        spec, rid = admitted
+        req = Request(self, header, body, rid)
+        try:
+            result = spec.handler(req)
+        except Exception as exc:
+            self._failed(exc, req)
+            return
+        if result is not None:
+            self._run(req, result)
+
+    def _run(self, req: Request, awaitable: Awaitable[None]) -> None:
+        """Run a request as a task; every one counts toward ``max_inflight``, id or not."""
+        task = self._loop.create_task(self._guard(req, awaitable))
+        self._own(task)
+        if req.id is not None:
+            if self._inflight is None:
+                self._inflight = {}
+            self._inflight[req.id] = task
+        self._requests += 1
+        if self._requests >= self.server.limits.max_inflight:
+            self._hold(INFLIGHT)
+
+    async def _guard(self, req: Request, awaitable: Awaitable[None]) -> None:
+        try:
+            await awaitable
+        except ConnectionClosed:
+            pass
+        except Exception as exc:
+            self._failed(exc, req)
+        finally:
+            if req.id is not None and self._inflight is not None:
+                self._inflight.pop(req.id, None)
+            self._requests -= 1
+            if self._pauses is not None and self._requests < self.server.limits.max_inflight:
+                self._release(INFLIGHT)
+            if self._done and not self._requests:
+                self.finish()
+
+    def _on_stream_start(self, header: dict[str, Any]) -> None:
+        admitted = self._admit_request(header)
+        if admitted is None:
+            return
+        spec, rid = admitted
+        req = Request(self, header, b"", rid)
+        try:
+            self._sink = spec.handler(req)  # type: ignore[assignment]
+            self._sink_req = req
+        except Exception as exc:
+            self._failed(exc, req)
+
+    def _on_stream_end(self) -> None:
+        sink, self._sink = self._sink, None
+        req, self._sink_req = self._sink_req, None
+        if sink is None or req is None:
+            return
+        try:
+            sink.end()
+        except Exception as exc:
+            self._failed(exc, req)
+
+    def check_timers(self, now: float) -> None:
+        """Called about once a second by the server: send, backlog, handshake, stall and
+        idle timeouts. Stall and idle do not run while the server is not reading."""
+        if self._closing:
+            return
+        if self._charged:
+            self.account()  # the client read: give back what left
+        limits = self.server.limits
+        if self.write_paused_at is not None and now - self.write_paused_at > limits.send_timeout:
+            self.close(LimitSlowConsumer(f"nothing could be sent for {limits.send_timeout:g} s"))
+        elif self.over_soft_since is not None:
+            self.account()
+        elif self._pauses is not None:
+            return
+        elif not self.spoke and now - self.opened > limits.handshake_timeout:
+            if self._first:
+                self._note_foreign(complete=True)
+            self.close(LimitIdle(f"no complete frame within {limits.handshake_timeout:g} s"))
+        elif self.decoder.in_frame and now - self.last_data > limits.handshake_timeout:
+            self.close(LimitIdle(f"frame stalled for {limits.handshake_timeout:g} s"))
+        elif now - self.last_frame > limits.idle_timeout and not self._requests:
+            self.close(LimitIdle(f"idle for {limits.idle_timeout:g} s; send ping to stay"))
+
+
+def _hint(what: str, kind: str) -> str:
+    """What the operator can tell the person behind a foreign client."""
+    if what.startswith("HTTP"):
+        return "browsers: use the web port"
+    if what.startswith("a TLS"):
+        return "the client speaks TLS: start the server with --tls"
+    if "little-endian" in what or "decimal" in what or "course" in what:
+        return "course programs: use `sockhub lab serve`"
+    return "sockhub clients connect here; other programs need their own port"

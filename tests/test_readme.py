@@ -1,0 +1,73 @@
+"""The README's tour: every ``sh`` block, in order, in one fresh bash, exactly as written.
+
+Only the port is the test's (``SOCKHUB_PORT``/``SOCKHUB_SERVER``, which the tour honours
+like any user's environment) so parallel runs do not collide; HOME and TMPDIR are fresh.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import socket
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def sh_blocks(text: str) -> list[str]:
+    return re.findall(r"^```sh\n(.*?)^```$", text, flags=re.MULTILINE | re.DOTALL)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_the_readme_tour_runs_as_written(tmp_path: Path) -> None:
+    blocks = sh_blocks((ROOT / "README.md").read_text())
+    assert len(blocks) >= 6 and "kill %1" in blocks[-1]
+    port = free_port()
+    (tmp_path / "home").mkdir()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SOCKHUB_", "XDG_", "VIRTUAL_ENV", "PYTEST", "COV_"))
+    }
+    env.update(
+        HOME=str(tmp_path / "home"),
+        TMPDIR=str(tmp_path),
+        SOCKHUB_PORT=str(port),
+        SOCKHUB_SERVER=f"127.0.0.1:{port}",
+    )
+    script = "set -eu\n" + "\n".join(blocks)
+    proc = subprocess.Popen(
+        ["bash", "-c", script],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # the tour's background server is in this group too
+    )
+    try:
+        out, _ = proc.communicate(timeout=180)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # only if the tour failed to stop it
+    assert proc.returncode == 0, out
+    assert "Traceback" not in out
+    for expected in (
+        "hello\n",
+        "HELLO\n",
+        "exit 143",
+        f"data {tmp_path}",  # the banner names the tour's own data folder
+        "alice",
+        "<bot> line two",
+        "put report.txt -> old/report-v1.txt",
+        "unchanged",
+    ):
+        assert expected in out, (expected, out)
