@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import gc
 import logging
 import os
@@ -53,6 +54,10 @@ class Listening:
     unix: Path | None = None
     tls_fingerprint: str | None = None
     tls_new: bool = False
+
+
+PORT_ATTEMPTS = 8
+"""Tries to find one free port for TCP and UDP when the configured port is 0."""
 
 
 class Server:
@@ -171,7 +176,26 @@ class Server:
                 cert, key, self.listening.tls_new = ensure_self_signed(cfg.data / "tls")
             ssl_ctx = server_context(cert, key)
             self.listening.tls_fingerprint = file_fingerprint(cert)
+        for attempt in range(PORT_ATTEMPTS):
+            try:
+                await self._listen(ssl_ctx)
+                break
+            except OSError as exc:
+                # port 0: the TCP port the kernel chose may be taken for UDP; choose again
+                if cfg.port != 0 or exc.errno != errno.EADDRINUSE or attempt == PORT_ATTEMPTS - 1:
+                    raise
+        if cfg.unix is not None:
+            await self._start_unix(cfg.unix, ssl_ctx)
+        self.background.every(min(1.0, self.limits.handshake_timeout / 4), self._sweep, "sweeper")
+        self.background.every(USERS_POLL, self._apply_users, "users.json check")
+        return self.listening
+
+    async def _listen(self, ssl_ctx: ssl.SSLContext | None) -> None:
+        """The stream listeners, then UDP on the same port; all or nothing."""
+        cfg = self.config
         kind = "tls" if cfg.tls else "tcp"
+        tcp: asyncio.Server | None = None
+        socks: list[socket.socket] = []
         if ssl_ctx is None:
             tcp = await self.loop.create_server(
                 lambda: StreamAdapter(self, kind),
@@ -181,31 +205,38 @@ class Server:
                 reuse_port=cfg.workers > 1 or None,
                 backlog=4096,
             )
-            self._servers.append(tcp)
             listeners = [sock.getsockname() for sock in tcp.sockets]
         else:
             socks = await self._bind(cfg.host, cfg.port)
-            for sock in socks:
-                self.background.spawn(accept_tls(self, sock, kind, ssl_ctx), "tls listener")
             listeners = [sock.getsockname() for sock in socks]
-        for addr in listeners:
-            self.listening.tcp.append((str(addr[0]), int(addr[1])))
-        if cfg.udp:
-            port = self.listening.tcp[0][1]
-            for host, _ in self.listening.tcp:
+        udp: list[asyncio.DatagramTransport] = []
+        try:
+            for addr in listeners if cfg.udp else []:
                 transport, _proto = await self.loop.create_datagram_endpoint(
                     lambda: UdpEndpoint(self),
-                    local_addr=(host, port),
+                    local_addr=(addr[0], listeners[0][1]),
                     reuse_port=cfg.workers > 1 or None,
                 )
-                self._udp.append(transport)
-                addr = transport.get_extra_info("sockname")
-                self.listening.udp.append((str(addr[0]), int(addr[1])))
-        if cfg.unix is not None:
-            await self._start_unix(cfg.unix, ssl_ctx)
-        self.background.every(min(1.0, self.limits.handshake_timeout / 4), self._sweep, "sweeper")
-        self.background.every(USERS_POLL, self._apply_users, "users.json check")
-        return self.listening
+                udp.append(transport)
+        except OSError:
+            for transport in udp:
+                transport.close()
+            if tcp is not None:
+                tcp.close()
+            for sock in socks:
+                sock.close()
+            raise
+        if tcp is not None:
+            self._servers.append(tcp)
+        if ssl_ctx is not None:
+            for sock in socks:
+                self.background.spawn(accept_tls(self, sock, kind, ssl_ctx), "tls listener")
+        for addr in listeners:
+            self.listening.tcp.append((str(addr[0]), int(addr[1])))
+        for transport in udp:
+            self._udp.append(transport)
+            name = transport.get_extra_info("sockname")
+            self.listening.udp.append((str(name[0]), int(name[1])))
 
     async def _bind(self, host: str | None, port: int) -> list[socket.socket]:
         """Listening sockets for every address of ``host`` (one port for all)."""
