@@ -1,6 +1,6 @@
 #!/bin/sh
 # Install the standard tools the tests and benchmarks use, when they are missing.
-# Debian packages: redis-server, rdate, netcat-openbsd (nc), socat, tmux, bubblewrap.
+# Debian packages: redis-server, rdate, netcat-openbsd (nc), socat, tmux, chromium, bubblewrap.
 set -eu
 missing=""
 need() { command -v "$1" >/dev/null 2>&1 || missing="$missing $2"; }
@@ -9,6 +9,7 @@ need rdate rdate
 need nc netcat-openbsd
 need socat socat
 need tmux tmux
+need chromium chromium
 need bwrap bubblewrap
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then

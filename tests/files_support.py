@@ -55,8 +55,10 @@ class RawUpload:
 
     def __init__(self, client: Client, path: str, total: int, **fields: Any) -> None:
         self.client = client
-        self.rid = client.start_stream("file.put", path=path, total=total, **fields)
-        self.items = client.follow(self.rid, partial=("file.ready",))
+        self.rid = client.start_stream(
+            "file.put", partial=("file.ready",), path=path, total=total, **fields
+        )
+        self.items = client.follow(self.rid)
         self.total = total
 
     def ready(self) -> Reply:
@@ -65,13 +67,13 @@ class RawUpload:
         return reply
 
     def data_header(self, size: int) -> None:
-        self.client._write(bytes(encode_header({"op": "file.data", "target": self.rid}, size)))
+        self.client.send_raw(bytes(encode_header({"op": "file.data", "target": self.rid}, size)))
 
     def raw(self, data: bytes) -> None:
-        self.client._write(data)
+        self.client.send_raw(data)
 
     def end(self, digest: str) -> None:
-        self.client._write(encode_frame({"op": "file.end", "target": self.rid, "sha256": digest}))
+        self.client.send_raw(encode_frame({"op": "file.end", "target": self.rid, "sha256": digest}))
 
     def drop(self) -> None:
         """Cut the connection where it stands (no bye: the body is half sent)."""

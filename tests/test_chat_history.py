@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 
 from sockhub.protocol.errors import BackendUnavailable, ChatNickTaken
+from sockhub.server.limits import Limits
 from sockhub.services.chat.broker import ChatNode, Direct, Event, Member, Message
 from sockhub.services.chat.history import HistoryStore
-from sockhub.services.chat.memory import SEQ_LOOKAHEAD, MemoryBroker
+from sockhub.services.chat.memory import MemoryBroker
 
 
 class Node(ChatNode):
@@ -149,7 +150,7 @@ async def test_numbering_never_goes_back_after_a_crash(tmp_path: Path) -> None:
     await broker._store.close()  # a crash: the broker never stops cleanly
     broker, _ = await started(path)
     after = await broker.publish("r", "w", b"after the crash")
-    assert 5 < after <= 5 + SEQ_LOOKAHEAD + 1
+    assert 5 < after <= 5 + Limits().chat_seq_lookahead + 1
     await broker.stop()  # a clean stop: numbering goes on without a gap
     broker, _ = await started(path)
     assert await broker.publish("r", "w", b"next") == after + 1

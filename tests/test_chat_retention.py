@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from sockhub import Client
+from sockhub import AsyncClient, Client
 from sockhub.protocol.errors import LimitRate
 from sockhub.services.chat.service import HISTORY_FILE
 
@@ -135,3 +135,22 @@ def test_empty_idle_rooms_are_forgotten_and_not_reloaded(tmp_path: Path) -> None
                 ).result(timeout=30)
             assert forgotten == ["other"]  # gone3 has a member: kept
             assert _history(data) == [("gone3", 1)]
+
+
+async def test_the_joined_reply_is_paged_and_both_clients_gather_the_rest(tmp_path: Path) -> None:
+    nicks = [f"{'m' * 29}{i:03d}" for i in range(70)]  # 32 characters each: over 2 KiB
+    with running_server(tmp_path / "data", max_header=MAX_HEADER) as srv, ExitStack() as stack:
+        for nick in nicks:
+            stack.enter_context(Client.connect(srv.address)).join("crowd", nick=nick)
+        peer = ChatPeer(srv.port)
+        try:
+            joined = peer.call("chat.join", room="crowd", nick="raw")
+            assert len(msgspec.json.encode(joined)) <= MAX_HEADER
+            assert joined["op"] == "chat.joined" and joined["members_more"] is True
+            assert joined["members"] == sorted(joined["members"])
+        finally:
+            peer.close()
+        with Client.connect(srv.address) as c:
+            assert c.join("crowd", nick="sync").members == sorted([*nicks, "sync"])
+        async with await AsyncClient.connect(srv.address) as a:
+            assert (await a.join("crowd", nick="async")).members == sorted([*nicks, "async"])

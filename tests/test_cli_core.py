@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -106,9 +107,12 @@ def test_serve_banner_and_graceful_sigterm(tmp_path: Path) -> None:
     )
     try:
         assert proc.stdout is not None
-        lines = [proc.stdout.readline() for _ in range(3)]
+        lines = [proc.stdout.readline() for _ in range(4)]
         assert lines[0].startswith("sockhub ") and "echo" in lines[0]
         port = int(re.search(r"tcp\s+127\.0\.0\.1:(\d+)", lines[1]).group(1))  # type: ignore[union-attr]
+        page = re.search(r"web\s+(http://127\.0\.0\.1:\d+/)", lines[3])
+        assert page is not None, lines  # the page's URL, on a port of its own
+        assert urllib.request.urlopen(page.group(1), timeout=10).status == 200
         client = Client.connect(f"127.0.0.1:{port}")
         assert client.ping() >= 0
         proc.send_signal(signal.SIGTERM)

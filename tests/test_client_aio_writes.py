@@ -6,7 +6,8 @@ import asyncio
 from typing import Any
 
 from sockhub import AsyncClient
-from sockhub.client.aio import _FLUSH_AT, _WRITE_NOW
+from sockhub.client.aio_writer import FLUSH_AT as _FLUSH_AT
+from sockhub.client.aio_writer import WRITE_NOW as _WRITE_NOW
 
 from .conftest import RunningServer
 
@@ -27,8 +28,8 @@ class CountingTransport:
 
 
 def _count(client: AsyncClient) -> CountingTransport:
-    counting = CountingTransport(client._transport)
-    client._transport = counting  # type: ignore[assignment]
+    counting = CountingTransport(client.writer.transport)
+    client.writer.transport = counting  # type: ignore[assignment]
     return counting
 
 

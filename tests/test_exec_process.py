@@ -35,7 +35,7 @@ def _stat(pid: int) -> tuple[str, int, int] | None:
     """(state, ppid, pgrp) of a process, or None once it is gone."""
     try:
         raw = Path(f"/proc/{pid}/stat").read_bytes()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # ESRCH: it ended between open and read
         return None
     fields = raw[raw.rfind(b")") + 2 :].split()
     return fields[0].decode(), int(fields[1]), int(fields[2])

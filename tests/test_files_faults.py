@@ -204,14 +204,15 @@ def test_download_resumes_from_the_local_partial(tmp_path: Path) -> None:
 def test_frames_wait_while_a_file_is_sent(tmp_path: Path) -> None:
     data = os.urandom(24 * MiB)
     (tmp_path / "src").write_bytes(data)
-    with files_server(tmp_path / "data") as (srv, key), connect(srv, key) as c:
+    with (
+        files_server(tmp_path / "data") as (srv, key),
+        connect(srv, key, queue_bytes=32 * MiB) as c,
+    ):  # the whole body is held
         c.put(tmp_path / "src", "f")
-        rid = c.start_stream("file.get", path="f", offset=0)
+        rid = c.start_stream("file.get", partial=("file.data",), path="f", offset=0)
         for _ in range(20):
             assert c.request("ping").op == "pong"
-        body = b"".join(
-            bytes(item) for item in c.follow(rid, partial=("file.data",)) if isinstance(item, bytes)
-        )
+        body = b"".join(bytes(item) for item in c.follow(rid) if isinstance(item, bytes))
         assert body == data
 
 

@@ -362,7 +362,7 @@ def test_data_and_end_errors(fs: tuple[RunningServer, Client]) -> None:
     up.ready()
     up.data_header(3)
     up.raw(b"abc")
-    c._write(encode_frame({"op": "file.end", "target": up.rid, "sha256": "xyz"}))
+    c.send_raw(encode_frame({"op": "file.end", "target": up.rid, "sha256": "xyz"}))
     with pytest.raises(BadRequest, match="sha256"):
         up.final()
     for fields in ({"total": -1}, {"total": "3"}, {"total": 1, "sha256": "zz"}, {}):
@@ -388,7 +388,7 @@ def test_needs_the_files_grant(tmp_path: Path) -> None:
         with Client.connect(srv.address) as anon:
             with pytest.raises(AuthRequired):
                 anon.request("file.list", path="")
-            anon._write(encode_frame({"op": "file.data", "target": 1}, b"x" * 10))
+            anon.send_raw(encode_frame({"op": "file.data", "target": 1}, b"x" * 10))
             assert anon.request("ping").op == "pong"  # the body was skipped cleanly
         key = srv.add_user("chatter", ("chat",))
         with Client.connect(srv.address, user="chatter", key=key) as c:

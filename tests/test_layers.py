@@ -1,4 +1,4 @@
-"""The layer rule of DESIGN.md: protocol <- server <- services <- cli; clients beside the server."""
+"""The layer rule of DESIGN.md: protocol <- server <- services <- cli/web; clients beside the server."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ ALLOWED = {
     "client": {"protocol"},
     "talk": {"protocol", "client"},  # a peer-to-peer client: beside the server, like client/
     "services": {"protocol", "server"},
+    "web": {"protocol", "server", "services"},  # the browser bridge: beside the cli
     "lab": {"protocol", "client"},  # course formats over sockhub's client: beside cli
-    "cli": {"protocol", "server", "services", "client", "talk", "lab"},
+    "cli": {"protocol", "server", "services", "client", "talk", "lab", "web"},
 }
 
 

@@ -196,3 +196,67 @@ def test_json_values_in_headers(value: object) -> None:
     except FrameBad:
         return  # only too deep is allowed to fail
     assert events[0].header["v"] == value  # type: ignore[union-attr]
+
+
+class Number(str):
+    """JSON number text, written into a header as it is (any size, any exponent)."""
+
+
+WIDE_NUMBERS = ["1e400", "-1e400", "1e-400", "9" * 5000, "-" + "9" * 5000, "1.5e308", "0"]
+
+
+@pytest.mark.parametrize("number", WIDE_NUMBERS)
+def test_unknown_key_may_hold_any_json_number(number: str) -> None:
+    """Unknown keys are ignored whatever they hold: a number beyond a double (or past
+    Python's integer digit limit) is valid JSON and must not make the frame bad."""
+    header = f'{{"op":"echo","id":1,"x":{number},"y":[{number},{{"z":{number}}}]}}'
+    frame = decode_all(raw(header.encode(), b""))[0]
+    assert isinstance(frame, Frame)
+    assert frame.header["op"] == "echo" and frame.header["id"] == 1
+    datagram = decode_datagram(raw(header.encode()))
+    assert datagram.header["id"] == 1
+
+
+def test_wide_numbers_keep_every_other_check() -> None:
+    big = "9" * 5000
+    for bad in (
+        f"[{big}]",  # still not an object
+        '{"x":1e400,"y":"\xff"}',  # still UTF-8
+        f'{{"x":[{big},"\xff"]}}',
+        f'{{"x":1e400,"y":{"[" * MAX_DEPTH}{"]" * MAX_DEPTH}}}',  # still 32 levels at most
+        f'{{"x":{"[" * MAX_DEPTH}{big}{"]" * MAX_DEPTH}}}',
+        '{"x":1e400,"size":1e400}',  # size is still a non-negative integer
+        '{"x":1e400,"y":',  # still whole JSON
+    ):
+        with pytest.raises(FrameBad):
+            decode_all(raw(bad.encode("latin-1")))  # \xff: a byte, not UTF-8
+    ok = f'{{"x":{"[" * (MAX_DEPTH - 1)}{big}{"]" * (MAX_DEPTH - 1)}}}'
+    assert decode_all(raw(ok.encode()))
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.recursive(
+        st.integers()
+        | st.text(max_size=5)
+        | st.from_regex(
+            r"-?[1-9][0-9]{0,30}(\.[0-9]{1,5})?[eE][+-]?[0-9]{1,5}", fullmatch=True
+        ).map(Number)
+        | st.from_regex(r"-?[1-9][0-9]{4300,4400}", fullmatch=True).map(Number),
+        lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=3), c, max_size=3),
+        max_leaves=10,
+    )
+)
+def test_any_json_value_in_an_unknown_key_is_ignored(value: object) -> None:
+    def render(v: object) -> str:
+        if isinstance(v, Number):
+            return v
+        if isinstance(v, list):
+            return "[" + ",".join(render(i) for i in v) + "]"
+        if isinstance(v, dict):
+            return "{" + ",".join(f"{json.dumps(k)}:{render(i)}" for k, i in v.items()) + "}"
+        return json.dumps(v)
+
+    header = f'{{"op":"echo","id":7,"unknown":{render(value)}}}'.encode()
+    frame = decode_all(raw(header))[0]
+    assert isinstance(frame, Frame) and frame.header["id"] == 7

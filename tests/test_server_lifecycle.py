@@ -161,7 +161,12 @@ async def test_shutdown_with_chat_members_writes_nothing_after_eof(
 @pytest.mark.parametrize(
     ("sent", "named", "hint"),
     [
-        (b"hello there\n", "raw text", "other programs need their own port"),
+        (b"hello there\n", "raw text", "sockhub lab serve` (ports 9700-9725)"),
+        (
+            bytes([0xFF, 0xFE, 0x00, 0x01, 0x80]),
+            "binary data",
+            "other programs need their own port",
+        ),
         (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP", "web port"),
         (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(40), "TLS", "--tls"),
         (

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import sys
 from typing import Any
 
-from ..client import parse_address
-from ..client.common import Reply, TimeResult, echo_fields, time_fields
-from ..protocol.errors import error_from_header
-from ..protocol.frames import decode_datagram, encode_frame
+from ..client import Reply, datagram
+from ..client.common import TimeResult, echo_fields, time_fields
 from ..protocol.text import escape
 from .common import (
-    EXIT_CONNECT,
     EXIT_USAGE,
     CliError,
     add_client_args,
@@ -26,45 +22,12 @@ from .common import (
 
 __all__ = ["register"]
 
-UDP_TRIES = 3
-
 
 def udp_request(server: str, timeout: float, op: str, body: bytes, fields: dict[str, Any]) -> Reply:
-    """One request in one datagram, retried a few times: UDP may drop either datagram."""
     try:
-        addr = parse_address(server)
+        return datagram.udp_request(server, op, body, timeout=timeout, **fields)
     except ValueError as exc:
         raise CliError(str(exc), EXIT_USAGE) from exc
-    if addr.unix is not None:
-        raise CliError("--udp needs a HOST:PORT server, not a UNIX socket", EXIT_USAGE)
-    infos = socket.getaddrinfo(addr.host, addr.port, type=socket.SOCK_DGRAM)
-    family, _, _, _, sockaddr = infos[0]
-    frame = encode_frame({"op": op, "id": 1, **fields}, body)
-    if len(frame) > 65_507:
-        raise CliError(
-            f"{len(frame)} bytes do not fit one UDP datagram (65,507 at most)", EXIT_USAGE
-        )
-    with socket.socket(family, socket.SOCK_DGRAM) as sock:
-        sock.connect(sockaddr)
-        sock.settimeout(timeout / UDP_TRIES)
-        for _ in range(UDP_TRIES):
-            sock.send(frame)
-            try:
-                while True:
-                    data = sock.recv(65_535)
-                    try:
-                        reply = decode_datagram(data, max_body=65_507)
-                    except Exception:
-                        continue
-                    if reply.header.get("re") == 1:
-                        if reply.header.get("op") == "error":
-                            raise error_from_header(reply.header)
-                        return Reply(reply.header, reply.body)
-            except TimeoutError:
-                continue
-            except ConnectionRefusedError as exc:
-                raise CliError(f"{addr}: nothing listens on that UDP port", EXIT_CONNECT) from exc
-    raise CliError(f"{addr}: no UDP answer after {UDP_TRIES} tries", EXIT_CONNECT)
 
 
 def _check_udp(args: argparse.Namespace) -> None:

@@ -11,7 +11,6 @@ import threading
 from typing import Any
 
 from ..client import Client, read_key
-from ..client.chat import Joined
 from ..client.chat_session import AsyncChatSession, Incoming
 from ..protocol.errors import ChatNickTaken
 from ..protocol.text import escape
@@ -175,12 +174,12 @@ def _chat(args: argparse.Namespace) -> int:
         raise CliError(str(exc), EXIT_USAGE) from exc
 
 
-def _join_first(client: Client, room: str, nicks: list[str]) -> Joined:
-    """Join as the first of ``nicks`` that is free."""
+def _say_first(client: Client, room: str, text: str, nicks: list[str]) -> tuple[str, int]:
+    """Say ``text`` unannounced as the first of ``nicks`` that is free; the nick and ``seq``."""
     for nick in nicks[:-1]:
         with contextlib.suppress(ChatNickTaken):
-            return client.join(room, nick)
-    return client.join(room, nicks[-1])
+            return nick, client.say(room, text, nick=nick)
+    return nicks[-1], client.say(room, text, nick=nicks[-1])
 
 
 @command
@@ -188,10 +187,9 @@ def _say(args: argparse.Namespace) -> int:
     text = " ".join(args.text)
     nick, explicit = default_nick(args)
     with connect(args) as client:
-        joined = _join_first(client, args.room, nick_candidates(nick, explicit))
-        seq = client.say(args.room, text)
+        said, seq = _say_first(client, args.room, text, nick_candidates(nick, explicit))
     if args.json:
-        emit_json({"ok": True, "room": args.room, "nick": joined.nick, "seq": seq})
+        emit_json({"ok": True, "room": args.room, "nick": said, "seq": seq})
     return 0
 
 
@@ -230,7 +228,8 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "say",
         help="send one message to a room and exit",
-        description="Join ROOM, send TEXT (the words joined by spaces), and leave.",
+        description="Send TEXT (the words joined by spaces) to ROOM without joining it: "
+        "the members see the message and no join or leave.",
         **examples("""
   sockhub say --room lobby hello everyone
   sockhub say -r ci --nick bot "deploy finished"

@@ -1,9 +1,9 @@
 """What every client command shares: connection flags, output, errors and exit codes.
 
-Exit codes (DESIGN.md): 0 success, 1 the operation failed (an error frame, a local file
-missing or that cannot be written), 2 usage error, 3 cannot connect or authenticate (a
-missing grant included). Every failure is
-one line on stderr, ``sockhub: what happened: what to do``; with ``--json`` the same as
+Exit codes (DESIGN.md): 0 success, 1 the operation failed (an error frame, a deadline, a
+local file missing or that cannot be written), 2 usage error, 3 cannot connect or
+authenticate (a missing grant included), or the peer is not a sockhub server. Every failure
+is one line on stderr, ``sockhub: what happened: what to do``; with ``--json`` the same as
 ``{"ok": false, "error": CODE, "message": TEXT}`` on stdout. Never a traceback.
 """
 
@@ -21,7 +21,17 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from ..client import AsyncClient, Client, ConnectError, ConnectionClosed, read_key
+from ..client import (
+    AsyncClient,
+    Client,
+    ConnectError,
+    ConnectionBroken,
+    ConnectionClosed,
+    NotSockhubServer,
+    RequestTimeout,
+    SockhubError,
+    read_key,
+)
 from ..protocol.errors import AuthFailed, AuthRequired, LimitBusy, LimitRate, ProtocolError
 from ..protocol.text import escape
 
@@ -78,9 +88,16 @@ def local_error(exc: OSError) -> str:
 
 
 def fail(args: argparse.Namespace, exc: BaseException) -> int:
-    """Report any failure the one way (message, JSON object, exit code) and return the code."""
+    """Report any failure the one way (message, JSON object, exit code) and return the code.
+
+    The client's own errors come first: ``ConnectError`` and ``ConnectionBroken`` are
+    ``ConnectionError`` and ``RequestTimeout`` is ``TimeoutError``, which the ``OSError``
+    branch would otherwise report as local file problems.
+    """
     if isinstance(exc, CliError):
         return _fail(args, str(exc), exc.code, exc.error)
+    if isinstance(exc, NotSockhubServer):
+        return _fail(args, connect_hint(args, exc), EXIT_CONNECT, "not_sockhub")
     if isinstance(exc, AuthRequired):
         hint = "log in with --user and a key (SOCKHUB_KEY or --key-file) of a user who has it"
         return _fail(args, f"{exc.code}: {exc.message}: {hint}", EXIT_CONNECT, exc.code)
@@ -90,8 +107,12 @@ def fail(args: argparse.Namespace, exc: BaseException) -> int:
         return _fail(args, connect_hint(args, exc), EXIT_CONNECT, "connect")
     if isinstance(exc, ProtocolError):
         return _fail(args, f"{exc.code}: {exc.message}", EXIT_FAILED, exc.code)
-    if isinstance(exc, ConnectionClosed):
+    if isinstance(exc, ConnectionClosed | ConnectionBroken):
         return _fail(args, str(exc), EXIT_CONNECT, "closed")
+    if isinstance(exc, RequestTimeout):
+        return _fail(args, f"{exc}: try again, or later", EXIT_FAILED, "timeout")
+    if isinstance(exc, SockhubError):  # a full queue, a local mistake
+        return _fail(args, str(exc), EXIT_FAILED, type(exc).__name__)
     if isinstance(exc, BrokenPipeError):
         quiet_stdout()  # our reader went away (`| head`): nothing more to say to anyone
         return EXIT_FAILED
@@ -181,15 +202,19 @@ def _report_pin(client: Client | AsyncClient) -> None:
         )
 
 
-def connect_hint(args: argparse.Namespace, exc: ConnectError) -> str:
-    """The connect error, plus what to do when TLS was used on one side only."""
+def connect_hint(args: argparse.Namespace, exc: ConnectError | NotSockhubServer) -> str:
+    """The connect error, plus what to do when TLS was used on one side only.
+
+    A plain client at a TLS server hears no hello (the server waits for a TLS handshake),
+    which the client reports as a peer that is not sockhub.
+    """
     tls = getattr(args, "tls", False) or getattr(args, "tls_fingerprint", None)
     if tls and isinstance(exc.__cause__, ssl.SSLError):
         return (
             f"{args.server} did not answer the TLS handshake ({exc.__cause__.reason or exc}): "
             "remove --tls if that server runs without it, or check the port"
         )
-    if not tls and ("before its hello" in str(exc) or "no sockhub hello" in str(exc)):
+    if not tls and ("before its hello" in str(exc) or "no hello within" in str(exc)):
         return f"{exc}: if that server runs with --tls, add --tls"
     return str(exc)
 

@@ -21,13 +21,16 @@ from ..server.workers import reserve_port, run_workers
 from ..services import default_services
 from ..services.chat.broker import BrokerUnreachable
 from ..services.classic import ClassicService
+from ..web import WebListener
 from .common import EXIT_CONNECT, EXIT_USAGE, CliError, command, examples
 from .environment import parse_size, unknown_variables
 
 __all__ = ["banner", "limit_flags", "register"]
 
 
-def banner(config: Config, listening: Listening, services: list[str]) -> str:
+def banner(
+    config: Config, listening: Listening, services: list[str], page: str | None = None
+) -> str:
     lines = [f"sockhub {__version__} serving {', '.join(services)}"]
     for host, port in listening.tcp:
         lines.append(f"  {'tls' if config.tls else 'tcp'}  {host}:{port}")
@@ -35,6 +38,8 @@ def banner(config: Config, listening: Listening, services: list[str]) -> str:
         lines.append(f"  udp  {host}:{port}  (echo, time)")
     if listening.unix is not None:
         lines.append(f"  unix {listening.unix}")
+    if page is not None:
+        lines.append(f"  web  {page}  (open it in a browser)")
     lines.append(f"  data {config.data.resolve()}")
     anon = ", ".join(config.anonymous_grants) or "nothing"
     lines.append(f"  anonymous clients may use: {anon}")
@@ -66,27 +71,41 @@ def _data_flag(folder: Path) -> str:
 async def _serve(config: Config, *, quiet: bool = False) -> None:
     services = default_services(config)
     server = Server(config, services)
+    web = WebListener(server) if config.web else None
+    port = config.port
     try:
         listening = await server.start()
+        if web is not None:
+            port = config.web_port
+            await web.start()
     except BrokerUnreachable as exc:
+        if web is not None:
+            await web.close()
         await server.shutdown()
         raise CliError(str(exc), EXIT_CONNECT) from exc
     except ConfigError as exc:  # found only when a service starts (the broker URL)
         await server.shutdown()
         raise CliError(str(exc), EXIT_USAGE) from exc
     except OSError as exc:
+        if web is not None:
+            await web.close()
         await server.shutdown()
         raise CliError(
-            f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}", EXIT_CONNECT
+            f"cannot listen on {config.host}:{port}: {exc.strerror or exc}", EXIT_CONNECT
         ) from exc
     if not quiet:
-        print(banner(config, listening, server.ctx.services), flush=True)
+        page = web.url if web is not None else None
+        print(banner(config, listening, server.ctx.services, page), flush=True)
         if config.workers > 1:
             print(f"  workers {config.workers} on this port (SO_REUSEPORT)", flush=True)
     for service in services:
         if isinstance(service, ClassicService) and not quiet:
             print("\n".join(service.describe()), flush=True)
-    await server.serve_forever()
+    try:
+        await server.serve_forever()
+    finally:
+        if web is not None:
+            await web.close()
 
 
 def _serve_workers(config: Config) -> int:
@@ -113,6 +132,7 @@ def _serve_workers(config: Config) -> int:
             port=port,
             unix=config.unix if first else None,
             classic=config.classic and first,
+            web=config.web and first,
         )
         try:
             run(_serve(own, quiet=not first))
@@ -165,6 +185,11 @@ def _run(args: argparse.Namespace) -> int:
         "tls_cert": args.tls_cert,
         "tls_key": args.tls_key,
         "udp": False if args.no_udp else None,
+        "web": False if args.no_web else None,
+        # a server told to pick its port (tests, scripts) picks the web port too
+        "web_port": 0 if args.web_port is None and args.port == 0 else args.web_port,
+        "web_hosts": args.web_hosts,
+        "web_origins": args.web_origins,
         "anonymous_grants": args.anonymous,
         "log_level": args.log_level,
         "exec": True if args.exec else None,
@@ -173,7 +198,7 @@ def _run(args: argparse.Namespace) -> int:
         "broker": args.broker,
         "workers": args.workers,
         **_classic_flags(args),
-        **limit_flags(args.limit),
+        **{f"limits.{name}": value for name, value in limit_flags(args.limit).items()},
     }
     try:
         config = load_config(flags, Path(args.config) if args.config else None)
@@ -221,6 +246,7 @@ def register(sub: Any) -> None:
   sockhub serve                                  # local only, prints how to connect
   sockhub serve --host 0.0.0.0 --tls             # LAN, self-signed cert, fingerprint printed
   sockhub serve --unix /tmp/sockhub.sock         # also on a UNIX socket
+  sockhub serve --web-port 8080                  # the browser page on port 8080
   sockhub serve --limit idle_timeout=60 --limit max_connections=500
   sockhub serve --config sockhub.toml            # [limits] table for the limits
   sockhub serve --exec --limit exec_timeout_max=600   # remote exec for users granted it
@@ -246,6 +272,23 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--tls-key", metavar="PEM", help="private key for --tls-cert")
     p.add_argument("--no-udp", action="store_true", help="do not serve echo/time over UDP")
+    p.add_argument(
+        "--web-port",
+        type=int,
+        metavar="PORT",
+        help="the browser page's port (default 9697; picked with --port 0)",
+    )
+    p.add_argument("--no-web", action="store_true", help="do not serve the browser page")
+    p.add_argument(
+        "--web-hosts",
+        metavar="NAMES",
+        help="host names the page may be reached by, besides IP addresses and localhost",
+    )
+    p.add_argument(
+        "--web-origins",
+        metavar="ORIGINS",
+        help="other pages (https://name:port) that may open the WebSocket (docs/web.md)",
+    )
     p.add_argument(
         "--anonymous",
         metavar="GRANTS",

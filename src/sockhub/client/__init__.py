@@ -1,9 +1,22 @@
 """Clients for a sockhub server: ``AsyncClient`` (asyncio) and ``Client`` (blocking)."""
 
+from ..protocol.client_events import Chunk, Reply
+from ..protocol.errors import ProtocolError, SockhubError
 from .address import Address, parse_address
-from .aio import AsyncClient, Chunk
-from .common import Reply, TimeResult, read_key
-from .errors import ConnectError, ConnectionClosed, TlsPinError
+from .aio import AsyncClient
+from .common import TimeResult, read_key
+from .errors import (
+    ConnectError,
+    ConnectionBroken,
+    ConnectionClosed,
+    LocalFileChanged,
+    LocalProtocolError,
+    NotSockhubServer,
+    QueueFull,
+    RemoteProtocolError,
+    RequestTimeout,
+    TlsPinError,
+)
 from .exec import Completed, Output, RemoteProcessError
 from .sync import Client
 
@@ -14,10 +27,19 @@ __all__ = [
     "Client",
     "Completed",
     "ConnectError",
+    "ConnectionBroken",
     "ConnectionClosed",
+    "LocalFileChanged",
+    "LocalProtocolError",
+    "NotSockhubServer",
     "Output",
+    "ProtocolError",
+    "QueueFull",
     "RemoteProcessError",
+    "RemoteProtocolError",
     "Reply",
+    "RequestTimeout",
+    "SockhubError",
     "TimeResult",
     "TlsPinError",
     "parse_address",

@@ -8,7 +8,7 @@ read defensively, and text is decoded with replacement, never raised on.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from .common import Reply, as_bytes
@@ -100,13 +100,20 @@ class ChatEvent:
 
 @dataclass(frozen=True, slots=True)
 class Joined:
-    """The answer to a join: who is there, the room's latest ``seq``, and the history."""
+    """The answer to a join: who is there, the room's latest ``seq``, and the history.
+
+    ``members_more`` is True only in the server's reply itself, when a big room's member
+    list did not fit one header; ``join()`` then gathers the rest with ``chat.who``."""
 
     room: str
     nick: str
     members: list[str]
     seq: int
     history: list[ChatMessage] = field(default_factory=list)
+    members_more: bool = False
+
+    def with_rest(self, rest: list[str]) -> Joined:
+        return replace(self, members=[*self.members, *rest], members_more=False)
 
     @classmethod
     def from_replies(cls, replies: Iterable[Reply | Chunk]) -> Joined:
@@ -125,6 +132,7 @@ class Joined:
                 [m for m in members if isinstance(m, str)] if isinstance(members, list) else [],
                 _int(h, "seq") or 0,
                 history,
+                h.get("members_more") is True,
             )
         raise ValueError("the join ended without its reply")
 
@@ -155,6 +163,10 @@ def join_fields(nick: str | None, history: int, since: int | None) -> dict[str, 
     return fields
 
 
+def say_fields(room: str, nick: str | None) -> dict[str, Any]:
+    return {"room": room} if nick is None else {"room": room, "nick": nick}
+
+
 def said_seq(reply: Reply) -> int:
     return _int(reply.header, "seq") or 0
 
@@ -183,9 +195,7 @@ class ChatMixin:
 
     if TYPE_CHECKING:
 
-        def request(
-            self, op: str, body: bytes = b"", *, timeout: float | None = None, **fields: Any
-        ) -> Reply: ...
+        def request(self, op: str, body: bytes = b"", **fields: Any) -> Reply: ...
 
         def stream(
             self, op: str, body: bytes = b"", *, partial: Iterable[str], **fields: Any
@@ -198,13 +208,19 @@ class ChatMixin:
     ) -> Joined:
         """Join ``room`` (created if new); ``since`` replays every kept message after it."""
         fields = join_fields(nick, history, since)
-        return Joined.from_replies(
+        joined = Joined.from_replies(
             self.stream("chat.join", partial=HISTORY_OPS, room=room, **fields)
         )
+        if joined.members_more and joined.members:
+            return joined.with_rest(self.who(room, after=joined.members[-1]))
+        return joined
 
-    def say(self, room: str, text: str | bytes) -> int:
-        """Send to ``room``; returns the message's ``seq`` once the server has stored it."""
-        return said_seq(self.request("chat.say", as_bytes(text), room=room))
+    def say(self, room: str, text: str | bytes, *, nick: str | None = None) -> int:
+        """Send to ``room``; returns the message's ``seq`` once the server has stored it.
+
+        With ``nick``, speak in a room this connection has not joined, unannounced."""
+        fields = say_fields(room, nick)
+        return said_seq(self.request("chat.say", as_bytes(text), **fields))
 
     def dm(self, to: str, text: str | bytes) -> None:
         self.request("chat.dm", as_bytes(text), to=to)
@@ -215,13 +231,14 @@ class ChatMixin:
     def nick(self, room: str, nick: str) -> None:
         self.request("chat.nick", room=room, nick=nick)
 
-    def who(self, room: str) -> list[str]:
+    def who(self, room: str, *, after: str = "") -> list[str]:
+        """The room's members sorted by nick (those after ``after``), every page of them."""
         members: list[str] = []
-        after: str | None = ""
-        while after is not None:
-            reply = self.request("chat.who", room=room, after=after)
+        cursor: str | None = after
+        while cursor is not None:
+            reply = self.request("chat.who", room=room, after=cursor)
             members += who_members(reply)
-            after = next_after(reply, members[-1] if members else None)
+            cursor = next_after(reply, members[-1] if members else None)
         return members
 
     def rooms(self) -> list[RoomInfo]:
@@ -268,11 +285,17 @@ class AsyncChatMixin:
         """Join ``room`` (created if new); ``since`` replays every kept message after it."""
         fields = join_fields(nick, history, since)
         replies = self.stream("chat.join", partial=HISTORY_OPS, room=room, **fields)
-        return Joined.from_replies([reply async for reply in replies])
+        joined = Joined.from_replies([reply async for reply in replies])
+        if joined.members_more and joined.members:
+            return joined.with_rest(await self.who(room, after=joined.members[-1]))
+        return joined
 
-    async def say(self, room: str, text: str | bytes) -> int:
-        """Send to ``room``; returns the message's ``seq`` once the server has stored it."""
-        return said_seq(await self.request("chat.say", as_bytes(text), room=room))
+    async def say(self, room: str, text: str | bytes, *, nick: str | None = None) -> int:
+        """Send to ``room``; returns the message's ``seq`` once the server has stored it.
+
+        With ``nick``, speak in a room this connection has not joined, unannounced."""
+        fields = say_fields(room, nick)
+        return said_seq(await self.request("chat.say", as_bytes(text), **fields))
 
     async def dm(self, to: str, text: str | bytes) -> None:
         await self.request("chat.dm", as_bytes(text), to=to)
@@ -283,13 +306,14 @@ class AsyncChatMixin:
     async def nick(self, room: str, nick: str) -> None:
         await self.request("chat.nick", room=room, nick=nick)
 
-    async def who(self, room: str) -> list[str]:
+    async def who(self, room: str, *, after: str = "") -> list[str]:
+        """The room's members sorted by nick (those after ``after``), every page of them."""
         members: list[str] = []
-        after: str | None = ""
-        while after is not None:
-            reply = await self.request("chat.who", room=room, after=after)
+        cursor: str | None = after
+        while cursor is not None:
+            reply = await self.request("chat.who", room=room, after=cursor)
             members += who_members(reply)
-            after = next_after(reply, members[-1] if members else None)
+            cursor = next_after(reply, members[-1] if members else None)
         return members
 
     async def rooms(self) -> list[RoomInfo]:

@@ -1,24 +1,26 @@
 """Chat that survives a dropped connection: reconnect, rejoin with ``since``, no repeats.
 
 ``ChatState`` (no I/O) remembers each room's nick and the last ``seq`` seen, and drops
-anything at or below it; ``AsyncChatSession`` and ``ChatSession`` are thin shells that
-reconnect with it. Rejoining with ``since`` gets exactly the messages missed while away
+anything at or below it. ``session_events`` is the reading and reconnecting, written
+once as a plan of ``Do`` steps; ``AsyncChatSession`` and ``ChatSession`` are thin
+drivers that carry the steps out, awaited or not. Rejoining with ``since`` gets exactly the messages missed while away
 (within the history the server keeps), so nothing is missed or shown twice.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from ..protocol.errors import AuthFailed, ProtocolError
 from .aio import AsyncClient
 from .chat import ChatEvent, ChatMessage, Joined
-from .errors import ConnectionClosed
+from .errors import ConnectionClosed, QueueFull
 from .sync import Client
 
 __all__ = ["AsyncChatSession", "ChatSession", "ChatState", "Incoming", "Notice"]
@@ -26,7 +28,9 @@ __all__ = ["AsyncChatSession", "ChatSession", "ChatState", "Incoming", "Notice"]
 RETRY_DELAYS = (0.0, 0.5, 1.0, 2.0, 5.0, 10.0)
 """Seconds to wait before each reconnect attempt; the last one repeats."""
 
-_DROPPED = (ConnectionError, ProtocolError, OSError)
+_DROPPED = (ConnectionError, ProtocolError, OSError, QueueFull)
+"""What makes a session reconnect (``QueueFull``: pushes were lost; a rejoin with
+``since`` fetches them again)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +112,97 @@ def _reconnected(rooms: Iterable[str]) -> Notice:
 C = TypeVar("C", AsyncClient, Client)
 
 
+@dataclass(frozen=True, slots=True)
+class Do:
+    """A call a plan asks its driver to make: on the session's client, or the session."""
+
+    name: str
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    on_session: bool = False
+
+    def bind(self, session: _Session[Any]) -> Callable[[], Any]:
+        target = session if self.on_session else session.client
+        return functools.partial(getattr(target, self.name), *self.args, **self.kwargs)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    value: Any = None
+    error: Exception | None = None
+
+
+Plan = Generator["Do | Incoming", Any, None]
+
+
+def advance(plan: Plan, outcome: Outcome | None) -> Do | Incoming | None:
+    """The plan's next step after ``outcome`` (a call's result or error); None at its end."""
+    try:
+        if outcome is not None and outcome.error is not None:
+            return plan.throw(outcome.error)
+        return plan.send(None if outcome is None else outcome.value)
+    except StopIteration:
+        return None
+
+
+def attempt(call: Callable[[], Any]) -> Outcome:
+    try:
+        return Outcome(call())
+    except Exception as exc:
+        return Outcome(error=exc)
+
+
+async def attempt_async(call: Callable[[], Awaitable[Any]]) -> Outcome:
+    try:
+        return Outcome(await call())
+    except Exception as exc:
+        return Outcome(error=exc)
+
+
+def session_events(session: _Session[Any], timeout: float | None) -> Plan:
+    """What both sessions' ``events`` do, written once: read chat, and after a drop
+    reconnect and rejoin with ``since``. The drivers only carry out the ``Do`` steps."""
+    while not session.closing:
+        try:
+            item = yield Do("next_chat", (timeout,))
+        except TimeoutError:
+            return
+        except _DROPPED as exc:
+            if session.closing:
+                return
+            yield Notice("disconnected", f"disconnected: {exc}")
+            yield from _reconnect(session)
+            continue
+        if session.state.accept(item):
+            yield item
+
+
+def _reconnect(session: _Session[Any]) -> Plan:
+    for delay in _delays(session.retry_delays):
+        yield Do("pause", (delay,), on_session=True)
+        if session.closing:
+            return
+        try:
+            yield Do("replace", on_session=True)
+            rooms = session.state.to_rejoin()
+            for room, nick, since in rooms:
+                try:
+                    joined = yield Do("join", (room, nick), {"since": since})
+                except ProtocolError as exc:
+                    if exc.fatal:
+                        raise
+                    yield session.state.lost(room, exc)
+                    continue
+                yield from session.state.joined(joined)
+        except AuthFailed:
+            raise  # the key no longer works: retrying cannot help
+        except _DROPPED as exc:
+            yield _retry_notice(exc)
+            continue
+        yield _reconnected(room for room, _, _ in rooms if room in session.state.rooms)
+        return
+
+
 class _Session(Generic[C]):
     """What both sessions keep: where to connect, how, the state, the current client.
 
@@ -126,7 +221,7 @@ class _Session(Generic[C]):
         self._connect = connect
         self.state = ChatState()
         self._client: C | None = None
-        self._closing = False
+        self.closing = False
 
     @property
     def client(self) -> C:
@@ -142,6 +237,14 @@ class AsyncChatSession(_Session[AsyncClient]):
     async def connect(self) -> AsyncChatSession:
         self._client = await AsyncClient.connect(self.server, **self._connect)
         return self
+
+    async def replace(self) -> None:
+        if self._client is not None:
+            self._client.abort()
+        await self.connect()
+
+    async def pause(self, delay: float) -> None:
+        await asyncio.sleep(delay)
 
     async def join(self, room: str, nick: str | None = None, *, history: int = 0) -> Joined:
         joined = await self.client.join(room, nick, history=history)
@@ -161,47 +264,17 @@ class AsyncChatSession(_Session[AsyncClient]):
 
     async def events(self) -> AsyncIterator[Incoming]:
         """Messages, events and ``Notice``s, reconnecting whenever the connection drops."""
-        while not self._closing:
-            try:
-                item = await self.client.next_chat()
-            except _DROPPED as exc:
-                if self._closing:
-                    return
-                yield Notice("disconnected", f"disconnected: {exc}")
-                async for got in self._reconnect():
-                    yield got
-                continue
-            if self.state.accept(item):
-                yield item
-
-    async def _reconnect(self) -> AsyncIterator[Incoming]:
-        for delay in _delays(self.retry_delays):
-            await asyncio.sleep(delay)
-            if self._closing:
-                return
-            try:
-                await self.connect()
-                rooms = self.state.to_rejoin()
-                for room, nick, since in rooms:
-                    try:
-                        joined = await self.client.join(room, nick, since=since)
-                    except ProtocolError as exc:
-                        if exc.fatal:
-                            raise
-                        yield self.state.lost(room, exc)
-                        continue
-                    for msg in self.state.joined(joined):
-                        yield msg
-            except AuthFailed:
-                raise  # the key no longer works: retrying cannot help
-            except _DROPPED as exc:
-                yield _retry_notice(exc)
-                continue
-            yield _reconnected(room for room, _, _ in rooms if room in self.state.rooms)
-            return
+        plan = session_events(self, None)
+        outcome = None
+        while (step := advance(plan, outcome)) is not None:
+            if isinstance(step, Do):
+                outcome = await attempt_async(step.bind(self))
+            else:
+                yield step
+                outcome = None
 
     async def close(self) -> None:
-        self._closing = True
+        self.closing = True
         if self._client is not None:
             await self._client.close()
 
@@ -212,6 +285,14 @@ class ChatSession(_Session[Client]):
     def connect(self) -> ChatSession:
         self._client = Client.connect(self.server, **self._connect)
         return self
+
+    def replace(self) -> None:
+        if self._client is not None:
+            self._client.abort()
+        self.connect()
+
+    def pause(self, delay: float) -> None:
+        time.sleep(delay)
 
     def join(self, room: str, nick: str | None = None, *, history: int = 0) -> Joined:
         joined = self.client.join(room, nick, history=history)
@@ -231,42 +312,17 @@ class ChatSession(_Session[Client]):
 
     def events(self, timeout: float | None = None) -> Iterator[Incoming]:
         """Like the async ``events``; ends after ``timeout`` seconds without anything."""
-        while True:
-            try:
-                item = self.client.next_chat(timeout)
-            except TimeoutError:
-                return
-            except _DROPPED as exc:
-                yield Notice("disconnected", f"disconnected: {exc}")
-                yield from self._reconnect()
-                continue
-            if self.state.accept(item):
-                yield item
-
-    def _reconnect(self) -> Iterator[Incoming]:
-        for delay in _delays(self.retry_delays):
-            time.sleep(delay)
-            try:
-                self.connect()
-                rooms = self.state.to_rejoin()
-                for room, nick, since in rooms:
-                    try:
-                        joined = self.client.join(room, nick, since=since)
-                    except ProtocolError as exc:
-                        if exc.fatal:
-                            raise
-                        yield self.state.lost(room, exc)
-                        continue
-                    yield from self.state.joined(joined)
-            except AuthFailed:
-                raise  # the key no longer works: retrying cannot help
-            except _DROPPED as exc:
-                yield _retry_notice(exc)
-                continue
-            yield _reconnected(room for room, _, _ in rooms if room in self.state.rooms)
-            return
+        plan = session_events(self, timeout)
+        outcome = None
+        while (step := advance(plan, outcome)) is not None:
+            if isinstance(step, Do):
+                outcome = attempt(step.bind(self))
+            else:
+                yield step
+                outcome = None
 
     def close(self) -> None:
+        self.closing = True
         if self._client is not None:
             self._client.close()
 

@@ -1,17 +1,41 @@
-"""Client-side errors that are not protocol error codes: could not connect, connection gone."""
+"""The client's exceptions: the family of ``protocol/client_errors.py`` plus the local ones.
+
+Everything here derives from ``sockhub.SockhubError``; the wire error classes of
+``protocol/errors.py`` (the server answered with that code) are the remote family
+under the same root.
+"""
 
 from __future__ import annotations
 
-__all__ = ["ConnectError", "ConnectionClosed", "TlsPinError"]
+from ..protocol.client_errors import (
+    ConnectError,
+    ConnectionBroken,
+    ConnectionClosed,
+    LocalProtocolError,
+    NotSockhubServer,
+    QueueFull,
+    RemoteProtocolError,
+    RequestTimeout,
+)
+from ..protocol.errors import SockhubError
 
-
-class ConnectError(ConnectionError):
-    """The server could not be reached, did not speak sockhub, or refused our credentials."""
+__all__ = [
+    "ConnectError",
+    "ConnectionBroken",
+    "ConnectionClosed",
+    "LocalFileChanged",
+    "LocalProtocolError",
+    "NotSockhubServer",
+    "QueueFull",
+    "RemoteProtocolError",
+    "RequestTimeout",
+    "TlsPinError",
+]
 
 
 class TlsPinError(ConnectError):
     """The server's TLS certificate is not the one pinned for it."""
 
 
-class ConnectionClosed(ConnectionError):
-    """The connection ended before the reply arrived (we closed it, or the peer or network did)."""
+class LocalFileChanged(SockhubError):
+    """A local file changed size while it was being sent; the upload may be retried."""

@@ -13,20 +13,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import select
 import signal
-import socket
-import ssl
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict
 
+from ..protocol.errors import SockhubError
 from ..protocol.frames import encode_frame
 from .common import Reply
-from .errors import ConnectionClosed
+from .errors import RemoteProtocolError
 
 if TYPE_CHECKING:
-    from .aio import Chunk
+    from typing_extensions import Unpack
+
+    from ..protocol.client_events import Chunk
 
 __all__ = [
     "AsyncExecMixin",
@@ -83,7 +83,7 @@ class Completed:
         return self
 
 
-class RemoteProcessError(Exception):
+class RemoteProcessError(SockhubError):
     """A remote command failed (``check=True``); ``result`` has its output and status."""
 
     def __init__(self, result: Completed) -> None:
@@ -132,19 +132,28 @@ def _signal_number(name: str | None) -> int:
         return 127  # a signal this machine has no name for: still "killed", 255 at most
 
 
-def run_fields(
-    cmd: Command,
-    *,
-    timeout: float | None,
-    cwd: str | None,
-    env: dict[str, str] | None,
-    stdin: bool,
-    pty: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The fields of ``exec.run``: a string is a shell command, a sequence an argv.
+class Where(TypedDict, total=False):
+    """Where and how a command runs: the server's ``timeout`` (seconds), ``cwd``, ``env``,
+    and ``pty`` (``{"cols": 80, "rows": 24, "term": "xterm"}``) to run it on a terminal."""
 
-    ``pty`` (``{"cols": 80, "rows": 24, "term": "xterm"}``) runs it on a terminal.
-    """
+    timeout: float | None
+    cwd: str | None
+    env: dict[str, str] | None
+    pty: dict[str, Any] | None
+
+
+class RunOptions(Where, total=False):
+    """``run``'s options on both clients: ``Where``, ``input`` (sent to stdin, then
+    closed) and ``check`` (raise ``RemoteProcessError`` unless the status is 0)."""
+
+    input: bytes | str | None
+    check: bool
+
+
+def run_fields(cmd: Command, *, stdin: bool, **where: Unpack[Where]) -> dict[str, Any]:
+    """The fields of ``exec.run``: a string is a shell command, a sequence an argv."""
+    timeout, cwd, env = where.get("timeout"), where.get("cwd"), where.get("env")
+    pty = where.get("pty")
     fields: dict[str, Any] = {"cmd": cmd} if isinstance(cmd, str) else {"argv": list(cmd)}
     if timeout is not None:
         fields["timeout"] = timeout
@@ -213,52 +222,33 @@ class _Process:
         return {"target": self.id, "cols": cols, "rows": rows}
 
 
-# the blocking client -------------------------------------------------------------------
-
-
-class _SyncHost(Protocol):
-    """What the blocking ``Client`` offers this mixin (its socket, to interleave I/O)."""
-
-    _sock: socket.socket | None
+class _Host(Protocol):
+    """What both clients offer these mixins: public methods only."""
 
     @property
     def hello(self) -> Any: ...
 
-    def _pump(self, deadline: float | None) -> None: ...
-
-    def _fail(self, exc: BaseException) -> None: ...
-
-    def start_stream(self, op: str, body: bytes = b"", **fields: Any) -> int: ...
-
-    def follow(self, rid: int, *, partial: Iterable[str]) -> Iterator[Reply | Chunk]: ...
+    def start_stream(
+        self, op: str, body: bytes = b"", *, partial: Iterable[str], **fields: Any
+    ) -> int: ...
 
     def send(self, op: str, body: bytes = b"", **fields: Any) -> None: ...
 
 
-def _send_reading(client: _SyncHost, frame: bytes) -> None:
-    """Send while still reading what the server sends, so big input cannot deadlock.
+def _start(host: _Host, cmd: Command, stdin: bool, where: Where) -> tuple[int, Command, bool]:
+    """Send ``exec.run`` (either client): the id its output will follow, the command, and
+    whether it takes input from here (``stdin``, or a terminal, which always has input)."""
+    rid = host.start_stream("exec.run", partial=_PARTIAL, **run_fields(cmd, stdin=stdin, **where))
+    return rid, cmd, stdin or where.get("pty") is not None
 
-    (The command's output fills our socket while we write its input: if we only wrote,
-    the server would stop reading us, the command would stop reading its input, and
-    nothing would move.) What is read is kept for whoever follows that request.
-    """
-    view = memoryview(frame)
-    while view:
-        sock = client._sock
-        if sock is None:
-            raise ConnectionClosed("the connection is closed")
-        readable, writable, _ = select.select([sock], [sock], [])
-        if readable:
-            client._pump(None)
-        if writable:
-            sock.settimeout(0)
-            try:
-                view = view[sock.send(view) :]
-            except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
-                continue
-            except OSError as exc:
-                client._fail(ConnectionClosed(f"connection broken: {exc}"))
-                raise ConnectionClosed(f"connection broken: {exc}") from exc
+
+# the blocking client -------------------------------------------------------------------
+
+
+class _SyncHost(_Host, Protocol):
+    def follow(self, rid: int) -> Iterator[Reply | Chunk]: ...
+
+    def send_while_reading(self, data: bytes) -> None: ...
 
 
 class RemoteProcess(_Process):
@@ -271,7 +261,7 @@ class RemoteProcess(_Process):
     def __init__(self, client: _SyncHost, rid: int, args: Command, stdin: bool) -> None:
         super().__init__(rid, args, stdin)
         self._client = client
-        self._items = client.follow(rid, partial=_PARTIAL)
+        self._items = client.follow(rid)
 
     def __iter__(self) -> Iterator[Output]:
         for item in self._items:
@@ -282,11 +272,11 @@ class RemoteProcess(_Process):
     def write(self, data: bytes | str) -> None:
         """Send to the command's stdin (started with ``stdin=True``)."""
         for chunk in _chunks(data, self._client.hello):
-            _send_reading(self._client, self._in_frame(chunk))
+            self._client.send_while_reading(self._in_frame(chunk))
 
     def close_stdin(self) -> None:
         """End the command's input (it reads EOF)."""
-        _send_reading(self._client, self._in_frame(b""))
+        self._client.send_while_reading(self._in_frame(b""))
 
     def kill(self, sig: str = "TERM") -> None:
         """Send a signal (``"INT"``, ``"KILL"``...) to the command's whole process group."""
@@ -300,7 +290,7 @@ class RemoteProcess(_Process):
         for out in self:
             self._keep(out)
         if self.result is None:
-            raise ConnectionClosed("the run ended without its exec.exit")
+            raise RemoteProtocolError("the run ended without its exec.exit")
         return self.result
 
 
@@ -308,56 +298,28 @@ class ExecMixin:
     """``run`` and ``open_process`` for the blocking ``Client``."""
 
     def open_process(
-        self: _SyncHost,
-        cmd: Command,
-        *,
-        timeout: float | None = None,
-        cwd: str | None = None,
-        env: dict[str, str] | None = None,
-        stdin: bool = False,
-        pty: dict[str, Any] | None = None,
+        self: _SyncHost, cmd: Command, *, stdin: bool = False, **where: Unpack[Where]
     ) -> RemoteProcess:
         """Start a command and return at once; iterate the process for its output."""
-        fields = run_fields(cmd, timeout=timeout, cwd=cwd, env=env, stdin=stdin, pty=pty)
-        return RemoteProcess(
-            self, self.start_stream("exec.run", **fields), cmd, stdin or pty is not None
-        )
+        return RemoteProcess(self, *_start(self, cmd, stdin, where))
 
-    def run(
-        self: _SyncHost,
-        cmd: Command,
-        *,
-        timeout: float | None = None,
-        input: bytes | str | None = None,
-        check: bool = False,
-        cwd: str | None = None,
-        env: dict[str, str] | None = None,
-    ) -> Completed:
+    def run(self: _SyncHost, cmd: Command, **options: Unpack[RunOptions]) -> Completed:
         """Run a command to its end and return its output and status."""
-        proc = ExecMixin.open_process(
-            self, cmd, timeout=timeout, cwd=cwd, env=env, stdin=input is not None
-        )
+        input = options.get("input")
+        stdin = input is not None
+        proc = RemoteProcess(self, *_start(self, cmd, stdin, options))
         if input is not None:
             proc.write(input)
             proc.close_stdin()
         result = proc.wait()
-        return result.check() if check else result
+        return result.check() if options.get("check") else result
 
 
 # the asyncio client ----------------------------------------------------------------------
 
 
-class _AsyncHost(Protocol):
-    @property
-    def hello(self) -> Any: ...
-
-    def start_stream(
-        self, op: str, body: bytes = b"", *, partial: Iterable[str], **fields: Any
-    ) -> int: ...
-
+class _AsyncHost(_Host, Protocol):
     def follow(self, rid: int) -> AsyncIterator[Reply | Chunk]: ...
-
-    def send(self, op: str, body: bytes = b"", **fields: Any) -> None: ...
 
     async def drain(self) -> None: ...
 
@@ -401,7 +363,7 @@ class AsyncRemoteProcess(_Process):
         async for out in self:
             self._keep(out)
         if self.result is None:
-            raise ConnectionClosed("the run ended without its exec.exit")
+            raise RemoteProtocolError("the run ended without its exec.exit")
         return self.result
 
 
@@ -414,34 +376,16 @@ class AsyncExecMixin:
     """``run`` and ``open_process`` for ``AsyncClient``."""
 
     def open_process(
-        self: _AsyncHost,
-        cmd: Command,
-        *,
-        timeout: float | None = None,
-        cwd: str | None = None,
-        env: dict[str, str] | None = None,
-        stdin: bool = False,
-        pty: dict[str, Any] | None = None,
+        self: _AsyncHost, cmd: Command, *, stdin: bool = False, **where: Unpack[Where]
     ) -> AsyncRemoteProcess:
         """Start a command and return at once; ``async for`` over it reads its output."""
-        fields = run_fields(cmd, timeout=timeout, cwd=cwd, env=env, stdin=stdin, pty=pty)
-        rid = self.start_stream("exec.run", partial=_PARTIAL, **fields)
-        return AsyncRemoteProcess(self, rid, cmd, stdin or pty is not None)
+        return AsyncRemoteProcess(self, *_start(self, cmd, stdin, where))
 
-    async def run(
-        self: _AsyncHost,
-        cmd: Command,
-        *,
-        timeout: float | None = None,
-        input: bytes | str | None = None,
-        check: bool = False,
-        cwd: str | None = None,
-        env: dict[str, str] | None = None,
-    ) -> Completed:
+    async def run(self: _AsyncHost, cmd: Command, **options: Unpack[RunOptions]) -> Completed:
         """Run a command to its end; input is written while its output is read."""
-        proc = AsyncExecMixin.open_process(
-            self, cmd, timeout=timeout, cwd=cwd, env=env, stdin=input is not None
-        )
+        input = options.get("input")
+        stdin = input is not None
+        proc = AsyncRemoteProcess(self, *_start(self, cmd, stdin, options))
         feeder = None if input is None else asyncio.ensure_future(_feed(proc, input))
         try:
             result = await proc.wait()
@@ -452,4 +396,4 @@ class AsyncExecMixin:
                     await feeder
         if feeder is not None and not feeder.cancelled() and feeder.exception() is not None:
             raise feeder.exception()  # type: ignore[misc]
-        return result.check() if check else result
+        return result.check() if options.get("check") else result

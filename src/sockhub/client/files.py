@@ -15,6 +15,7 @@ import collections
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..protocol.errors import FileHashMismatch, ProtocolError
 from . import files_async
@@ -25,11 +26,15 @@ from .filework import (
     GetPlan,
     Listing,
     Progress,
+    PutOptions,
     PutPlan,
     Transfer,
     download_target,
 )
 from .localfile import file_sha256
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["AsyncFilesMixin", "FilesMixin"]
 
@@ -41,21 +46,17 @@ class FilesMixin:
         self: SyncHost,
         local: str | os.PathLike[str],
         remote: str,
-        *,
-        overwrite: bool = False,
-        sha256: str | bool | None = None,
-        progress: Progress | None = None,
+        **options: Unpack[PutOptions],
     ) -> Transfer:
         """Upload ``local`` to ``remote``; an interrupted upload of it resumes.
 
-        ``sha256=True`` hashes the file first so the server skips it when it already
-        holds the same content (even with ``overwrite``); a hex string is trusted as is.
-        A result's ``sent`` says how many bytes actually crossed the network.
+        Options as ``PutOptions`` says. A result's ``sent`` says how many bytes actually
+        crossed the network.
         """
-        upload = Upload(self, local, remote, overwrite, sha256)
+        upload = Upload(self, local, remote, options.get("overwrite", False), options.get("sha256"))
         try:
             upload.ask()
-            return upload.run(progress)
+            return upload.run(options.get("progress"))
         finally:
             upload.close()
 
@@ -141,14 +142,13 @@ class AsyncFilesMixin:
         self: files_async.AsyncHost,
         local: str | os.PathLike[str],
         remote: str,
-        *,
-        overwrite: bool = False,
-        sha256: str | bool | None = None,
-        progress: Progress | None = None,
+        **options: Unpack[PutOptions],
     ) -> Transfer:
         """Upload ``local`` to ``remote``; see ``Client.put``."""
+        sha256, progress = options.get("sha256"), options.get("progress")
         with open(local, "rb") as src:
-            plan = PutPlan(remote, os.fstat(src.fileno()).st_size, overwrite)
+            size = os.fstat(src.fileno()).st_size
+            plan = PutPlan(remote, size, options.get("overwrite", False))
             want = sha256 is True
             plan.sha256 = None if want or not sha256 else str(sha256)
             while True:

@@ -1,7 +1,7 @@
 """Files on ``AsyncClient``: the same transfers, awaited.
 
-While an upload's body goes out, frames that other tasks send wait in ``_held``, so
-none lands inside the body.
+While an upload's body goes out, frames that other tasks send wait behind it
+(``Writer.exclusive``), so none lands inside the body.
 """
 
 from __future__ import annotations
@@ -9,13 +9,13 @@ from __future__ import annotations
 import asyncio
 import io
 import os
-import weakref
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-from .common import Reply
-from .errors import ConnectionClosed
+from ..protocol.client_events import Chunk, Reply
+from .aio_writer import BodyWriter, Writer
+from .errors import LocalFileChanged
 from .filework import (
     DATA,
     READY,
@@ -32,25 +32,16 @@ from .filework import (
 )
 from .localfile import SLICE, LocalPartial, hashing
 
-if TYPE_CHECKING:
-    from .aio import Chunk
-
 __all__ = ["AsyncHost", "get_once", "put_once"]
-
-_BODY_LOCKS: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
-"""One body at a time per client: a file.data frame cannot be split."""
 
 COPY = 1 << 20
 
 
 class AsyncHost(Protocol):
-    _transport: asyncio.Transport | None
-    _loop: asyncio.AbstractEventLoop
-    _held: bytearray | None
+    """What ``AsyncClient`` offers the files code: its public methods only."""
 
-    def _write(self, data: bytes) -> None: ...
-
-    def _flush(self) -> None: ...
+    @property
+    def writer(self) -> Writer: ...
 
     def request(self, op: str, body: bytes = b"", **fields: Any) -> asyncio.Future[Reply]: ...
 
@@ -59,8 +50,6 @@ class AsyncHost(Protocol):
     ) -> int: ...
 
     def follow(self, rid: int) -> AsyncIterator[Reply | Chunk]: ...
-
-    async def drain(self) -> None: ...
 
 
 async def put_once(
@@ -77,63 +66,38 @@ async def put_once(
         return skipped
     digest = asyncio.wrap_future(hashing(local, src, plan.total))
     await send_body(client, rid, src, plan, progress)
-    client._write(end_frame(rid, await digest))
+    client.writer.write(end_frame(rid, await digest))
     return sent_result(plan, local, await anext(items))
 
 
 async def send_body(
     client: AsyncHost, rid: int, src: io.BufferedReader, plan: PutPlan, progress: Progress | None
 ) -> None:
-    """The file.data frame; other frames wait in ``_held`` so none lands inside the body,
-    and a second upload's body waits for the lock.
+    """The file.data frame, alone on the wire while it goes (``Writer.exclusive``).
 
     ``loop.sendfile`` sends without a copy where the loop can (asyncio's own, on plain
     sockets); uvloop and TLS cannot, so the bytes are read in a thread and written.
     """
-    lock = _BODY_LOCKS.setdefault(client, asyncio.Lock())
-    async with lock:
-        await _send_body(client, rid, src, plan, progress)
-
-
-async def _send_body(
-    client: AsyncHost, rid: int, src: io.BufferedReader, plan: PutPlan, progress: Progress | None
-) -> None:
-    transport = client._transport
-    if transport is None or transport.is_closing():
-        raise ConnectionClosed("the connection is closed")
-    client._flush()
-    client._held = bytearray()
-    try:
-        transport.write(data_header(rid, plan.total - plan.offset))
-        pos, zero_copy = plan.offset, True
+    async with client.writer.exclusive() as body:
+        body.write(data_header(rid, plan.total - plan.offset))
+        pos = plan.offset
         while pos < plan.total:
             n = min(SLICE, plan.total - pos)
-            if zero_copy:
-                try:
-                    await client._loop.sendfile(transport, src, pos, n, fallback=False)
-                except (NotImplementedError, RuntimeError):
-                    zero_copy = False
-            if not zero_copy:
-                await copy_body(client, transport, src, pos, n)
+            if not await body.sendfile(src, pos, n):
+                await copy_body(body, src, pos, n)
             pos += n
             report(progress, pos, plan.total)
-    finally:
-        held, client._held = client._held, None
-        if held:
-            client._write(bytes(held))
 
 
-async def copy_body(
-    client: AsyncHost, transport: asyncio.Transport, src: io.BufferedReader, pos: int, n: int
-) -> None:
+async def copy_body(body: BodyWriter, src: io.BufferedReader, pos: int, n: int) -> None:
     end = pos + n
     while pos < end:
         chunk = await asyncio.to_thread(os.pread, src.fileno(), min(COPY, end - pos), pos)
         if not chunk:
-            raise ConnectionClosed(f"{src.name} shrank while it was being sent")
-        transport.write(chunk)
+            raise LocalFileChanged(f"{src.name} shrank while it was being sent")
+        body.write(chunk)
         pos += len(chunk)
-        await client.drain()
+        await body.drain()
 
 
 async def get_once(

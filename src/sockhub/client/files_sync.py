@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import collections
 import functools
+import io
 import os
-import select
-import socket
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..protocol.client_events import Reply
 from ..protocol.errors import FileHashMismatch, ProtocolError
-from .common import Reply
-from .errors import ConnectionClosed
+from .errors import LocalFileChanged
 from .filework import (
     DATA,
     READY,
@@ -38,7 +37,7 @@ from .filework import (
 from .localfile import SLICE, file_sha256, hashing
 
 if TYPE_CHECKING:
-    from .aio import Chunk
+    from ..protocol.client_events import Chunk
 
 __all__ = ["WINDOW", "Download", "SyncHost", "Upload", "asked", "fetch", "land_oldest", "step"]
 
@@ -47,22 +46,23 @@ WINDOW = 32
 
 
 class SyncHost(Protocol):
-    _sock: socket.socket | None
-    _held: dict[int, collections.deque[Reply | Chunk]]
+    """What the blocking ``Client`` offers the files code: public methods only."""
 
-    def _pump(self, deadline: float | None) -> None: ...
+    def send_raw(self, data: bytes) -> None: ...
 
-    def _write(self, data: bytes) -> None: ...
+    def sendfile(self, src: io.BufferedReader, offset: int, count: int) -> int: ...
 
-    def _fail(self, exc: BaseException) -> None: ...
+    def poll(self) -> None: ...
 
-    def request(
-        self, op: str, body: bytes = b"", *, timeout: float | None = None, **fields: Any
-    ) -> Reply: ...
+    def has_reply(self, rid: int) -> bool: ...
 
-    def start_stream(self, op: str, body: bytes = b"", **fields: Any) -> int: ...
+    def request(self, op: str, body: bytes = b"", **fields: Any) -> Reply: ...
 
-    def follow(self, rid: int, *, partial: Iterable[str]) -> Iterator[Reply | Chunk]: ...
+    def start_stream(
+        self, op: str, body: bytes = b"", *, partial: Iterable[str], **fields: Any
+    ) -> int: ...
+
+    def follow(self, rid: int) -> Iterator[Reply | Chunk]: ...
 
 
 class Upload:
@@ -89,8 +89,8 @@ class Upload:
         self.sent = False
 
     def ask(self) -> None:
-        self.rid = self.client.start_stream("file.put", **self.plan.fields())
-        self.items = self.client.follow(self.rid, partial=READY)
+        self.rid = self.client.start_stream("file.put", partial=READY, **self.plan.fields())
+        self.items = self.client.follow(self.rid)
         self.sent = False
         self.result = None
 
@@ -102,22 +102,15 @@ class Upload:
             return
         plan, client = self.plan, self.client
         digest = hashing(self.local, self.src, plan.total)
-        client._write(data_header(self.rid, plan.total - plan.offset))
-        sock = client._sock
-        if sock is None:
-            raise ConnectionClosed("the connection is closed")
+        client.send_raw(data_header(self.rid, plan.total - plan.offset))
         pos = plan.offset
-        try:
-            while pos < plan.total:
-                n = min(SLICE, plan.total - pos)
-                if sock.sendfile(self.src, pos, n) != n:
-                    raise OSError(f"{self.local} shrank while it was being sent")
-                pos += n
-                report(progress, pos, plan.total)
-        except OSError as exc:
-            client._fail(ConnectionClosed(f"sending {self.local} failed: {exc}"))
-            raise ConnectionClosed(f"sending {self.local} failed: {exc}") from exc
-        client._write(end_frame(self.rid, digest.result()))
+        while pos < plan.total:
+            n = min(SLICE, plan.total - pos)
+            if client.sendfile(self.src, pos, n) != n:
+                raise LocalFileChanged(f"{self.local} shrank while it was being sent")
+            pos += n
+            report(progress, pos, plan.total)
+        client.send_raw(end_frame(self.rid, digest.result()))
 
     def run(self, progress: Progress | None) -> Transfer:
         """Finish this upload, asking again when the protocol says that helps."""
@@ -149,12 +142,14 @@ class Download:
 
     def ask(self) -> None:
         part = self.plan.part
-        self.rid = self.client.start_stream("file.get", path=self.remote, offset=part.offset)
+        self.rid = self.client.start_stream(
+            "file.get", partial=DATA, path=self.remote, offset=part.offset
+        )
 
     def _land(self, progress: Progress | None) -> Transfer:
         part = self.plan.part
         total, sha = 0, ""
-        for item in self.client.follow(self.rid, partial=DATA):
+        for item in self.client.follow(self.rid):
             if isinstance(item, Reply):
                 total, sha = got_reply(self.remote, part, item, total)
             else:
@@ -215,11 +210,9 @@ def land_oldest(flights: collections.deque[Upload]) -> Transfer | ProtocolError:
     """Send the bodies of the uploads whose file.ready has come, then land the oldest:
     the server works on the others meanwhile, and nothing waits on the newest."""
     client = flights[0].client
-    sock = client._sock
-    while sock is not None and select.select([sock], [], [], 0)[0]:
-        client._pump(None)  # take in what has arrived, without waiting
+    client.poll()  # take in what has arrived, without waiting
     for upload in flights:
-        if not upload.sent and (upload is flights[0] or client._held.get(upload.rid)):
+        if not upload.sent and (upload is flights[0] or client.has_reply(upload.rid)):
             step(upload, functools.partial(upload.send, None))
     upload = flights.popleft()
     try:

@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from ..protocol.errors import FileExists, FileHashMismatch, ProtocolError
 from ..protocol.frames import encode_frame, encode_header
@@ -30,6 +30,7 @@ __all__ = [
     "GetPlan",
     "Listing",
     "Progress",
+    "PutOptions",
     "PutPlan",
     "Transfer",
     "data_header",
@@ -50,6 +51,20 @@ DATA = ("file.data",)
 
 Progress = Callable[[int, int], object]
 """Called as bytes move with (bytes the receiving side holds, total)."""
+
+
+class PutOptions(TypedDict, total=False):
+    """The keyword options of both clients' ``put``.
+
+    ``overwrite`` (default False) replaces an existing file; ``sha256=True`` hashes the
+    file first so the server skips it when it already holds the same content (even
+    with ``overwrite``), a hex string is trusted as is; ``progress`` is called as bytes
+    move.
+    """
+
+    overwrite: bool
+    sha256: str | bool | None
+    progress: Progress | None
 
 
 @dataclass(frozen=True, slots=True)

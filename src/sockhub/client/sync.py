@@ -1,72 +1,77 @@
 """The blocking client: plain sockets, no hidden event-loop thread, the same API shape.
 
-Frames that arrive while we wait for a particular reply (pushes, replies to other
-requests) are kept in order and handed out when asked for, so nothing is lost.
+An adapter over the sans-IO core (``protocol/client.py``): it reads only while a call
+waits, and every event is kept for the request it belongs to, so nothing is lost and
+nothing unasked is kept (frames of a request nobody waits for are dropped, and each
+request's queue is bounded by the core). Timers (request deadlines, keepalive pings)
+run while a call waits. ``OSError`` becomes a sockhub error in one place, ``_os_error``.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import io
+import select
 import socket
+import ssl
 import time
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..protocol.errors import ProtocolError, error_from_header
-from ..protocol.frames import BodyChunk, BodyEnd, Frame, FrameStart, encode_frame
+from ..protocol.client_errors import ConnectError, ConnectionBroken, ConnectionClosed
+from ..protocol.client_events import Chunk, Data, Failed, Fatal, Final, Partial, Push, Reply
+from ..protocol.errors import SockhubError
 from .address import Address
-from .aio import Chunk
 from .chat import ChatMixin
-from .common import Options, Reply, TimeResult, as_bytes, echo_fields, new_core, time_fields
-from .errors import ConnectError, ConnectionClosed
+from .common import (
+    DEFAULT,
+    CoreView,
+    Default,
+    Options,
+    Timeout,
+    TimeResult,
+    as_bytes,
+    echo_fields,
+    time_fields,
+)
 from .exec import ExecMixin
 from .files import FilesMixin
 from .tls import check_peer, client_context
 
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .common import Settings
+
 __all__ = ["Client"]
 
 _RECV = 256 * 1024
+_NOTHING_YET = (TimeoutError, BlockingIOError, ssl.SSLWantReadError)
+_Held = collections.deque[Final | Partial | Data | Failed]
+_NO = Reply({})
 
 
-class Client(ChatMixin, ExecMixin, FilesMixin):
+class Client(CoreView, ChatMixin, ExecMixin, FilesMixin):
     """A blocking connection to a sockhub server."""
 
     def __init__(self, options: Options) -> None:
         self.options = options
-        self._core = new_core()
+        self.request_timeout = options.request_timeout
+        self._core = options.core()
         self._sock: socket.socket | None = None
-        self._pushes: collections.deque[Reply] = collections.deque()
-        self._held: dict[int, collections.deque[Reply | Chunk]] = {}
-        self._streaming_re: int | None = None
-        self._closed_exc: BaseException | None = None
-        self._last_send = time.monotonic()
+        self._pushes: collections.deque[Reply | SockhubError] = collections.deque()
+        self._held: dict[int, _Held] = {}
         self.fingerprint: str | None = None
         self.pinned_now = False
 
     @classmethod
-    def connect(
-        cls,
-        server: str | Address | None = None,
-        *,
-        user: str | None = None,
-        key: bytes | None = None,
-        tls: bool = False,
-        fingerprint: str | None = None,
-        known_hosts: str | None = None,
-        timeout: float = 10.0,
-    ) -> Client:
-        """Connect, read the hello, check the TLS pin, authenticate when ``user`` is given."""
-        options = Options.make(
-            server,
-            user=user,
-            key=key,
-            tls=tls,
-            fingerprint=fingerprint,
-            known_hosts=known_hosts,
-            timeout=timeout,
-        )
-        client = cls(options)
+    def connect(cls, server: str | Address | None = None, **settings: Unpack[Settings]) -> Client:
+        """Connect, read the hello, check the TLS pin, authenticate when ``user`` is given.
+
+        Every step shares the ``timeout`` deadline; errors as for ``AsyncClient.connect``.
+        """
+        client = cls(Options.make(server, **settings))
         try:
             client._open()
         except BaseException:
@@ -77,7 +82,7 @@ class Client(ChatMixin, ExecMixin, FilesMixin):
     def _open(self) -> None:
         opts = self.options
         addr = opts.address
-        deadline = time.monotonic() + opts.timeout
+        deadline = opts.deadline(time.monotonic(), opts.timeout)
         try:
             if addr.unix is not None:
                 sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -91,7 +96,7 @@ class Client(ChatMixin, ExecMixin, FilesMixin):
                     sock, server_hostname=addr.host if addr.unix is None else "localhost"
                 )
         except OSError as exc:
-            raise ConnectError(f"cannot connect to {addr}: {exc.strerror or exc}") from exc
+            raise self._os_error(exc, connecting=True) from exc
         self._sock = sock
         if opts.tls:
             assert hasattr(sock, "getpeercert")
@@ -101,213 +106,257 @@ class Client(ChatMixin, ExecMixin, FilesMixin):
                 fingerprint=opts.fingerprint,
                 known_hosts=opts.known_hosts,
             )
-        try:
-            while self._core.hello is None:
-                self._pump(deadline)
-        except TimeoutError as exc:
-            raise ConnectError(f"{addr}: no sockhub hello within {opts.timeout:g} s") from exc
-        except ConnectionClosed as exc:
-            raise ConnectError(f"{addr} closed the connection before its hello") from exc
+        self._core.start(time.monotonic(), opts.timeout)
+        while self._core.hello is None:
+            self._pump(None)
         if opts.user is not None and opts.key is not None:
-            rid, frame = self._core.auth_request(opts.user, opts.key)
-            self._write(frame)
-            self._core.auth_reply(self._wait_final(rid, frozenset(), deadline).header)
-
-    @property
-    def hello(self) -> Any:
-        return self._core.hello
-
-    @property
-    def user(self) -> str | None:
-        return self._core.user
-
-    @property
-    def grants(self) -> list[str]:
-        return self._core.grants
+            rid, frame = self._core.auth_request(opts.user, opts.key, deadline)
+            self._held[rid] = collections.deque()
+            self.send_raw(frame)
+            self._core.auth_reply(self._final(rid).header)
 
     @property
     def closed(self) -> bool:
         return self._sock is None
 
-    # sending and receiving ----------------------------------------------------------
+    # the one boundary to the socket ---------------------------------------------------
 
-    def _write(self, data: bytes) -> None:
-        if self._closed_exc is not None:
-            raise self._closed_exc
+    def _live(self) -> socket.socket:
+        if self._core.error is not None:
+            raise self._core.error
         if self._sock is None:
             raise ConnectionClosed("the connection is closed")
-        try:
-            self._sock.settimeout(None)
-            self._sock.sendall(data)
-        except OSError as exc:
-            self._fail(ConnectionClosed(f"connection broken: {exc}"))
-            raise self._closed_exc from exc  # type: ignore[misc]
-        self._last_send = time.monotonic()
+        return self._sock
 
-    def _fail(self, exc: BaseException) -> None:
-        if self._closed_exc is None:
-            self._closed_exc = exc
-        self._shut()
-
-    def _pump(self, deadline: float | None) -> None:
-        """Read once from the socket and sort every complete event; TimeoutError at deadline."""
-        core = self._core  # every event is sorted right after its bytes arrive, below
-        if self._closed_exc is not None:
-            raise self._closed_exc
-        sock = self._sock
-        if sock is None:
-            raise ConnectionClosed("the connection is closed")
-        wait = None if deadline is None else deadline - time.monotonic()
-        if wait is not None and wait <= 0:
-            raise TimeoutError("timed out waiting for the server")
-        sock.settimeout(wait)
-        try:
-            data = sock.recv(_RECV)
-        except TimeoutError:
-            raise
-        except OSError as exc:
-            self._fail(ConnectionClosed(f"connection broken: {exc}"))
-            raise self._closed_exc from exc  # type: ignore[misc]
-        if not data:
-            self._fail(ConnectionClosed("the server closed the connection"))
-            raise self._closed_exc  # type: ignore[misc]
-        core.receive_data(data)
-        while True:
-            try:
-                event = core.next_event()
-            except ProtocolError as exc:
-                self._fail(exc)
-                raise
-            if event is None:
-                return
-            self._sort(event)
-
-    def _sort(self, event: Any) -> None:
-        cls = event.__class__
-        if cls is BodyChunk:
-            if self._streaming_re is not None:
-                self._held.setdefault(self._streaming_re, collections.deque()).append(
-                    Chunk(event.data)
+    def _os_error(self, exc: OSError, *, connecting: bool = False) -> SockhubError:
+        """The one place an ``OSError`` of this client becomes a sockhub error."""
+        addr = self.options.address
+        if connecting:
+            if isinstance(exc, TimeoutError):
+                error: SockhubError = ConnectError(
+                    f"cannot connect to {addr} within {self.options.timeout:g} s"
                 )
-            return
-        if cls is BodyEnd:
-            self._streaming_re = None
-            return
-        header = event.header
-        re = header.get("re")
-        if re is None and header.get("op") == "error" and header.get("fatal") is False:
-            re = header.get("target")  # exec.in/exec.kill failed: tell the run it targeted
-        if re is None:
-            if header.get("op") == "error":
-                self._fail(error_from_header(header))
-            elif header.get("op") == "ping" and header.get("id") is not None:
-                self._write(encode_frame({"op": "pong", "re": header["id"]}))
             else:
-                self._pushes.append(Reply(header, event.body if cls is Frame else b""))
-            return
-        if cls is FrameStart:
-            self._streaming_re = re
-        self._held.setdefault(re, collections.deque()).append(
-            Reply(header, event.body if cls is Frame else b"")
-        )
+                error = ConnectError(f"cannot connect to {addr}: {exc.strerror or exc}")
+        elif isinstance(exc, TimeoutError):
+            error = ConnectionBroken(
+                f"the server did not read for {self.options.write_timeout:g} s"
+            )
+        else:
+            error = ConnectionBroken(f"connection to {addr} broken: {exc.strerror or exc}")
+        error.__cause__ = exc
+        return error
 
-    def _next_for(self, rid: int, deadline: float | None) -> Reply | Chunk:
-        while True:
-            held = self._held.get(rid)
-            if held:
-                return held.popleft()
-            self._keepalive()
-            self._pump(self._slice(deadline))
+    def _broken(self, exc: OSError) -> SockhubError:
+        error = self._os_error(exc)
+        self._core.broken(error)  # type: ignore[arg-type]
+        self._shut()
+        return error
 
-    def _slice(self, deadline: float | None) -> float:
-        """Wake at least every third of the idle timeout to keep the connection alive."""
-        hello = self._core.hello
-        idle = float(hello.limits.get("idle_timeout", 300)) if hello else 300.0
-        step = time.monotonic() + max(0.5, idle / 3)
-        return step if deadline is None else min(step, deadline)
-
-    def _keepalive(self) -> None:
-        hello = self._core.hello
-        idle = float(hello.limits.get("idle_timeout", 300)) if hello else 300.0
-        if time.monotonic() - self._last_send > idle / 3:
-            self._write(encode_frame({"op": "ping"}))
-
-    def _wait_final(self, rid: int, partial: frozenset[str], deadline: float | None) -> Reply:
-        for item in self._follow(rid, partial, deadline):
-            if isinstance(item, Reply) and item.op not in partial:
-                return item
-        raise ConnectionClosed("no final reply")  # pragma: no cover - _follow ends on final
-
-    def _follow(
-        self, rid: int, partial: frozenset[str], deadline: float | None
-    ) -> Iterator[Reply | Chunk]:
+    def send_raw(self, data: bytes) -> None:
+        """Write bytes already framed, within the ``write_timeout``."""
+        sock = self._live()
+        sock.settimeout(self.options.write_timeout)
         try:
-            while True:
+            sock.sendall(data)
+        except OSError as exc:
+            raise self._broken(exc) from exc
+
+    def sendfile(self, src: io.BufferedReader, offset: int, count: int) -> int:
+        """Send ``count`` bytes of ``src`` from ``offset`` (zero copy on plain sockets)."""
+        sock = self._live()
+        sock.settimeout(self.options.write_timeout)
+        try:
+            return sock.sendfile(src, offset, count)
+        except OSError as exc:
+            raise self._broken(exc) from exc
+
+    def send_while_reading(self, data: bytes) -> None:
+        """Send while still reading what the server sends, so big input cannot deadlock.
+
+        (A command's output fills our socket while we write its input: if we only wrote,
+        the server would stop reading us, the command would stop reading its input, and
+        nothing would move.) What is read is kept for whoever follows that request.
+        """
+        view = memoryview(data)
+        while view:
+            sock = self._live()
+            readable, writable, _ = select.select([sock], [sock], [], self.options.write_timeout)
+            if not readable and not writable:
+                raise self._broken(TimeoutError())
+            if readable:
+                self.poll()
+            if writable:
+                sock.settimeout(0)
                 try:
-                    item = self._next_for(rid, deadline)
-                except TimeoutError:
-                    if deadline is not None and time.monotonic() >= deadline:
-                        raise
+                    view = view[sock.send(view) :]
+                except (*_NOTHING_YET, ssl.SSLWantWriteError):
                     continue
-                if isinstance(item, Reply):
-                    if item.op == "error":
-                        raise error_from_header(item.header)
-                    yield item
-                    if item.op not in partial:
-                        return
-                else:
-                    yield item
+                except OSError as exc:
+                    raise self._broken(exc) from exc
+
+    def _pump(self, until: float | None) -> None:
+        """Read once (waiting until ``until`` or the core's next timer) and sort the events."""
+        core = self._core
+        sock = self._live()
+        due = core.next_deadline()
+        wake = due if until is None else until if due is None else min(due, until)
+        sock.settimeout(None if wake is None else max(0.0, wake - time.monotonic()))
+        try:
+            data: bytes | None = sock.recv(_RECV)
+        except _NOTHING_YET:
+            data = None
+        except OSError as exc:
+            raise self._broken(exc) from exc
+        if data == b"":
+            core.receive_eof()
+        elif data:
+            core.receive_data(data)
+        core.tick(time.monotonic())
+        self._sort()
+
+    def poll(self) -> None:
+        """Take in what has already arrived, without waiting."""
+        self._pump(time.monotonic())
+
+    def _sort(self) -> None:
+        core = self._core
+        while (event := core.next_event()) is not None:
+            match event:
+                case Push(reply=item) | Failed(rid=None, error=item):
+                    self._pushes.append(item)
+                case Fatal():
+                    self._shut()
+                case Final(rid=rid) | Partial(rid=rid) | Data(rid=rid) | Failed(rid=int(rid)):
+                    held = self._held.get(rid)
+                    if held is not None:
+                        held.append(event)
+        out = core.data_to_send()
+        if out:
+            self.send_raw(out)
+
+    def _next_for(self, rid: int) -> Final | Partial | Data | Failed:
+        held = self._held[rid]
+        while not held:
+            self._pump(None)
+        return held.popleft()
+
+    @property
+    def held_bytes(self) -> int:
+        """Bytes this client holds that the program has not taken: bodies of replies
+        waiting for their request, plus a frame still arriving. Bounded by the queue
+        limits: what an abandoned or unread request would add is dropped."""
+        held = sum(
+            len(event.chunk) if event.__class__ is Data else len(getattr(event, "reply", _NO).body)
+            for events in self._held.values()
+            for event in events
+        )
+        return held + self._core.decoder.buffered
+
+    def has_reply(self, rid: int) -> bool:
+        """Something for ``rid`` has arrived and waits to be taken."""
+        return bool(self._held.get(rid))
+
+    def _final(self, rid: int) -> Reply:
+        try:
+            event = self._next_for(rid)
         finally:
             self._held.pop(rid, None)
+            self._core.abandon(rid)
+        if event.__class__ is Failed:
+            raise event.error
+        return event.reply  # type: ignore[union-attr]
+
+    def _follow(self, rid: int) -> Iterator[Reply | Chunk]:
+        core = self._core
+        try:
+            while True:
+                event = self._next_for(rid)
+                cls = event.__class__
+                if cls is Failed:
+                    raise event.error  # type: ignore[union-attr]
+                if cls is Data:
+                    core.taken(rid, len(event.chunk))  # type: ignore[union-attr]
+                    yield event.chunk  # type: ignore[union-attr]
+                    continue
+                reply: Reply = event.reply  # type: ignore[union-attr]
+                if cls is Final:
+                    yield reply
+                    return
+                core.taken(rid, len(reply.body))
+                yield reply
+        finally:
+            self._held.pop(rid, None)
+            core.abandon(rid)
 
     # the public API -----------------------------------------------------------------
 
     def request(
-        self, op: str, body: bytes = b"", *, timeout: float | None = None, **fields: Any
+        self,
+        op: str,
+        body: bytes = b"",
+        *,
+        request_timeout: Timeout = DEFAULT,
+        **fields: Any,
     ) -> Reply:
-        """Send a request and wait for its final reply; an error reply raises its exception."""
-        rid, frame = self._core.request(op, body, **fields)
-        self._write(frame)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        return self._wait_final(rid, frozenset(), deadline)
+        """Send a request and wait for its final reply; an error reply raises its exception.
+
+        ``request_timeout`` (default: the client's; None: no limit) raises ``RequestTimeout``.
+        """
+        seconds = self.request_timeout if isinstance(request_timeout, Default) else request_timeout
+        deadline = None if seconds is None else time.monotonic() + seconds
+        rid, frame = self._core.request(op, body, deadline=deadline, **fields)
+        self._held[rid] = collections.deque()
+        self.send_raw(frame)
+        return self._final(rid)
 
     def send(self, op: str, body: bytes = b"", **fields: Any) -> None:
         """Send a frame that expects no reply (no ``id``)."""
-        self._write(encode_frame({"op": op, **fields}, body))
+        self.send_raw(self._core.frame(op, body, **fields))
 
     def stream(
         self, op: str, body: bytes = b"", *, partial: Iterable[str], **fields: Any
     ) -> Iterator[Reply | Chunk]:
         """Send a request and yield every frame tied to it, the final reply last."""
-        rid = self.start_stream(op, body, **fields)
-        return self.follow(rid, partial=partial)
+        return self.follow(self.start_stream(op, body, partial=partial, **fields))
 
-    def start_stream(self, op: str, body: bytes = b"", **fields: Any) -> int:
-        rid, frame = self._core.request(op, body, **fields)
-        self._write(frame)
+    def start_stream(
+        self, op: str, body: bytes = b"", *, partial: Iterable[str], **fields: Any
+    ) -> int:
+        """Send a streaming request and return its id, to ``follow`` later."""
+        rid, frame = self._core.request(op, body, partial=frozenset(partial), **fields)
+        self._held[rid] = collections.deque()
+        self.send_raw(frame)
         return rid
 
-    def follow(self, rid: int, *, partial: Iterable[str]) -> Iterator[Reply | Chunk]:
-        return self._follow(rid, frozenset(partial), None)
+    def follow(self, rid: int) -> Iterator[Reply | Chunk]:
+        """The frames of streaming request ``rid``; leaving early abandons the rest."""
+        if rid not in self._held:
+            raise KeyError(rid)
+        return self._follow(rid)
 
     def next_push(self, timeout: float | None = None) -> Reply:
-        """The next frame the server pushed unasked; TimeoutError after ``timeout`` seconds."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+        """The next frame the server pushed unasked; TimeoutError after ``timeout`` seconds.
+
+        ``QueueFull`` says pushes were dropped because they were not taken in time.
+        """
+        until = None if timeout is None else time.monotonic() + timeout
         while not self._pushes:
-            self._keepalive()
-            try:
-                self._pump(self._slice(deadline))
-            except TimeoutError:
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise
-        return self._pushes.popleft()
+            if until is not None and time.monotonic() >= until:
+                raise TimeoutError(f"nothing was pushed within {timeout:g} s")
+            self._pump(until)
+        item = self._pushes.popleft()
+        if isinstance(item, BaseException):
+            raise item
+        self._core.push_taken()
+        return item
 
     def pushes(self, timeout: float | None = None) -> Iterator[Reply]:
         """Pushed frames; stops after ``timeout`` seconds without one, or when the connection ends."""
         while True:
             try:
                 yield self.next_push(timeout)
-            except (TimeoutError, ConnectionClosed):
+            except (TimeoutError, ConnectionClosed, ConnectionBroken):
                 return
 
     def echo(self, data: bytes | str, *, upper: bool = False) -> bytes:
@@ -323,13 +372,19 @@ class Client(ChatMixin, ExecMixin, FilesMixin):
 
     def close(self) -> None:
         """Say bye, read what the server still owes until it closes, then close."""
-        if self._sock is None:
-            return
-        with contextlib.suppress(ConnectionError, ProtocolError, TimeoutError):
-            self.send("bye")
-            deadline = time.monotonic() + self.options.timeout
-            while self._sock is not None:
-                self._pump(deadline)
+        if self._sock is not None:
+            with contextlib.suppress(SockhubError):
+                self.send("bye")
+                self._core.closing()
+                until = self.options.deadline(time.monotonic(), self.options.timeout)
+                while self._sock is not None and (until is None or time.monotonic() < until):
+                    self._pump(until)
+        self._core.broken(ConnectionClosed("the connection is closed"))
+        self._shut()
+
+    def abort(self) -> None:
+        """Close at once, without a goodbye (the connection is already in doubt)."""
+        self._core.broken(ConnectionClosed("the connection is closed"))
         self._shut()
 
     def _shut(self) -> None:
@@ -347,4 +402,4 @@ class Client(ChatMixin, ExecMixin, FilesMixin):
         if exc_type is None:
             self.close()
         else:
-            self._shut()
+            self.abort()

@@ -5,6 +5,7 @@ WebSocket bridge and the fuzz tests all share exactly the same parser.
 """
 
 from .client import PROTO, ClientConnection, Hello, reply_error
+from .client_events import Chunk, Reply
 from .errors import ProtocolError, error_from_header, error_header
 from .frames import (
     DEFAULT_MAX_BODY,
@@ -27,6 +28,7 @@ __all__ = [
     "PROTO",
     "BodyChunk",
     "BodyEnd",
+    "Chunk",
     "ClientConnection",
     "Decoder",
     "Event",
@@ -34,6 +36,7 @@ __all__ = [
     "FrameStart",
     "Hello",
     "ProtocolError",
+    "Reply",
     "decode_datagram",
     "encode_frame",
     "encode_header",

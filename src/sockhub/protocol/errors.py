@@ -41,13 +41,25 @@ __all__ = [
     "OpUnknown",
     "ProtocolError",
     "ServerShuttingDown",
+    "SockhubError",
     "error_from_header",
     "error_header",
 ]
 
 
-class ProtocolError(Exception):
-    """An error that has a protocol code; raised by either side, sent as an ``error`` frame."""
+class SockhubError(Exception):
+    """The root of every exception sockhub raises on purpose, so a program can catch them all.
+
+    It lives in the protocol layer because the wire errors below are part of the family
+    and the protocol package imports nothing else of sockhub.
+    """
+
+
+class ProtocolError(SockhubError):
+    """An error that has a protocol code; raised by either side, sent as an ``error`` frame.
+
+    When a client raises one it is the remote family: the server answered with this code.
+    """
 
     code: ClassVar[str] = "internal"
     default_fatal: ClassVar[bool] = False

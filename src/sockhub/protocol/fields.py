@@ -7,7 +7,8 @@ holds everywhere without each service re-implementing it.
 
 from __future__ import annotations
 
-from typing import Any, cast
+from collections.abc import Callable
+from typing import Any
 
 from .errors import BadRequest
 from .frames import MAX_ID
@@ -25,8 +26,19 @@ __all__ = [
 _MISSING: Any = object()
 
 
-def _missing(name: str) -> BadRequest:
-    return BadRequest(f"field '{name}' is required")
+def _field(
+    header: dict[str, Any], name: str, default: Any, fits: Callable[[Any], bool], what: str
+) -> tuple[bool, Any]:
+    """``(given, value)``: the field checked with ``fits``, or ``(False, default)`` when it
+    is absent and has a default; absent without one, or unfit, is a ``bad.request``."""
+    value = header.get(name, default)
+    if value is _MISSING:
+        raise BadRequest(f"field '{name}' is required")
+    if value is default and default is not _MISSING:
+        return False, value
+    if not fits(value):
+        raise BadRequest(f"field '{name}' must be {what}")
+    return True, value
 
 
 def get_id(header: dict[str, Any], name: str = "id") -> int | None:
@@ -42,14 +54,8 @@ def get_id(header: dict[str, Any], name: str = "id") -> int | None:
 def get_str(
     header: dict[str, Any], name: str, default: Any = _MISSING, *, max_len: int | None = None
 ) -> Any:
-    value = header.get(name, default)
-    if value is _MISSING:
-        raise _missing(name)
-    if value is default and default is not _MISSING:
-        return value
-    if not isinstance(value, str):
-        raise BadRequest(f"field '{name}' must be a string")
-    if max_len is not None and len(value) > max_len:
+    given, value = _field(header, name, default, _is_str, "a string")
+    if given and max_len is not None and len(value) > max_len:
         raise BadRequest(f"field '{name}' is longer than {max_len} characters")
     return value
 
@@ -70,15 +76,9 @@ def _ranged(
     lo: float | None,
     hi: float | None,
 ) -> Any:
-    value: Any = header.get(name, default)
-    if value is _MISSING:
-        raise _missing(name)
-    if value is default and default is not _MISSING:
-        return value
-    if value.__class__ not in kinds or value != value:  # bool is not an int here; NaN is out
-        raise BadRequest(f"field '{name}' must be {what}")
-    number = cast(float, value)
-    if (lo is not None and number < lo) or (hi is not None and number > hi):
+    # bool is not an int here, and NaN (not equal to itself) is no number
+    given, value = _field(header, name, default, lambda v: v.__class__ in kinds and v == v, what)
+    if given and ((lo is not None and value < lo) or (hi is not None and value > hi)):
         raise BadRequest(f"field '{name}' must be between {lo} and {hi}")
     return value
 
@@ -106,22 +106,20 @@ def get_number(
 
 
 def get_str_list(header: dict[str, Any], name: str, default: Any = _MISSING) -> Any:
-    value = header.get(name, default)
-    if value is _MISSING:
-        raise _missing(name)
-    if value is default and default is not _MISSING:
-        return value
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise BadRequest(f"field '{name}' must be a list of strings")
-    return value
+    return _field(header, name, default, _is_str_list, "a list of strings")[1]
 
 
 def get_str_map(header: dict[str, Any], name: str, default: Any = _MISSING) -> Any:
-    value = header.get(name, default)
-    if value is _MISSING:
-        raise _missing(name)
-    if value is default and default is not _MISSING:
-        return value
-    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-        raise BadRequest(f"field '{name}' must be an object of strings")
-    return value
+    return _field(header, name, default, _is_str_map, "an object of strings")[1]
+
+
+def _is_str(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _is_str_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _is_str_map(value: Any) -> bool:
+    return isinstance(value, dict) and all(isinstance(v, str) for v in value.values())

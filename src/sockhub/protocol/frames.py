@@ -8,6 +8,7 @@ body byte, so a peer can never make it buffer more than one permitted frame.
 
 from __future__ import annotations
 
+import re
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from .errors import FrameBad, FrameTooLarge
 __all__ = [
     "DEFAULT_MAX_BODY",
     "DEFAULT_MAX_HEADER",
+    "MAX_DATAGRAM",
     "MAX_DEPTH",
     "MAX_ID",
     "MAX_SIZE",
@@ -34,6 +36,7 @@ __all__ = [
     "encode_frame",
     "encode_header",
     "encode_header_into",
+    "pad_frame",
     "parse_header",
 ]
 
@@ -41,6 +44,8 @@ DEFAULT_MAX_HEADER = 65_536
 DEFAULT_MAX_BODY = 1_048_576
 MAX_SIZE = 2**63 - 1
 MAX_ID = 2**53 - 1
+MAX_DATAGRAM = 65_507
+"""The largest UDP payload over IPv4, so the largest frame a datagram carries."""
 MAX_DEPTH = 32
 _SHALLOW = 2 * MAX_DEPTH + 1
 """Nesting deeper than MAX_DEPTH takes more brackets (opened and closed) than this many bytes."""
@@ -50,6 +55,10 @@ _encoder = msgspec.json.Encoder()
 _json_encode = _encoder.encode_into
 _json_dumps = _encoder.encode
 _json_decode = msgspec.json.Decoder(dict).decode
+_json_fields = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode
+_json_value = msgspec.json.Decoder(float_hook=float).decode
+_STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
 
 @dataclass(slots=True)
@@ -112,6 +121,20 @@ def encode_frame(header: dict[str, Any], body: bytes | bytearray | memoryview = 
     return b"".join((_PREFIX.pack(len(raw)), raw, body))
 
 
+def pad_frame(frame: bytes, at_least: int) -> bytes:
+    """``frame`` grown to ``at_least`` bytes by JSON whitespace after its header object.
+
+    A UDP request is answered with at most as many bytes as it had (section 1), so a
+    client pads a request whose reply may be larger; the header stays the same JSON.
+    """
+    extra = at_least - len(frame)
+    if extra <= 0:
+        return frame
+    (hlen,) = _PREFIX.unpack_from(frame)
+    end = 4 + hlen
+    return b"".join((_PREFIX.pack(hlen + extra), frame[4:end], b" " * extra, frame[end:]))
+
+
 def _depth(obj: Any) -> int:
     """Nesting depth of parsed JSON, iteratively so a hostile header cannot recurse us."""
     deepest = 0
@@ -129,6 +152,52 @@ def _depth(obj: Any) -> int:
     return deepest
 
 
+def _raw_depth(text: bytes) -> int:
+    """Nesting depth of valid JSON text, counted on its brackets outside strings."""
+    depth = deepest = 0
+    for byte in _STRINGS.sub(b"", text).translate(None, _NOT_BRACKETS):
+        if byte in b"[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
+def _parse_wide_numbers(raw: bytes | bytearray | memoryview) -> dict[str, Any]:
+    """The slow path of ``parse_header``, taken when msgspec refused a value's type.
+
+    That is either a header that is no object, or a number Python's fast decoding does not
+    hold (beyond a double, like ``1e400``, or an integer of more than 4,300 digits). Such a
+    header is still valid JSON, and unknown keys must be ignored whatever they hold, so it
+    is decoded field by field: an overflowing float becomes infinity, and a field with an
+    over-long integer keeps its raw JSON text (``msgspec.Raw``), which no field getter
+    accepts, so a known field holding one is still a ``bad.request``.
+    """
+    try:
+        fields = _json_fields(raw)
+    except msgspec.ValidationError as exc:
+        raise FrameBad("header is not a JSON object") from exc
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise FrameBad("header is not UTF-8 JSON within the nesting limit") from exc
+    header: dict[str, Any] = {}
+    for key, value in fields.items():
+        try:
+            header[key] = _json_value(value)
+        except msgspec.ValidationError:
+            text = bytes(value)
+            try:
+                text.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise FrameBad("header is not UTF-8 JSON") from exc
+            if _raw_depth(text) >= MAX_DEPTH:
+                raise FrameBad(f"header nested deeper than {MAX_DEPTH} levels") from None
+            header[key] = msgspec.Raw(text)
+        except (msgspec.DecodeError, RecursionError) as exc:
+            raise FrameBad("header is not UTF-8 JSON within the nesting limit") from exc
+    return header
+
+
 def parse_header(
     raw: bytes | bytearray | memoryview, brackets: int | None = None
 ) -> dict[str, Any]:
@@ -139,8 +208,8 @@ def parse_header(
     """
     try:
         header = _json_decode(raw)
-    except msgspec.ValidationError as exc:
-        raise FrameBad("header is not a JSON object") from exc
+    except msgspec.ValidationError:
+        header = _parse_wide_numbers(raw)
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise FrameBad("header is not UTF-8 JSON") from exc
     except RecursionError as exc:

@@ -94,7 +94,7 @@ class Server:
             self.limits.auth_failures_per_ip,
         )
         self.udp_replies = TokenBuckets(self.limits.udp_replies_per_sec, self.limits.udp_burst)
-        self.linger = 2.0
+        self.linger = self.limits.close_linger
         self.listening = Listening()
         self.shutting_down = False
         self._servers: list[asyncio.Server] = []

@@ -58,6 +58,9 @@ class Limits:
     auth_failures_per_ip: int = 10
     auth_failure_window: float = 60.0
     shutdown_grace: float = 3.0
+    close_linger: float = 2.0
+    """After a fatal error: how long the half-closed connection's input is read and dropped
+    so the error frame is not destroyed by a reset."""
     # UDP (section 1): replies per second and burst, per source address
     udp_replies_per_sec: float = 200.0
     udp_burst: int = 400
@@ -72,6 +75,8 @@ class Limits:
     chat_room_idle: float = 7 * 24 * 3600.0
     """A room without members and without a message for this long is forgotten."""
     chat_rooms_per_connection: int = 64
+    chat_seq_lookahead: int = 1024
+    """Room sequence numbers reserved ahead on disk; after a crash numbering resumes above."""
     chat_anon_per_sec: float = 20.0
     """Messages (say, dm) an anonymous connection may send per second, on average..."""
     chat_anon_burst: int = 100
@@ -89,6 +94,10 @@ class Limits:
     file_list_cache_names: int = 200_000
     file_list_cache_seconds: float = 60.0
     file_partial_max_age: float = 7 * 24 * 3600.0
+    file_spool_high: int = 16 * MiB
+    """Bytes of one upload waiting for the disk before the connection stops reading."""
+    file_workers: int = 16
+    """Threads writing and hashing uploads and hashing files for the files service."""
     # exec (section 8)
     exec_timeout_default: float = 60.0
     exec_timeout_max: float = 3600.0
@@ -97,6 +106,8 @@ class Limits:
     exec_per_connection: int = 4
     exec_per_user: int = 8
     exec_total: int = 32
+    exec_input_high: int = 1 * MiB
+    """Bytes of stdin queued for one run before its connection stops reading."""
 
     # classic services (docs/classic.md): TCP connections in all and per source address,
     # and how long an echo connection may stay silent; UDP replies use udp_* above

@@ -73,7 +73,7 @@ from ..protocol.errors import (
 )
 from ..protocol.fields import get_id
 from ..protocol.frames import BodyChunk, Decoder, Frame, FrameStart, encode_header_into
-from ..protocol.sniff import describe_foreign
+from ..protocol.sniff import describe_foreign, lab_hint
 from ..protocol.text import escape
 from .sendfile import FileBody, send_body
 from .service import BodySink, ConnectionClosed, OpSpec, Request
@@ -876,6 +876,6 @@ def _hint(what: str, kind: str) -> str:
         return "browsers: use the web port"
     if what.startswith("a TLS"):
         return "the client speaks TLS: start the server with --tls"
-    if "little-endian" in what or "decimal" in what or "course" in what:
-        return "course programs: use `sockhub lab serve`"
+    if what.startswith(("raw text", "a little-endian", "a decimal")):
+        return f"course programs: use {lab_hint()}; sockhub clients connect here"
     return "sockhub clients connect here; other programs need their own port"

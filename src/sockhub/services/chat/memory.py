@@ -8,7 +8,8 @@ messages a second a room can take. A sender's ``ok`` waits until its message is 
 Delivering before the message is on disk keeps the fan-out in the loop turn that read
 it, but a crash could then lose a message members have already seen. Its ``seq`` must
 never be handed out again (a client rejoining with ``since`` would skip the new one),
-so every batch also stores a ``reserved`` mark ``SEQ_LOOKAHEAD`` above the room's
+so every batch also stores a ``reserved`` mark ``seq_lookahead`` (the limit
+``chat_seq_lookahead``) above the room's
 latest ``seq``, and a message is delivered before it is stored only while its ``seq``
 is under a mark already on disk. A restart continues above the mark: after a crash
 numbering jumps (gaps are allowed), after a clean stop it goes on without a gap.
@@ -25,16 +26,15 @@ import time
 from collections.abc import Awaitable
 
 from ...protocol.errors import BackendUnavailable
+from ...server.limits import Limits
 from .broker import ChatBroker, ChatNode, Direct, Event, Joined, Member, Message
 from .history import HistoryStore
 from .presence import Presence
 
-__all__ = ["SEQ_LOOKAHEAD", "MemoryBroker"]
+__all__ = ["MemoryBroker"]
 
 log = logging.getLogger("sockhub.chat")
 
-SEQ_LOOKAHEAD = 1024
-"""How far the stored ``reserved`` mark runs ahead of a room's latest ``seq``."""
 FORGET_EVERY = 60.0
 """Seconds between two looks for rooms to forget (empty and idle past ``chat_room_idle``)."""
 
@@ -66,8 +66,12 @@ class _Pending:
 class MemoryBroker(ChatBroker):
     """One process's rooms; ``store`` holds the history."""
 
-    def __init__(self, store: HistoryStore) -> None:
+    def __init__(
+        self, store: HistoryStore, seq_lookahead: int = Limits().chat_seq_lookahead
+    ) -> None:
         self._store = store
+        self._lookahead = seq_lookahead
+        """How far the stored ``reserved`` mark runs ahead of a room's latest ``seq``."""
         self._node: ChatNode | None = None
         self._presence = Presence()
         self._seq: dict[str, int] = {}
@@ -212,7 +216,7 @@ class MemoryBroker(ChatBroker):
         if not self._unsent:
             return
         batch, self._unsent = self._unsent, []
-        reserved = {p.message.room: self._seq[p.message.room] + SEQ_LOOKAHEAD for p in batch}
+        reserved = {p.message.room: self._seq[p.message.room] + self._lookahead for p in batch}
         writing = self._store.write([p.message for p in batch], reserved)
         self._writing = writing
         writing.add_done_callback(lambda done: self._written(batch, reserved, done))

@@ -77,7 +77,7 @@ def make_broker(ctx: ServerContext) -> ChatBroker:
             max_bytes=limits.chat_history_max_bytes,
             room_idle=limits.chat_room_idle,
         )
-        return MemoryBroker(store)
+        return MemoryBroker(store, limits.chat_seq_lookahead)
     if broker.startswith(BROKER_SCHEMES):
         from .redis_broker import RedisBroker  # redis is an optional dependency
 
@@ -90,12 +90,14 @@ def make_broker(ctx: ServerContext) -> ChatBroker:
 class _Conn:
     """The chat state of one connection."""
 
-    __slots__ = ("id", "rooms", "session")
+    __slots__ = ("id", "rooms", "session", "speaking")
 
     def __init__(self, conn_id: str, session: Session) -> None:
         self.id = conn_id
         self.session = session
         self.rooms: dict[str, Membership] = {}
+        self.speaking = asyncio.Lock()
+        """Keeps its unannounced messages in the order sent across the nick check."""
 
 
 class ChatService(Service):
@@ -267,7 +269,7 @@ class ChatService(Service):
                 "op": "chat.joined",
                 "room": m.room,
                 "nick": m.nick,
-                "members": joined.members,
+                **_members_page(joined.members, self.ctx.limits.max_header),
                 "seq": joined.seq,
             }
         )
@@ -288,6 +290,8 @@ class ChatService(Service):
                 answer.set_exception(ChatNotJoined(f"the join of {m.room} failed: {why}"))
 
     def _say(self, req: Request) -> Awaitable[None]:
+        if "nick" in req.header:
+            return self._say_unannounced(req)
         m = self._membership(req)
         check_text(req.body, self.ctx.limits.chat_text_max)
         self._throttle(req.session)
@@ -300,6 +304,30 @@ class ChatService(Service):
     @staticmethod
     async def _acked(req: Request, stored: Awaitable[int]) -> None:
         req.ok(seq=await stored)
+
+    def _say_unannounced(self, req: Request) -> Awaitable[None]:
+        """Speak in a room without joining it (``sockhub say``): no join or leave reaches
+        the members, only the message. The nick obeys every rule a joiner's does (reserved
+        names, free in the room) and the sender pays the same rate limits, so this allows
+        nothing that join, say and leave did not, minus the two events."""
+        room = check_room(get_str(req.header, "room"))
+        nick = check_nick(get_str(req.header, "nick"))
+        conn = self._conn(req.session)
+        if room in conn.rooms:
+            raise BadRequest(f"you are in {room}: say there without a nick")
+        check_text(req.body, self.ctx.limits.chat_text_max)
+        self._check_reserved(nick, req.session.user)
+        self._throttle(req.session)
+        return self._spoken(req, conn, room, nick)
+
+    async def _spoken(self, req: Request, conn: _Conn, room: str, nick: str) -> None:
+        async with conn.speaking:
+            key = nick_key(nick)
+            if any(nick_key(held) == key for held in await self.broker.members(room)):
+                raise ChatNickTaken(f"the nick {nick} is in use in {room}")
+            stored = self.broker.publish(room, nick, req.body)
+        log.info("chat %s said in %s as %s, unjoined", req.session.peer, room, escape(nick, 64))
+        await self._acked(req, stored)
 
     def _dm(self, req: Request) -> Awaitable[None]:
         to = check_nick(get_str(req.header, "to"))
@@ -363,6 +391,13 @@ class ChatService(Service):
             ({"room": r, "members": n} for r, n in rooms), page_budget(self.ctx.limits.max_header)
         )
         req.reply(_paged({"op": "chat.rooms", "rooms": page}, more))
+
+
+def _members_page(members: list[str], max_header: int) -> dict[str, Any]:
+    """A joiner's first page of members, sorted as ``chat.who`` pages them: a big room
+    must not make the reply a header over ``max_header``; the rest come by ``chat.who``."""
+    page, more = take_page(sorted(members), page_budget(max_header))
+    return {"members": page, "members_more": True} if more else {"members": page}
 
 
 def _paged(reply: dict[str, Any], more: bool) -> dict[str, Any]:

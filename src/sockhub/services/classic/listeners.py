@@ -28,7 +28,8 @@ Clock = Callable[[], float]
 
 LOOP_PORTS = frozenset({0, 7, 13, 19, 37})
 """Source ports of services that answer anything (echo, daytime, chargen, time): a
-datagram "from" one of them is a forged attempt to make two servers talk forever."""
+datagram "from" one of them is a forged attempt to make two servers talk forever.
+The ports this server's own classic services listen on count too (``Guard.own_ports``)."""
 
 
 class Guard:
@@ -40,6 +41,10 @@ class Guard:
         self.max_per_ip = limits.classic_connections_per_ip
         self.idle_timeout = limits.classic_idle_timeout
         self.udp = TokenBuckets(limits.udp_replies_per_sec, limits.udp_burst)
+        self.own_ports: set[int] = set()
+        """UDP ports our classic services answer on: a datagram from one of them, whatever
+        its address (ours, or another sockhub's with the same default ports), is a forged
+        attempt to make two of them answer each other forever, so none is answered."""
         self.live: set[_Guarded] = set()
         self.per_ip: Counter[str] = Counter()
 
@@ -170,7 +175,8 @@ class UdpResponder(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         received = self.clock()
-        if not self.any_port and addr[1] in LOOP_PORTS:
+        port = addr[1]
+        if port in self.guard.own_ports or (not self.any_port and port in LOOP_PORTS):
             return
         if self.transport is None or not self.guard.may_reply(str(addr[0])):
             return

@@ -132,6 +132,7 @@ class ClassicService(Service):
         )
         self._udp.append(transport)
         addr = transport.get_extra_info("sockname")
+        guard.own_ports.add(int(addr[1]))
         self.bound.append(Bound(service, "udp", str(addr[0]), int(addr[1])))
 
     async def stop(self) -> None:

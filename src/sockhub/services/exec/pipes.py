@@ -21,9 +21,6 @@ __all__ = ["InputPipe", "OutputPipe"]
 READ_SIZE = 256 * 1024
 FINISH_MAX = 1024 * 1024
 """Bytes still read after the group is gone: more than any pipe holds (256 KiB here)."""
-INPUT_HIGH = 1024 * 1024
-"""Bytes of stdin queued for one run before its client is paused."""
-INPUT_LOW = INPUT_HIGH // 4
 
 
 class OutputPipe:
@@ -89,14 +86,26 @@ class OutputPipe:
 class InputPipe:
     """Feeds queued bytes to a pipe whenever it can take them, never blocking the loop.
 
-    ``backlog(True)`` is called when the queue passes INPUT_HIGH, ``backlog(False)``
-    when it falls below INPUT_LOW again (or the pipe is gone).
+    ``backlog(True)`` is called when the queue passes ``high`` bytes (the limit
+    ``exec_input_high``), ``backlog(False)`` when it falls below a quarter of that again
+    (or the pipe is gone).
     """
 
-    __slots__ = ("_backlogged", "_eof", "_fd", "_loop", "_queue", "_queued", "_writing", "backlog")
+    __slots__ = (
+        "_backlogged",
+        "_eof",
+        "_fd",
+        "_high",
+        "_loop",
+        "_queue",
+        "_queued",
+        "_writing",
+        "backlog",
+    )
 
-    def __init__(self, fd: int, backlog: Callable[[bool], None]) -> None:
+    def __init__(self, fd: int, backlog: Callable[[bool], None], high: int) -> None:
         self._fd = fd
+        self._high = high
         self._loop = asyncio.get_running_loop()
         self._queue: collections.deque[memoryview] = collections.deque()
         self._queued = 0
@@ -121,7 +130,7 @@ class InputPipe:
             self._queue.append(memoryview(data))
             self._queued += len(data)
         self._flush()
-        if self._queued > INPUT_HIGH and not self._backlogged:
+        if self._queued > self._high and not self._backlogged:
             self._backlogged = True
             self.backlog(True)
 
@@ -153,7 +162,7 @@ class InputPipe:
         except OSError:  # EPIPE: the command closed its stdin or ended
             self.close()
             return
-        if self._backlogged and self._queued < INPUT_LOW:
+        if self._backlogged and self._queued <= self._high // 4:
             self._backlogged = False
             self.backlog(False)
         if self._eof:

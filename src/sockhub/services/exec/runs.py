@@ -111,7 +111,9 @@ class Run:
             log.warning("exec: cannot start a process: %s", exc)
             raise LimitBusy(f"the server cannot start a process now: {exc.strerror}") from exc
         if self.child.stdin is not None:
-            self.stdin = InputPipe(self.child.stdin, lambda on: self._backlog(self, on))
+            self.stdin = InputPipe(
+                self.child.stdin, lambda on: self._backlog(self, on), self._limits.exec_input_high
+            )
 
     async def main(self) -> None:
         child = self.child

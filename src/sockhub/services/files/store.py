@@ -31,8 +31,6 @@ __all__ = ["Store", "fs_errors"]
 
 T = TypeVar("T")
 
-WORKERS = 16
-"""Threads for disk work and hashing: enough to overlap, few enough not to fight for the GIL."""
 RESCAN_EVERY = 10.0
 """Seconds between two recounts of the disk that a refused upload may trigger."""
 
@@ -69,7 +67,7 @@ class Store:
     async def open(self, data: Path, limits: Limits) -> None:
         self.loop = asyncio.get_running_loop()
         self.limits = limits
-        self.executor = ThreadPoolExecutor(WORKERS, thread_name_prefix="sockhub-files")
+        self.executor = ThreadPoolExecutor(limits.file_workers, thread_name_prefix="sockhub-files")
         self.tree = Tree(data / "files")
         self.partials = Partials(data / "files-partial")
         self.hashes = HashStore(data / "files-hashes.sqlite")

@@ -46,16 +46,15 @@ __all__ = ["Uploads", "get_sha256"]
 
 log = logging.getLogger("sockhub.files")
 
-SPOOL_HIGH = 16 * 1024 * 1024
-"""Bytes of one upload that may wait for the disk before the connection stops reading."""
 MAX_DEAD = 1024
 _HEX = frozenset("0123456789abcdef")
 
 
-def spool_reserve(total: int) -> int:
+def spool_reserve(total: int, high: int) -> int:
     """The most memory an upload of ``total`` bytes can make its spool hold: queued
-    bytes up to the high-water mark, the pooled buffers lent for them, one more read."""
-    return 2 * min(total, SPOOL_HIGH) + 3 * BUFFER
+    bytes up to the high-water mark ``high``, the pooled buffers lent for them, one
+    more read."""
+    return 2 * min(total, high) + 3 * BUFFER
 
 
 def get_sha256(header: dict[str, Any], required: bool) -> str | None:
@@ -168,7 +167,7 @@ class Uploads:
         limit = self.store.limits.file_max_size
         if total > limit:
             raise FileTooLarge(f"{total} bytes is over the server's limit of {limit} per file")
-        reserve = spool_reserve(total)
+        reserve = spool_reserve(total, self.store.limits.file_spool_high)
         if not self.store.spools.take(reserve):
             raise LimitBusy("the server is receiving too many uploads; try again shortly")
         try:
@@ -224,7 +223,7 @@ class Uploads:
             loop=store.loop,
             pressure=lambda on: self._pressure(req.session, on),
             failed=lambda exc: self._spool_failed(upload, exc),
-            high=SPOOL_HIGH,
+            high=store.limits.file_spool_high,
         )
         upload.spool = spool
         upload.left = total - partial.offset

@@ -1,0 +1,126 @@
+"""The web port: the page's files and the WebSocket bridge, beside the framed port.
+
+The framed port stays server-speaks-first, so HTTP cannot share it without delaying every
+``hello``; the web listener has its own port (default 9697), on the same host and with
+the same TLS setting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING
+
+from ..server.tls import ensure_self_signed, server_context
+from .peer import MessageReceiver, WebPeer
+from .policy import OriginPolicy
+from .session import WebSocketLink
+from .static import Asset, load_assets
+
+if TYPE_CHECKING:
+    from ..server import Server
+
+__all__ = ["PING_INTERVAL", "WebListener", "page_url"]
+
+log = logging.getLogger("sockhub.web")
+
+PING_INTERVAL = 20.0
+"""Seconds between the server's WebSocket pings; a peer silent for two of them is gone."""
+
+
+def page_url(host: str, port: int, tls: bool) -> str:
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"  # a wildcard is not an address to browse to
+    name = f"[{host}]" if ":" in host else host
+    return f"{'https' if tls else 'http'}://{name}:{port}/"
+
+
+class WebListener:
+    """``await start()`` listens; ``await close()`` stops and closes every peer."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.config = server.config
+        self.loop = server.loop
+        limits = server.limits
+        self.max_message = limits.max_header + 4 + limits.max_body
+        """A message holds one frame, or one piece of a long streamed body."""
+        self.close_timeout = 5.0
+        self.ping_interval = PING_INTERVAL
+        self.assets: dict[str, Asset] = load_assets()
+        self.peers: set[WebPeer] = set()
+        self.addresses: list[tuple[str, int]] = []
+        self.policy = OriginPolicy(tls=self.config.tls, port=self.config.web_port)
+        self._server: asyncio.Server | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self.addresses[0]
+        return page_url(host, port, self.config.tls)
+
+    async def start(self) -> list[tuple[str, int]]:
+        cfg = self.config
+        ssl_ctx = None
+        if cfg.tls:
+            cert, key = cfg.tls_cert, cfg.tls_key
+            if cert is None or key is None:
+                cert, key, _new = ensure_self_signed(cfg.data / "tls")
+            ssl_ctx = server_context(cert, key)
+        self._server = await self.loop.create_server(
+            lambda: WebPeer(self),
+            cfg.host,
+            cfg.web_port,
+            reuse_address=True,
+            ssl=ssl_ctx,
+            backlog=1024,
+            ssl_handshake_timeout=self.server.limits.handshake_timeout if ssl_ctx else None,
+        )
+        for sock in self._server.sockets:
+            addr = sock.getsockname()
+            self.addresses.append((str(addr[0]), int(addr[1])))
+        port = self.addresses[0][1]
+        self.policy = OriginPolicy(
+            tls=cfg.tls, port=port, hosts=cfg.web_hosts, origins=cfg.web_origins
+        )
+        self._sweeper = self.loop.create_task(self._sweep())
+        return self.addresses
+
+    async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        if self._server is not None:
+            self._server.close()
+        for peer in list(self.peers):
+            peer.close(1001, "the server is stopping")
+        for peer in list(self.peers):
+            peer.abort()
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    # peers ------------------------------------------------------------------------
+
+    def open_session(self, peer: WebPeer) -> MessageReceiver:
+        """The upgrade is done: a sockhub session starts (admitted like any other)."""
+        link = WebSocketLink(self.server, peer)
+        link.open()
+        return link
+
+    async def _sweep(self) -> None:
+        """Once a second: drop requests that never finished, ping the open sockets."""
+        limits = self.server.limits
+        while True:
+            await asyncio.sleep(min(1.0, self.ping_interval))
+            now = self.loop.time()
+            for peer in list(self.peers):
+                if peer.receiver is None:
+                    if now - peer.opened > limits.handshake_timeout:
+                        peer.abort()
+                elif now - peer.last_pong > 2 * self.ping_interval + 1:
+                    peer.close(1011, "no pong")
+                elif now - peer.last_ping_sent >= self.ping_interval:
+                    peer.last_ping_sent = now
+                    peer.ping()
