@@ -227,12 +227,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def measured(harness: Harness, pid: int, window: int) -> Result:
-    """One round, with the server process's CPU time per delivery."""
-    before, start = cpu_seconds(pid), time.perf_counter()
+async def measured(harness: Harness, pids: int | tuple[int, ...], window: int) -> Result:
+    """One round, with the server processes' CPU time (together) per delivery."""
+    every = (pids,) if isinstance(pids, int) else pids
+    before, start = sum(map(cpu_seconds, every)), time.perf_counter()
     result = await harness.run(window, SECONDS)
     deliveries = result.rate * (time.perf_counter() - start)
-    result.cpu = (cpu_seconds(pid) - before) / deliveries * 1e6
+    result.cpu = (sum(map(cpu_seconds, every)) - before) / deliveries * 1e6
     return result
 
 

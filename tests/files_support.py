@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -134,6 +137,7 @@ class ServerProcess:
             stderr=self.log,
             text=True,
             preexec_fn=preexec,
+            start_new_session=True,  # its own process group: the end takes every worker
         )
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
@@ -155,6 +159,9 @@ class ServerProcess:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.proc.poll() is None:
-            self.kill()
+        """End the whole tree the server started (``--workers``, exec children), also
+        when a test failed half-way or killed only the parent."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
         self.log.close()

@@ -17,7 +17,9 @@ from ..server.config import CLASSIC_SERVICES
 from ..server.datadir import DataInUse, default_data_folder, lock_data_folder, unlock_data_folder
 from ..server.limits import Limits
 from ..server.loop import run
+from ..server.workers import reserve_port, run_workers
 from ..services import default_services
+from ..services.chat.broker import BrokerUnreachable
 from ..services.classic import ClassicService
 from ..web import WebListener
 from .common import EXIT_CONNECT, EXIT_USAGE, CliError, command, examples
@@ -66,7 +68,7 @@ def _data_flag(folder: Path) -> str:
     return f" --data {shlex.quote(str(folder.resolve()))}"
 
 
-async def _serve(config: Config) -> None:
+async def _serve(config: Config, *, quiet: bool = False) -> None:
     services = default_services(config)
     server = Server(config, services)
     web = WebListener(server) if config.web else None
@@ -76,7 +78,12 @@ async def _serve(config: Config) -> None:
         if web is not None:
             port = config.web_port
             await web.start()
-    except ConfigError as exc:
+    except BrokerUnreachable as exc:
+        if web is not None:
+            await web.close()
+        await server.shutdown()
+        raise CliError(str(exc), EXIT_CONNECT) from exc
+    except ConfigError as exc:  # found only when a service starts (the broker URL)
         await server.shutdown()
         raise CliError(str(exc), EXIT_USAGE) from exc
     except OSError as exc:
@@ -86,16 +93,56 @@ async def _serve(config: Config) -> None:
         raise CliError(
             f"cannot listen on {config.host}:{port}: {exc.strerror or exc}", EXIT_CONNECT
         ) from exc
-    page = web.url if web is not None else None
-    print(banner(config, listening, server.ctx.services, page), flush=True)
+    if not quiet:
+        page = web.url if web is not None else None
+        print(banner(config, listening, server.ctx.services, page), flush=True)
+        if config.workers > 1:
+            print(f"  workers {config.workers} on this port (SO_REUSEPORT)", flush=True)
     for service in services:
-        if isinstance(service, ClassicService):
+        if isinstance(service, ClassicService) and not quiet:
             print("\n".join(service.describe()), flush=True)
     try:
         await server.serve_forever()
     finally:
         if web is not None:
             await web.close()
+
+
+def _serve_workers(config: Config) -> int:
+    """Check the broker once, hold the port, then fork the workers (docs/scale-out.md)."""
+    from ..services.chat.redis_broker import probe  # redis is an optional dependency
+
+    try:
+        probe(config.broker)
+    except BrokerUnreachable as exc:
+        raise CliError(str(exc), EXIT_CONNECT) from exc
+    except ConfigError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from exc
+    try:
+        held, port = reserve_port(config.host, config.port)
+    except OSError as exc:
+        raise CliError(
+            f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}", EXIT_CONNECT
+        ) from exc
+
+    def worker(index: int) -> int:
+        first = index == 0
+        own = dataclasses.replace(
+            config,
+            port=port,
+            unix=config.unix if first else None,
+            classic=config.classic and first,
+            web=config.web and first,
+        )
+        try:
+            run(_serve(own, quiet=not first))
+        except CliError as exc:
+            print(f"sockhub serve: worker {index}: {exc}", file=sys.stderr, flush=True)
+            return exc.code
+        return 0
+
+    with held:
+        return run_workers(config.workers, worker)
 
 
 _INT_LIMITS = frozenset(f.name for f in dataclasses.fields(Limits) if str(f.type) == "int")
@@ -148,6 +195,8 @@ def _run(args: argparse.Namespace) -> int:
         "exec": True if args.exec else None,
         "exec_root": args.exec_root,
         "exec_unsandboxed": True if args.exec_unsandboxed else None,
+        "broker": args.broker,
+        "workers": args.workers,
         **_classic_flags(args),
         **{f"limits.{name}": value for name, value in limit_flags(args.limit).items()},
     }
@@ -159,18 +208,23 @@ def _run(args: argparse.Namespace) -> int:
         raise CliError(
             f"log_level {config.log_level!r} is not one of debug, info, warning, error", EXIT_USAGE
         )
+    who = "[%(process)d]" if config.workers > 1 else ""  # which worker wrote the line
     logging.basicConfig(
         level=config.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=f"%(asctime)s %(levelname)s %(name)s{who}: %(message)s",
         stream=sys.stderr,
     )
     try:
+        # the workers inherit the lock's descriptor: N workers of this server share the
+        # folder (one lock, held until the last of them ends); another server is refused
         lock = lock_data_folder(config.data)
     except DataInUse as exc:
         raise CliError(str(exc)) from exc
     except OSError as exc:
         raise CliError(f"cannot use data folder {config.data}: {exc.strerror or exc}") from exc
     try:
+        if config.workers > 1:
+            return _serve_workers(config)
         run(_serve(config))
     finally:
         unlock_data_folder(lock)
@@ -198,6 +252,7 @@ def register(sub: Any) -> None:
   sockhub serve --exec --limit exec_timeout_max=600   # remote exec for users granted it
   sockhub serve --classic                        # + echo/daytime/time/SNTP on 10007/10013/10037/10123
   rdate -n -p -o 10123 127.0.0.1                 #   ... then ask it the time over SNTP
+  sockhub serve --broker redis://127.0.0.1:6379 --workers 2   # 2 processes share rooms (docs/scale-out.md)
 """),
     )
     p.add_argument("--host", help="address to listen on (default 127.0.0.1; 0.0.0.0 or :: for LAN)")
@@ -266,6 +321,18 @@ def register(sub: Any) -> None:
         "--exec-unsandboxed",
         action="store_true",
         help="run commands as the server's user with no sandbox (when bwrap cannot be used)",
+    )
+    p.add_argument(
+        "--broker",
+        metavar="URL",
+        help="chat broker: memory (default, this process) or redis://[:PASSWORD@]HOST:PORT[/DB] "
+        "shared by every process and host using it (or SOCKHUB_BROKER)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="N server processes on one port (needs --broker redis://...; default 1)",
     )
     p.add_argument(
         "--log-level", choices=["debug", "info", "warning", "error"], help="default info"

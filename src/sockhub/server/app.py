@@ -99,6 +99,8 @@ class Server:
         self.shutting_down = False
         self._servers: list[asyncio.Server] = []
         self._udp: list[asyncio.DatagramTransport] = []
+        self._started: list[Service] = []
+        """Services whose start succeeded: only they are stopped."""
         self._stopped = asyncio.Event()
         self._hello: dict[str, Any] = {
             "op": "hello",
@@ -166,6 +168,7 @@ class Server:
         cfg.data.mkdir(parents=True, exist_ok=True)
         for service in self.services:
             await service.start(self.ctx)
+            self._started.append(service)
         ssl_ctx = None
         if cfg.tls:
             cert, key = cfg.tls_cert, cfg.tls_key
@@ -199,6 +202,7 @@ class Server:
                 cfg.host,
                 cfg.port,
                 reuse_address=True,
+                reuse_port=cfg.workers > 1 or None,
                 backlog=4096,
             )
             listeners = [sock.getsockname() for sock in tcp.sockets]
@@ -209,7 +213,9 @@ class Server:
         try:
             for addr in listeners if cfg.udp else []:
                 transport, _proto = await self.loop.create_datagram_endpoint(
-                    lambda: UdpEndpoint(self), local_addr=(addr[0], listeners[0][1])
+                    lambda: UdpEndpoint(self),
+                    local_addr=(addr[0], listeners[0][1]),
+                    reuse_port=cfg.workers > 1 or None,
                 )
                 udp.append(transport)
         except OSError:
@@ -244,7 +250,12 @@ class Server:
                 continue
             seen.add((family, str(sockaddr[0])))
             chosen = socks[0].getsockname()[1] if socks else port
-            sock = socket.create_server((str(sockaddr[0]), chosen), family=family, backlog=4096)
+            sock = socket.create_server(
+                (str(sockaddr[0]), chosen),
+                family=family,
+                backlog=4096,
+                reuse_port=self.config.workers > 1,  # the workers share the port
+            )
             sock.setblocking(False)
             socks.append(sock)
         return socks
@@ -337,7 +348,7 @@ class Server:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(srv.wait_closed(), 1.0)
         await self.background.close()  # what services started meanwhile
-        for service in reversed(self.services):
+        for service in reversed(self._started):
             try:
                 await service.stop()
             except Exception:

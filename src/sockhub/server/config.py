@@ -22,6 +22,7 @@ from .datadir import default_data_folder
 from .limits import Limits
 
 __all__ = [
+    "BROKER_SCHEMES",
     "CLASSIC_SERVICES",
     "NOT_BUILT",
     "Config",
@@ -34,6 +35,8 @@ __all__ = [
 DEFAULT_PORT = 9696
 DEFAULT_WEB_PORT = 9697
 CLASSIC_SERVICES = ("echo", "daytime", "time", "sntp")
+BROKER_SCHEMES = ("redis://", "unix://")
+"""What a ``broker`` URL may start with (docs/scale-out.md)."""
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -50,10 +53,7 @@ class NotBuilt:
     todo: str
 
 
-NOT_BUILT: dict[str, NotBuilt] = {
-    "broker": NotBuilt(("memory",), "only the in-process broker is built yet; leave it unset"),
-    "workers": NotBuilt((1,), "the server runs as one process so far; leave it unset"),
-}
+NOT_BUILT: dict[str, NotBuilt] = {}
 """What is not implemented yet, in one place: a value outside ``accepts`` is a usage error.
 The branch that builds a feature deletes its line(s) here, and nothing else."""
 
@@ -289,6 +289,14 @@ def _check(config: Config, given: Given) -> None:
         )
     if config.log_level.lower() not in LOG_LEVELS:
         raise fail("log_level", f"{config.log_level!r}; choose from {', '.join(LOG_LEVELS)}")
+    if config.broker != "memory" and not config.broker.startswith(BROKER_SCHEMES):
+        raise ConfigError(f"broker {config.broker!r}: use 'memory' or a redis://HOST:PORT URL")
+    if config.workers < 1:
+        raise ConfigError(f"workers must be at least 1, not {config.workers}")
+    if config.workers > 1 and config.broker == "memory":
+        raise ConfigError(
+            "workers > 1 needs a broker every worker shares (--broker redis://HOST:PORT)"
+        )
     if (config.tls_cert is None) != (config.tls_key is None):
         raise ConfigError("tls_cert and tls_key go together; give both or neither")
     for f in dataclasses.fields(Limits):

@@ -25,7 +25,20 @@ from collections.abc import Awaitable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-__all__ = ["ChatBroker", "ChatNode", "Direct", "Event", "Joined", "Member", "Message"]
+__all__ = [
+    "BrokerUnreachable",
+    "ChatBroker",
+    "ChatNode",
+    "Direct",
+    "Event",
+    "Joined",
+    "Member",
+    "Message",
+]
+
+
+class BrokerUnreachable(RuntimeError):
+    """The broker's backend cannot be reached at start; the message says where."""
 
 
 @dataclass(frozen=True, slots=True)

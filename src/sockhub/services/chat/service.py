@@ -27,7 +27,7 @@ from ...protocol.errors import (
 from ...protocol.fields import get_int, get_str
 from ...protocol.frames import MAX_ID
 from ...protocol.text import check_text, escape
-from ...server.config import ConfigError
+from ...server.config import BROKER_SCHEMES, ConfigError
 from ...server.ratelimit import TokenBuckets
 from ...server.service import OpSpec, Request, ServerContext, Service, Session
 from ..paging import page_budget, take_page
@@ -66,9 +66,10 @@ def _forward(source: Awaitable[int], answer: asyncio.Future[int]) -> None:
 
 
 def make_broker(ctx: ServerContext) -> ChatBroker:
-    """The broker the configuration names (``memory``: this process, SQLite history)."""
-    if ctx.config.broker == "memory":
-        limits = ctx.limits
+    """The broker the configuration names (``memory``: this process, SQLite history;
+    ``redis://...``: shared by every process using that Redis)."""
+    broker, limits = ctx.config.broker, ctx.limits
+    if broker == "memory":
         store = HistoryStore(
             ctx.data / HISTORY_FILE,
             limits.chat_history_keep,
@@ -77,7 +78,13 @@ def make_broker(ctx: ServerContext) -> ChatBroker:
             room_idle=limits.chat_room_idle,
         )
         return MemoryBroker(store, limits.chat_seq_lookahead)
-    raise ConfigError(f"chat broker {ctx.config.broker!r} is not supported (use 'memory')")
+    if broker.startswith(BROKER_SCHEMES):
+        from .redis_broker import RedisBroker  # redis is an optional dependency
+
+        # a Redis stream is bounded per room: no room keeps more than the whole budget
+        keep = min(limits.chat_history_keep, limits.chat_history_max_messages)
+        return RedisBroker(broker, keep, ctx.background, idle=limits.chat_room_idle)
+    raise ConfigError(f"chat broker {broker!r} is not supported (use 'memory' or redis://...)")
 
 
 class _Conn:

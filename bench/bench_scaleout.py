@@ -1,0 +1,128 @@
+"""Scale-out: ``sockhub serve --workers 2 --broker redis://`` against one process.
+
+The chat fan-out harness of ``bench_chat`` (one uvloop process holding every member
+connection, W messages in flight end to end, 64-byte messages) drives, in alternating
+rounds on the same machine in the same run:
+
+- 2 workers + Redis: ``sockhub serve --workers 2`` on one port, sharing rooms through a
+  private redis-server; the kernel spreads the members over the workers, each
+  message goes through a Lua script and pub/sub to both;
+- 1 worker, memory broker: one ``sockhub serve`` process, SQLite history;
+- Redis pub/sub alone: the same harness speaking SUBSCRIBE/PUBLISH to that redis-server.
+
+Server CPU per delivery counts every server process: both workers and redis-server for
+the first, the one process for the second, redis-server for the third.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import uvloop
+
+from ._procs import median, raise_nofile, ratio_median
+from .bench_chat import REDIS, ROUNDS, SECONDS, SOCKHUB, Harness, Result, measured, redis_server
+
+CASES = [
+    ("1,000 members, 32 in flight", 1, 1000, 32),
+    ("10 rooms x 100 members, 32 in flight each", 10, 100, 32),
+]
+
+
+@contextlib.contextmanager
+def sockhub_serve(data: Path, *args: str) -> Iterator[tuple[tuple[int, ...], int]]:
+    """``sockhub serve ARGS`` in a child process: (the pids serving, the port)."""
+    limit = str(4 * max(rooms * members for _, rooms, members, _ in CASES))
+    argv = [sys.executable, "-m", "sockhub", "serve", "--port", "0", "--no-udp"]
+    argv += ["--data", str(data), "--log-level", "warning"]
+    argv += ["--limit", f"max_connections_per_ip={limit}", *args]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        port = next(
+            int(line.split(":")[-1]) for line in proc.stdout if line.strip().startswith("tcp ")
+        )
+        me = proc.pid
+        children = Path(f"/proc/{me}/task/{me}/children").read_text().split()
+        yield (tuple(int(c) for c in children) if children else (me,)), port
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+async def compare(
+    variants: list[tuple[tuple[int, ...], int, bool]], rooms: int, members: int, window: int
+) -> list[list[Result]]:
+    """Every round of each variant ((pids, port, speaks sockhub)), alternating."""
+    harnesses = [
+        await Harness(port, SOCKHUB if ours else REDIS, rooms, members).connect()
+        for _, port, ours in variants
+    ]
+    results: list[list[Result]] = [[] for _ in variants]
+    for _ in range(ROUNDS):
+        for (pids, _, _), harness, found in zip(variants, harnesses, results, strict=True):
+            found.append(await measured(harness, pids, window))
+    for harness in harnesses:
+        harness.close()
+    return results
+
+
+def main() -> None:
+    raise_nofile()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp, redis_server() as (redis_pid, redis_port):
+        url = f"redis://127.0.0.1:{redis_port}"
+        workers = sockhub_serve(Path(tmp, "w"), "--workers", "2", "--broker", url)
+        with workers as (worker_pids, workers_port), sockhub_serve(Path(tmp, "m")) as one:
+            variants = [
+                ((*worker_pids, redis_pid), workers_port, True),
+                (one[0], one[1], True),
+                ((redis_pid,), redis_port, False),
+            ]
+            for label, rooms, members, window in CASES:
+                two, mem, pubsub = uvloop.run(compare(variants, rooms, members, window))
+                rows.append(_row(label, two, mem, pubsub))
+    print(f"chat scale-out, {ROUNDS} rounds of {SECONDS:g} s per variant, alternating; medians")
+    head = (
+        "case",
+        "2 workers+redis/s",
+        "1 worker memory/s",
+        "redis pub/sub/s",
+        "2w vs memory",
+        "p99 ms 2w/mem/redis",
+        "CPU us/delivery 2w+redis / mem / redis",
+        "CPU 2w vs mem",
+    )
+    table = [head, *rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(head))]
+    for cells in table:
+        print(
+            "  ".join(
+                c.ljust(w) if i == 0 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+            )
+        )
+    print("goal: 2 workers >= 1.00x one memory worker in deliveries/s; CPU 2w vs mem <= 1.20x")
+    print(f"(machine: {os.cpu_count()} CPUs shared by the harness, the workers and Redis)")
+
+
+def _row(label: str, two: list[Result], mem: list[Result], pubsub: list[Result]) -> tuple[str, ...]:
+    def med(rs: list[Result], field: str) -> float:
+        return median([getattr(r, field) for r in rs])
+
+    return (
+        label,
+        f"{med(two, 'rate') / 1e3:,.0f} k",
+        f"{med(mem, 'rate') / 1e3:,.0f} k",
+        f"{med(pubsub, 'rate') / 1e3:,.0f} k",
+        f"{ratio_median([r.rate for r in two], [r.rate for r in mem]):.2f}x",
+        f"{med(two, 'p99'):.1f}/{med(mem, 'p99'):.1f}/{med(pubsub, 'p99'):.1f}",
+        f"{med(two, 'cpu'):.2f} / {med(mem, 'cpu'):.2f} / {med(pubsub, 'cpu'):.2f}",
+        f"{ratio_median([r.cpu for r in two], [r.cpu for r in mem]):.2f}x",
+    )

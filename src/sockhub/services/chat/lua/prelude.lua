@@ -1,0 +1,63 @@
+-- Shared by every room script. KEYS[1] the room's counter (a hash: s = the last
+-- message's seq, k = events since it), KEYS[2] its stream, KEYS[3] its (shard)
+-- channel. ARGV[1] is "S:K", the latest position the calling node has seen, so a
+-- counter lost with a Redis restart or a fail-over never goes back.
+--
+-- A message's position is (seq, 0), an event's (seq of the message before it, k):
+-- messages keep consecutive seqs, and every node orders both the same way.
+--
+-- A room that Redis forgot (no counter, no stream) while the node has seen it was lost
+-- with a restart: another node may have had messages accepted that this node never
+-- saw, so numbering jumps by 1,000 over what this node knows.
+local function position()
+  local c = redis.call('HMGET', KEYS[1], 's', 'k')
+  local s, k = tonumber(c[1]), tonumber(c[2] or '0')
+  local fs, fk = string.match(ARGV[1], '^(%d+):(%d+)$')
+  fs, fk = tonumber(fs), tonumber(fk)
+  if not s then
+    s, k = 0, 0
+    local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+    if last[1] then
+      s = tonumber(string.match(last[1][1], '^(%d+)'))
+    elseif fs > 0 or fk > 0 then
+      return fs + 1000, 0
+    end
+  end
+  if fs > s or (fs == s and fk > k) then s, k = fs, fk end
+  return s, k
+end
+
+-- An event's place: after the room's latest message and the events since it.
+local function announce(kind, nick, ts, actor, old)
+  local s, k = position()
+  k = k + 1
+  redis.call('HSET', KEYS[1], 's', string.format('%d', s), 'k', string.format('%d', k))
+  redis.call('__PUBLISH__', KEYS[3], string.format('E%d:%d ', s, k)
+    .. cjson.encode({kind, nick, tonumber(ts), actor, old}))
+  return s, k
+end
+
+-- KEYS[4] the room's members (member id -> JSON entry), KEYS[5] its nicks (key -> id).
+local function release(id, entry)
+  redis.call('HDEL', KEYS[4], id)
+  if redis.call('HGET', KEYS[5], entry.k) == id then redis.call('HDEL', KEYS[5], entry.k) end
+end
+
+-- The caller gives up at its deadline (ms on Redis's clock) and tells its client that
+-- nothing was done; a script that only starts later (Redis stalled) must do nothing.
+local function too_late(deadline)
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(deadline)
+end
+
+-- chat_room_idle: a room nobody is in is forgotten (counter and stream expire
+-- together) ``ms`` after its last member left; one with members is kept. 0: kept.
+local function expire_if_empty(ms)
+  if redis.call('HLEN', KEYS[4]) > 0 or tonumber(ms) <= 0 then
+    redis.call('PERSIST', KEYS[1])
+    redis.call('PERSIST', KEYS[2])
+  else
+    redis.call('PEXPIRE', KEYS[1], ms)
+    redis.call('PEXPIRE', KEYS[2], ms)
+  end
+end

@@ -1,0 +1,762 @@
+"""The Redis broker: rooms, order and history shared by every process and host.
+
+Per room, under keys hash-tagged ``{room}`` (so Redis Cluster keeps a room on one slot):
+``seq`` (the counter: the last message's seq and the events since), ``log`` (a Stream
+of the kept messages, entry id = ``seq``),
+``members`` (member id -> JSON entry naming its nick and node), ``nicks`` (nick key ->
+member id) and ``chan`` (the shard channel; plain pub/sub before Redis 7).
+
+Everything that changes a room is one Lua script (EVALSHA), so it is atomic: the
+messages one loop turn published to a room are numbered, appended and published in
+one round trip (``publish.lua``), and joins, leaves and nick changes take their place
+(after the latest message) the same way, so every node receives a room's messages and
+events in one order, and messages keep consecutive seqs. Each
+node puts what pub/sub brings back in ``seq`` order and repairs gaps from the stream
+(``redis_order.RoomOrder``). Every script also carries the highest ``seq`` the node has
+seen, so a counter Redis lost (restart without persistence, fail-over) never goes back.
+
+A room's scripts go to Redis one at a time, in the order they were asked for (the
+room's *lane*): a connection's messages keep their order, and its leave comes after
+its last message. ``ok`` is sent once the script returned, that is once Redis holds
+the message; a failing or unreachable Redis is ``backend.unavailable`` within
+``TIMEOUT`` and, the script being atomic, nothing half-done.
+
+Presence survives a crashed node through leases: each node refreshes its entry in
+``sockhub:nodes`` (expiry on Redis's clock); any node that finds one expired claims it
+and runs ``reap.lua`` on each room the dead node had members in (``sockhub:{node:ID}:rooms``),
+so they leave with ordinary, ordered events. A node that finds its own lease gone (it
+was cut off for too long, or Redis forgot everything) registers under a new id and puts
+its members back. Direct messages go to the nodes named in ``sockhub:{reach:KEY}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import functools
+import hashlib
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TypeVar
+
+import hiredis
+import redis
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+
+from ...protocol.errors import BackendUnavailable, ChatNickTaken, ChatNotJoined
+from ...protocol.text import escape
+from ...server.background import Background
+from .broker import BrokerUnreachable, ChatBroker, ChatNode, Direct, Joined, Member, Message
+from .names import nick_key
+from .presence import Presence
+from .redis_conn import Pipe, Subscriber, connect
+from .redis_format import (
+    DM,
+    ENTRY,
+    LEASE,
+    NODE_SCRIPTS,
+    NODES,
+    PACK,
+    REAPING,
+    ROOM_SCRIPTS,
+    Keys,
+    array_header,
+    as_str,
+    decode_push,
+    lua,
+    nicks,
+    node_keys,
+    parse_url,
+    reach_key,
+    safe_url,
+    stored_messages,
+)
+from .redis_order import Position, RoomOrder
+
+__all__ = ["LEASE", "TIMEOUT", "RedisBroker", "parse_url", "probe"]
+
+log = logging.getLogger("sockhub.chat")
+
+T = TypeVar("T")
+
+TIMEOUT = 1.0
+"""Longest wait for Redis before a request fails with ``backend.unavailable``."""
+
+ACK_WAIT = 5.0
+"""Longest wait for a published message to come back before ``ok`` is sent anyway."""
+
+DEADLINE_MARGIN = 0.2
+"""A publish script that starts later than ``TIMEOUT - DEADLINE_MARGIN`` after it was
+sent does nothing: its sender is about to hear ``backend.unavailable`` ("nothing was
+done"), so it must not be stored and delivered after all (a Redis that stalled)."""
+
+MAX_BATCH = 1024
+"""Messages per publish script (a script holds Redis while it runs)."""
+
+RECONNECT_MAX = 1.0
+
+
+def probe(url: str) -> None:
+    """Check that Redis answers at ``url`` (before forking workers); ``BrokerUnreachable``
+    saying where and why when it does not."""
+    plain, _ = parse_url(url)
+    client = redis.Redis.from_url(plain, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT)
+    try:
+        client.ping()
+    except _FAILURES as exc:
+        raise BrokerUnreachable(f"cannot reach Redis at {safe_url(plain)}: {exc}") from exc
+    finally:
+        client.close()
+
+
+class _Say:
+    __slots__ = ("future", "sender", "text")
+
+    def __init__(self, sender: str, text: bytes, future: asyncio.Future[int]) -> None:
+        self.sender, self.text, self.future = sender, text, future
+
+
+class _Op:
+    __slots__ = ("future", "run")
+
+    def __init__(self, run: Callable[[], Awaitable[Any]], future: asyncio.Future[Any]) -> None:
+        self.run, self.future = run, future
+
+
+class _Room:
+    """This node's side of one room: its order, its lane, its local members."""
+
+    __slots__ = ("jobs", "keys", "local", "order", "runner", "subscribed")
+
+    def __init__(self, name: str, order: RoomOrder) -> None:
+        self.keys = Keys(name)
+        self.order = order
+        self.jobs: collections.deque[_Say | _Op] = collections.deque()
+        self.runner: asyncio.Task[None] | None = None
+        self.local = 0
+        """Members on this node, joined or joining."""
+        self.subscribed: asyncio.Future[Any] | None = None
+
+
+_FAILURES = (RedisError, hiredis.ReplyError, OSError, TimeoutError)
+"""What a failing or unreachable Redis raises (ConnectionError is an OSError)."""
+
+
+@contextlib.contextmanager
+def _unavailable() -> Iterator[None]:
+    """Redis failing or unreachable, as the client sees it."""
+    try:
+        yield
+    except _FAILURES as exc:
+        raise BackendUnavailable(f"the chat broker (Redis) is unavailable: {exc}") from exc
+
+
+class RedisBroker(ChatBroker):
+    """Rooms shared through the Redis at ``url`` (``redis://[:password@]host:port[/db]``)."""
+
+    def __init__(
+        self,
+        url: str,
+        keep: int,
+        background: Background | None = None,
+        *,
+        idle: float | None = None,
+    ) -> None:
+        self._url, self.lease = parse_url(url)
+        self._keep = keep
+        self._idle_ms = 0 if idle is None else max(1, int(idle * 1000))
+        """chat_room_idle: an empty room's keys expire this long after its last leave
+        (0: never)."""
+        self._own_background = background is None
+        self._background = Background() if background is None else background
+        """Where the lease keeper, pub/sub reconnects and gap repairs run: the server's
+        (cancelled and awaited at its shutdown), or the broker's own when used alone."""
+        self._base = secrets.token_hex(6)
+        self._epoch = 0
+        self.node_id = f"{self._base}.0"
+        self._node: ChatNode | None = None
+        self._redis: aioredis.Redis | None = None
+        self._scripts: dict[str, tuple[str, str]] = {}
+        """name -> (sha1, text)"""
+        self._pipe: Pipe | None = None
+        self._opening: asyncio.Future[Pipe] | None = None
+        self._sub: Subscriber | None = None
+        self._sharded = True
+        self._rooms: dict[str, _Room] = {}
+        self._high: dict[str, Position] = {}
+        """The latest position seen in each room this node left (see ``_floor``)."""
+        self._presence = Presence()
+        self._entries: dict[str, tuple[str, Member, str]] = {}
+        """member id -> (room, member, nick) of this node's members, to put back"""
+        self._unleft: set[tuple[str, str]] = set()
+        """(room, member id) whose leave Redis did not take yet"""
+        self._reach: dict[str, int] = {}
+        self._turn = False
+        self._stopping = False
+        self._clock_offset = 0
+        """Redis's clock minus ours, ms (give or take a round trip): script deadlines."""
+        self._registered = True
+        """False from a lost lease until every member is put back."""
+
+    # start and stop ---------------------------------------------------------------------
+
+    @property
+    def redis(self) -> aioredis.Redis:
+        assert self._redis is not None, "the Redis broker has not started"
+        return self._redis
+
+    async def start(self, node: ChatNode) -> None:
+        self._node = node
+        self._redis = aioredis.Redis.from_url(
+            self._url,
+            socket_timeout=TIMEOUT,
+            socket_connect_timeout=TIMEOUT,
+            # one immediate retry, on a broken connection only (a Redis restart leaves
+            # the pool's connections dead): these commands are reads and idempotent
+            # writes; scripts go through ``Pipe``, never retried
+            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+            health_check_interval=0,
+        )
+        try:
+            info = await self.redis.info("server")
+        except _FAILURES as exc:
+            await self._close()
+            raise BrokerUnreachable(f"cannot reach Redis at {safe_url(self._url)}: {exc}") from exc
+        self._sharded = int(str(info.get("redis_version", "0")).split(".")[0]) >= 7
+        seconds, micros = await self.redis.time()
+        self._clock_offset = seconds * 1000 + micros // 1000 - int(time.time() * 1000)
+        publish = "SPUBLISH" if self._sharded else "PUBLISH"
+        for name in (*ROOM_SCRIPTS, *NODE_SCRIPTS):
+            text = lua(name, publish)
+            self._scripts[name] = (hashlib.sha1(text.encode()).hexdigest(), text)
+        try:
+            await self._connect_sub()
+            await self._script("lease", [NODES], [self.node_id, self._lease_ms, 1])
+        except _FAILURES as exc:
+            await self._close()
+            raise BrokerUnreachable(f"cannot use Redis at {safe_url(self._url)}: {exc}") from exc
+        self._background.every(self.lease / 3, self._keep_lease, "chat broker lease")
+
+    @property
+    def _lease_ms(self) -> int:
+        return int(self.lease * 1000)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._redis is None:
+            return
+        for room in list(self._rooms.values()):
+            if room.runner is not None:
+                with contextlib.suppress(Exception):
+                    await room.runner
+        if self._own_background:
+            await self._background.close()
+        rooms_key, keys_key, _ = node_keys(self.node_id)
+        with contextlib.suppress(*_FAILURES):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.zrem(NODES, self.node_id)
+                for key in self._reach:
+                    pipe.hdel(reach_key(key), self.node_id)
+                pipe.delete(rooms_key, keys_key)
+                await pipe.execute()
+        for room in self._rooms.values():
+            room.order.close()
+        await self._close()
+
+    async def _close(self) -> None:
+        if self._sub is not None:
+            self._sub.close()
+        if self._pipe is not None:
+            self._pipe.close()
+        if self._redis is not None:
+            await self._redis.aclose()
+            self._redis = None
+
+    # pub/sub ----------------------------------------------------------------------------
+
+    async def _connect_sub(self) -> None:
+        async with asyncio.timeout(TIMEOUT):
+            sub = await connect(self._url, self._sub_protocol)
+            self._sub = sub
+            channels = [node_keys(self.node_id)[2].encode()]
+            channels += [room.keys.chan.encode() for room in self._rooms.values()]
+            await sub.subscribe(channels)
+        for room in self._rooms.values():
+            room.subscribed = asyncio.get_running_loop().create_future()
+            room.subscribed.set_result(None)
+
+    def _sub_protocol(self) -> Subscriber:
+        return Subscriber(self._received, self._sub_lost, sharded=self._sharded)
+
+    def _sub_lost(self) -> None:
+        if not self._stopping:
+            log.warning("the Redis pub/sub connection dropped; reconnecting")
+            self._background.spawn(self._resubscribe(), "chat broker resubscribe")
+
+    async def _resubscribe(self) -> None:
+        """Reconnect, subscribe again, then read back what was published meanwhile."""
+        pause = 0.05
+        while not self._stopping:
+            try:
+                await self._connect_sub()
+                break
+            except _FAILURES as exc:
+                log.debug("pub/sub reconnect failed: %r", exc)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, RECONNECT_MAX)
+        rooms = list(self._rooms.items())
+        while rooms and not self._stopping:
+            try:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for _, room in rooms:
+                        pipe.hget(room.keys.seq, "s")
+                    counters = await pipe.execute()
+                break
+            except _FAILURES:
+                await asyncio.sleep(RECONNECT_MAX)
+        else:
+            return
+        for (name, room), counter in zip(rooms, counters, strict=True):
+            if counter is not None and self._rooms.get(name) is room:
+                room.order.known(int(counter))
+
+    def _received(self, channel: bytes, data: bytes) -> None:
+        """One pub/sub message: a room's batch or event, or a direct message."""
+        if channel.endswith(b":dm"):
+            self._direct_in(data)
+            return
+        name = channel[channel.index(b"{") + 1 : channel.rindex(b"}")].decode()
+        room = self._rooms.get(name)
+        if room is None:
+            return
+        room.order.arrive(decode_push(name, data))
+
+    def _direct_in(self, data: bytes) -> None:
+        to, sender, ts, text, key = DM.decode(data)
+        conns = self._presence.reach(key)
+        if conns and self._node is not None:
+            self._node.direct(Direct(to, sender, ts, text), conns)
+
+    # rooms and lanes --------------------------------------------------------------------
+
+    def _room(self, name: str) -> _Room:
+        """This node's state of a room, subscribing to it on first use."""
+        room = self._rooms.get(name)
+        if room is None:
+            order = RoomOrder(
+                self._node_or_fail(),
+                lambda after, upto: self._read(name, after, upto),
+                self._background,
+            )
+            order.high = self._high.get(name, (0, 0))
+            room = self._rooms[name] = _Room(name, order)
+            if self._sub is None or self._sub.lost:
+                failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+                failed.set_exception(ConnectionError("the Redis pub/sub connection is down"))
+                failed.exception()
+                room.subscribed = failed
+            else:
+                room.subscribed = self._sub.subscribe([room.keys.chan.encode()])
+        return room
+
+    def _node_or_fail(self) -> ChatNode:
+        assert self._node is not None, "the Redis broker has not started"
+        return self._node
+
+    def _release_room(self, name: str) -> None:
+        """No member of the room is left on this node: stop listening to it."""
+        room = self._rooms.get(name)
+        if room is None or room.local > 0 or room.jobs or room.runner is not None:
+            return
+        del self._rooms[name]
+        self._high[name] = max(self._high.get(name, (0, 0)), room.order.high)
+        room.order.close()
+        if self._sub is not None and not self._sub.lost:
+            self._sub.unsubscribe(room.keys.chan.encode())
+
+    def _floor(self, name: str) -> str:
+        """The latest position this node saw in the room, ``S:K``: every script takes it
+        into account, so a counter Redis lost never goes back."""
+        room = self._rooms.get(name)
+        high = self._high.get(name, (0, 0))
+        if room is not None:
+            high = max(high, room.order.high)
+        return f"{high[0]}:{high[1]}"
+
+    async def _read(self, name: str, after: int, upto: int) -> list[Message]:
+        """Kept messages in (after, upto] (the stream may hold a few over ``keep``)."""
+        raw = await self.redis.xrange(Keys(name).log, f"({after}-0", f"{upto}")
+        return stored_messages(name, raw)
+
+    def _queue(self, name: str, job: _Say | _Op) -> None:
+        self._rooms[name].jobs.append(job)
+        if not self._turn:
+            self._turn = True
+            asyncio.get_running_loop().call_soon(self._end_turn)
+
+    def _end_turn(self) -> None:
+        """Start the lane of every room that got work this turn."""
+        self._turn = False
+        for name, room in self._rooms.items():
+            if room.jobs and room.runner is None:
+                room.runner = asyncio.get_running_loop().create_task(self._run_lane(name, room))
+
+    async def _run_lane(self, name: str, room: _Room) -> None:
+        try:
+            while room.jobs:
+                if isinstance(room.jobs[0], _Op):
+                    op = room.jobs.popleft()
+                    assert isinstance(op, _Op)
+                    try:
+                        op.future.set_result(await op.run())
+                    except Exception as exc:
+                        op.future.set_exception(exc)
+                    continue
+                batch: list[_Say] = []
+                while room.jobs and isinstance(room.jobs[0], _Say) and len(batch) < MAX_BATCH:
+                    say = room.jobs.popleft()
+                    assert isinstance(say, _Say)
+                    batch.append(say)
+                await self._publish(name, room, batch)
+        finally:
+            room.runner = None
+            self._release_room(name)
+
+    def _on_lane(self, name: str, run: Callable[[], Awaitable[T]]) -> asyncio.Future[T]:
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue(name, _Op(run, future))
+        return future
+
+    async def _script(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        """Run a script (EVALSHA; EVAL when Redis lost its script cache), pipelined."""
+        sha, text = self._scripts[name]
+        async with asyncio.timeout(TIMEOUT):
+            pipe = await self._pipe_conn()
+            try:
+                return await pipe.command("EVALSHA", sha, len(keys), *keys, *args)
+            except hiredis.ReplyError as exc:
+                if not str(exc).startswith("NOSCRIPT"):
+                    raise
+            return await pipe.command("EVAL", text, len(keys), *keys, *args)
+
+    async def _pipe_conn(self) -> Pipe:
+        """The script connection, opened again (once, for every caller) after it broke."""
+        if self._pipe is None or self._pipe.lost:
+            if self._opening is None:
+                self._opening = asyncio.ensure_future(connect(self._url, Pipe))
+            opening = self._opening
+            try:
+                self._pipe = await asyncio.shield(opening)
+            finally:
+                if opening.done() and self._opening is opening:
+                    self._opening = None
+        return self._pipe
+
+    # messages ---------------------------------------------------------------------------
+
+    def publish(self, room: str, sender: str, text: bytes) -> Awaitable[int]:
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        if room not in self._rooms:
+            future.set_exception(ChatNotJoined(f"not in {room}"))
+        else:
+            self._queue(room, _Say(sender, text, future))
+        return future
+
+    async def _publish(self, name: str, room: _Room, batch: list[_Say]) -> None:
+        args: list[Any] = [self._floor(name), self._keep, f"{time.time():.3f}", self._deadline()]
+        args.append(array_header(len(batch)))
+        args += [PACK.encode((say.sender, say.text)) for say in batch]
+        try:
+            with _unavailable():
+                first = int(await self._script("publish", room.keys.all[:3], args))
+            if first < 0:
+                raise BackendUnavailable("the chat broker (Redis) answered too late; not sent")
+        except BackendUnavailable as exc:
+            log.error("publishing %d chat messages to %s failed: %s", len(batch), name, exc)
+            for say in batch:
+                if not say.future.done():
+                    say.future.set_exception(exc)
+            return
+        last = first + len(batch) - 1
+        room.order.known(last)
+        # ok once each message came back to this node (so the sender sees its own
+        # message first, and ok means members got it), backend.unavailable if it turns
+        # out lost; should pub/sub and the stream stay out of reach, ok after ACK_WAIT
+        # anyway: Redis did accept the message
+        for i, say in enumerate(batch):
+            room.order.wait(first + i, say.future)
+        asyncio.get_running_loop().call_later(ACK_WAIT, _answer_late, batch, first)
+
+    def _deadline(self) -> int:
+        """When a script sent now must no longer run, in ms on Redis's clock."""
+        return int((time.time() + TIMEOUT - DEADLINE_MARGIN) * 1000) + self._clock_offset
+
+    # presence ---------------------------------------------------------------------------
+
+    def _entry(self, member: Member, nick: str) -> bytes:
+        return ENTRY.encode(
+            {"n": nick, "k": nick_key(nick), "o": self.node_id, "c": member.conn, "u": member.user}
+        )
+
+    async def join(
+        self, room: str, member: Member, nick: str, *, since: int | None, count: int
+    ) -> Joined:
+        state = self._room(room)
+        state.local += 1
+        key = nick_key(nick)
+        rooms_key = node_keys(self.node_id)[0]
+        try:
+            with _unavailable():
+                assert state.subscribed is not None
+                async with asyncio.timeout(TIMEOUT):
+                    await asyncio.shield(state.subscribed)
+                    await self.redis.sadd(rooms_key, room)
+                args: list[Any] = [
+                    member.id,
+                    nick,
+                    key,
+                    self._entry(member, nick),
+                    f"{time.time():.3f}",
+                ]
+                args += [-1 if since is None else since, count]
+                result = await self._on_lane(
+                    room,
+                    lambda: self._script(
+                        "join", state.keys.all, [self._floor(room), *args, self._deadline()]
+                    ),
+                )
+        except BaseException:
+            state.local -= 1
+            self._release_room(room)
+            raise
+        if result[0] < 0:
+            state.local -= 1
+            self._release_room(room)
+            if result[0] == -3:
+                raise BackendUnavailable("the chat broker (Redis) answered too late; not joined")
+            raise ChatNickTaken(f"the nick {nick} is in use in {room}")
+        seq, k, entries, history = int(result[0]), int(result[1]), result[2], result[3]
+        state.order.start_at((seq, k))
+        self._presence.claim(room, member, nick)
+        self._entries[member.id] = (room, member, nick)
+        await self._reach_quietly(member, nick)
+        kept = stored_messages(room, history)
+        if since is None:
+            kept.reverse()
+        return Joined(seq, nicks(entries), kept[-self._keep :])
+
+    async def leave(self, room: str, member: Member) -> None:
+        nick = self._presence.release(room, member)
+        if nick is None:
+            return
+        self._entries.pop(member.id, None)
+        state = self._rooms[room]
+        try:
+            await self._on_lane(room, lambda: self._leave_script(room, member.id))
+        except _FAILURES as exc:
+            log.warning("leaving %s failed (%r); retrying in the background", room, exc)
+            self._unleft.add((room, member.id))
+        await self._reach_quietly(member, nick)
+        state.local -= 1
+        if state.local == 0:
+            with contextlib.suppress(*_FAILURES):
+                await self.redis.srem(node_keys(self.node_id)[0], room)
+        self._release_room(room)
+
+    async def _leave_script(self, room: str, member_id: str) -> int:
+        args = [self._floor(room), member_id, f"{time.time():.3f}", self._idle_ms]
+        return int(await self._script("leave", Keys(room).all, args))
+
+    async def rename(self, room: str, member: Member, nick: str) -> str:
+        if room not in self._rooms:
+            raise ChatNotJoined(f"not in {room}")
+        state = self._rooms[room]
+        key = nick_key(nick)
+        with _unavailable():
+            result = await self._on_lane(
+                room,
+                lambda: self._script(
+                    "rename",
+                    state.keys.all,
+                    [
+                        self._floor(room),
+                        member.id,
+                        nick,
+                        key,
+                        self._entry(member, nick),
+                        f"{time.time():.3f}",
+                        self._deadline(),
+                    ],
+                ),
+            )
+        if result[0] == -3:
+            raise BackendUnavailable("the chat broker (Redis) answered too late; not renamed")
+        if result[0] == -2:
+            raise ChatNotJoined(f"not in {room}")
+        if result[0] == -1:
+            raise ChatNickTaken(f"the nick {nick} is in use in {room}")
+        old = result[0].decode()
+        self._presence.rename(room, member, nick)
+        self._entries[member.id] = (room, member, nick)
+        await self._reach_quietly(member, old, nick)
+        return str(old)
+
+    async def _reach_quietly(self, member: Member, *names: str) -> None:
+        """``_update_reach`` once the room change is done: its failure must not undo
+        the change (the client would think it failed); DMs may miss the name until
+        the node registers again."""
+        try:
+            await self._update_reach(member, *names)
+        except _FAILURES as exc:
+            log.warning("recording who %s reaches failed: %r", escape(names[-1], 64), exc)
+            self._registered = False  # the lease keeper writes the reach table again
+
+    async def _update_reach(self, member: Member, *nicks: str) -> None:
+        """Tell Redis how many of this node's connections hold each name now."""
+        keys = {nick_key(n) for n in nicks}
+        if member.user is not None:
+            keys.add(nick_key(member.user))
+        keys_key = node_keys(self.node_id)[1]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                held = len(self._presence.reach(key))
+                if held:
+                    self._reach[key] = held
+                    pipe.hset(reach_key(key), self.node_id, held)
+                    pipe.sadd(keys_key, key)
+                else:
+                    self._reach.pop(key, None)
+                    pipe.hdel(reach_key(key), self.node_id)
+            async with asyncio.timeout(TIMEOUT):
+                await pipe.execute()
+
+    async def members(self, room: str) -> list[str]:
+        with _unavailable():
+            async with asyncio.timeout(TIMEOUT):
+                return nicks(await self.redis.hvals(Keys(room).members))
+
+    async def rooms(self) -> list[tuple[str, int]]:
+        with _unavailable():
+            async with asyncio.timeout(TIMEOUT):
+                nodes = await self.redis.zrange(NODES, 0, -1)
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for node in nodes:
+                        pipe.smembers(node_keys(as_str(node))[0])
+                    names = sorted({as_str(r) for found in await pipe.execute() for r in found})
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for name in names:
+                        pipe.hlen(Keys(name).members)
+                    counts = await pipe.execute()
+        return [(name, int(n)) for name, n in zip(names, counts, strict=True) if n]
+
+    async def direct(self, dm: Direct, key: str) -> int:
+        with _unavailable():
+            async with asyncio.timeout(TIMEOUT):
+                holders = await self.redis.hgetall(reach_key(key))
+                reached = {as_str(node): int(n) for node, n in holders.items() if int(n) > 0}
+                if not reached:
+                    return 0
+                payload = PACK.encode((dm.to, dm.sender, dm.ts, dm.text, key))
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for node in reached:
+                        channel = node_keys(node)[2]
+                        if self._sharded:
+                            pipe.execute_command("SPUBLISH", channel, payload)
+                        else:
+                            pipe.publish(channel, payload)
+                    await pipe.execute()
+        return sum(reached.values())
+
+    # leases -----------------------------------------------------------------------------
+
+    async def _keep_lease(self) -> None:
+        """Refresh this node's lease, finish failed leaves, and reap expired nodes
+        (every third of the lease)."""
+        try:
+            alive = await self._script("lease", [NODES], [self.node_id, self._lease_ms, 0])
+            if not int(alive):
+                self._new_id()
+            if not self._registered:
+                await self._register_again()
+                self._registered = True
+            for room, member_id in list(self._unleft):
+                await self._leave_script(room, member_id)
+                self._unleft.discard((room, member_id))
+            await self._reap()
+        except _FAILURES as exc:
+            log.warning("keeping the node lease failed: %r", exc)
+
+    def _new_id(self) -> None:
+        """Redis forgot this node (reaped after a long cut, or restarted empty): take a
+        new id, so a reaper still working on the old one cannot remove what is put
+        back; ``_register_again`` (retried until it succeeds) puts everything back."""
+        old_dm = node_keys(self.node_id)[2]
+        self._epoch += 1
+        self.node_id = f"{self._base}.{self._epoch}"
+        self._registered = False
+        log.warning("this node's lease was lost; registering again as %s", self.node_id)
+        if self._sub is not None and not self._sub.lost:
+            self._sub.unsubscribe(old_dm.encode())
+
+    async def _register_again(self) -> None:
+        """Register the node's id, its DM channel, and put back every member."""
+        await self._script("lease", [NODES], [self.node_id, self._lease_ms, 1])
+        if self._sub is not None and not self._sub.lost:
+            await self._sub.subscribe([node_keys(self.node_id)[2].encode()])
+        rooms_key, keys_key, _ = node_keys(self.node_id)
+        for room in {room for room, _, _ in self._entries.values()}:
+            await self.redis.sadd(rooms_key, room)
+        restoring = [
+            self._on_lane(room, functools.partial(self._restore, room, member))
+            for room, member, _ in self._entries.values()
+        ]
+        await asyncio.gather(*restoring)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key, held in self._reach.items():
+                pipe.hset(reach_key(key), self.node_id, held)
+                pipe.sadd(keys_key, key)
+            await pipe.execute()
+
+    async def _restore(self, room: str, member: Member) -> None:
+        """Put a member back, in the room's lane: a leave queued meanwhile comes after,
+        and a member that left before its turn is not put back."""
+        entry = self._entries.get(member.id)
+        if entry is None or entry[0] != room:
+            return
+        nick = entry[2]
+        args = [self._floor(room), member.id, nick_key(nick), self._entry(member, nick)]
+        await self._script("restore", Keys(room).all, args)
+
+    async def _reap(self) -> None:
+        dead = await self._script("claim", [NODES, REAPING], [self._lease_ms * 2])
+        for raw in dead:
+            node = as_str(raw)
+            rooms_key, keys_key, _ = node_keys(node)
+            ts = f"{time.time():.3f}"
+            for room in await self.redis.smembers(rooms_key):
+                name = as_str(room)
+                args = [self._floor(name), node, ts, self._idle_ms]
+                gone = await self._script("reap", Keys(name).all, args)
+                if gone:
+                    log.info("node %s is gone: %d member(s) left %s", node, gone, name)
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for key in await self.redis.smembers(keys_key):
+                    pipe.hdel(reach_key(as_str(key)), node)
+                pipe.delete(rooms_key, keys_key)
+                pipe.zrem(REAPING, node)
+                await pipe.execute()
+
+
+def _answer_late(batch: list[_Say], first: int) -> None:
+    """``ok`` for whatever of a batch has not come back after ``ACK_WAIT`` (one timer a
+    batch, not one a message)."""
+    for i, say in enumerate(batch):
+        if not say.future.done():
+            say.future.set_result(first + i)

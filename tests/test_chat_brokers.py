@@ -1,0 +1,283 @@
+"""The broker contract (services/chat/broker.py), run against every broker.
+
+The same tests run against the in-process ``MemoryBroker`` and the ``RedisBroker`` on
+a private redis-server; the ones about several nodes only against brokers that span
+processes. A node here is the recorder ``Node``: what a server process would fan out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import signal
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
+from pathlib import Path
+
+import pytest
+
+from sockhub.protocol.errors import BackendUnavailable, ChatNickTaken, ChatNotJoined
+from sockhub.services.chat.broker import ChatBroker, ChatNode, Direct, Event, Member, Message
+from sockhub.services.chat.history import HistoryStore
+from sockhub.services.chat.memory import MemoryBroker
+from sockhub.services.chat.redis_broker import RedisBroker
+from sockhub.services.chat.redis_format import Keys
+
+from .redis_support import RedisServer
+
+KEEP = 50
+
+
+class Node(ChatNode):
+    """Records what a broker hands over, in order."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, object]] = []
+        self.messages: list[Message] = []
+        self.events: list[Event] = []
+
+    def deliver(self, batch: Sequence[Message]) -> None:
+        self.seen += [("msg", (m.room, m.seq, m.text)) for m in batch]
+        self.messages += batch
+
+    def event(self, event: Event) -> None:
+        self.seen.append(("event", (event.room, event.kind, event.nick)))
+        self.events.append(event)
+
+    def direct(self, dm: Direct, conns: Collection[str]) -> None:
+        self.seen.append(("dm", (dm.to, dm.text, sorted(conns))))
+
+    def texts(self, room: str = "r") -> list[bytes]:
+        return [m.text for m in self.messages if m.room == room]
+
+
+async def until(condition: Callable[[], bool], limit: float = 10.0) -> None:
+    """Let the loop run until ``condition`` holds (deliveries cross Redis)."""
+    deadline = time.monotonic() + limit
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the condition never held")
+        await asyncio.sleep(0.002)
+
+
+def member(n: int, user: str | None = None) -> Member:
+    return Member(f"m{n}", f"c{n}", user)
+
+
+class Backend:
+    """Makes started brokers (nodes) of one kind sharing one backend."""
+
+    def __init__(self, kind: str, tmp: Path) -> None:
+        self.kind = kind
+        self.tmp = tmp
+        self.redis: RedisServer | None = None
+        self.brokers: list[ChatBroker] = []
+
+    @property
+    def spans_processes(self) -> bool:
+        return self.kind == "redis"
+
+    async def node(self) -> tuple[ChatBroker, Node]:
+        broker: ChatBroker
+        if self.kind == "memory":
+            broker = MemoryBroker(HistoryStore(self.tmp / "h.sqlite3", KEEP))
+        else:
+            if self.redis is None:
+                self.redis = RedisServer(self.tmp / "redis").start()
+            broker = RedisBroker(self.redis.url, KEEP)
+        node = Node()
+        await broker.start(node)
+        self.brokers.append(broker)
+        return broker, node
+
+    async def close(self) -> None:
+        for broker in self.brokers:
+            await broker.stop()
+        if self.redis is not None:
+            self.redis.stop()
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    b = Backend(request.param, tmp_path)
+    try:
+        yield b
+    finally:
+        await b.close()
+
+
+def increasing(seqs: list[int]) -> bool:
+    return all(a < b for a, b in itertools.pairwise(seqs))
+
+
+async def test_messages_and_events_keep_one_order(backend: Backend) -> None:
+    broker, node = await backend.node()
+    await broker.join("r", member(1), "one", since=None, count=0)
+    acks = [broker.publish("r", "one", b"%d" % n) for n in range(3)]
+    await broker.join("r", member(2), "two", since=None, count=0)
+    acks.append(broker.publish("r", "two", b"last"))
+    seqs = [await a for a in acks]
+    assert increasing(seqs)
+    await until(lambda: len(node.messages) == 4)
+    assert [m.seq for m in node.messages] == seqs
+    kinds = [kind for kind, _ in node.seen]
+    assert kinds == ["event", "msg", "msg", "msg", "event", "msg"]
+    with pytest.raises(ChatNickTaken):
+        await broker.join("r", member(3), "ONE", since=None, count=0)
+    assert await broker.members("r") == ["one", "two"]
+
+
+async def test_join_history_since_and_count(backend: Backend) -> None:
+    broker, _node = await backend.node()
+    await broker.join("r", member(1), "w", since=None, count=0)
+    seqs = [await broker.publish("r", "w", b"m%d" % n) for n in range(10)]
+    joined = await broker.join("r", member(2), "late", since=None, count=3)
+    assert [m.text for m in joined.history] == [b"m7", b"m8", b"m9"]
+    assert joined.seq >= seqs[-1]
+    again = await broker.join("r", member(3), "again", since=seqs[4], count=0)
+    assert [m.seq for m in again.history] == seqs[5:]
+    assert all(m.sender == "w" and m.room == "r" for m in again.history)
+    nothing = await broker.join("r", member(4), "none", since=None, count=0)
+    assert nothing.history == [] and nothing.members == ["again", "late", "none", "w"]
+
+
+async def test_history_is_bounded_by_keep(backend: Backend) -> None:
+    broker, _ = await backend.node()
+    await broker.join("r", member(1), "w", since=None, count=0)
+    acks = [broker.publish("r", "w", b"m%d" % n) for n in range(KEEP + 20)]
+    await asyncio.gather(*acks)
+    joined = await broker.join("r", member(2), "late", since=0, count=0)
+    assert [m.text for m in joined.history] == [b"m%d" % n for n in range(20, KEEP + 20)]
+
+
+async def test_leave_rename_rooms(backend: Backend) -> None:
+    broker, node = await backend.node()
+    await broker.join("r", member(1), "ada", since=None, count=0)
+    await broker.join("r", member(2), "bob", since=None, count=0)
+    await broker.join("s", member(1), "ada", since=None, count=0)
+    assert await broker.rooms() == [("r", 2), ("s", 1)]
+    with pytest.raises(ChatNickTaken):
+        await broker.rename("r", member(2), "ADA")
+    assert await broker.rename("r", member(2), "robert") == "bob"
+    assert await broker.rename("r", member(2), "robert") == "robert"  # no change, no event
+    await broker.leave("r", member(2))
+    await broker.leave("r", member(2))  # a no-op the second time
+    await until(lambda: len(node.events) == 5)
+    assert [(e.kind, e.nick, e.old) for e in node.events if e.room == "r"] == [
+        ("join", "ada", None),
+        ("join", "bob", None),
+        ("nick", "robert", "bob"),
+        ("leave", "robert", None),
+    ]
+    assert await broker.members("r") == ["ada"]
+    await broker.leave("s", member(1))
+    assert await broker.rooms() == [("r", 1)]
+    with pytest.raises(ChatNotJoined):
+        await broker.rename("s", member(1), "x")
+
+
+async def test_direct_messages_reach_every_connection_holding_the_name(
+    backend: Backend,
+) -> None:
+    broker, node = await backend.node()
+    await broker.join("r", member(1, user="ada"), "ada", since=None, count=0)
+    await broker.join("s", Member("m9", "c1", "ada"), "queen", since=None, count=0)
+    await broker.join("r", member(2), "bob", since=None, count=0)
+    assert await broker.direct(Direct("ADA", "bob", 1.0, b"hi"), "ada") == 1
+    assert await broker.direct(Direct("queen", "bob", 1.0, b"yo"), "queen") == 1
+    assert await broker.direct(Direct("nobody", "bob", 1.0, b"?"), "nobody") == 0
+    await until(lambda: sum(kind == "dm" for kind, _ in node.seen) == 2)
+    assert [seen for kind, seen in node.seen if kind == "dm"] == [
+        ("ADA", b"hi", ["c1"]),
+        ("queen", b"yo", ["c1"]),
+    ]
+
+
+async def test_two_nodes_see_one_order_and_one_history(backend: Backend) -> None:
+    if not backend.spans_processes:
+        pytest.skip("the in-process broker is one node")
+    (a, node_a), (b, node_b) = await backend.node(), await backend.node()
+    await a.join("r", member(1), "ada", since=None, count=0)
+    await b.join("r", member(2), "bob", since=None, count=0)
+    acks: list[Awaitable[int]] = []
+    for n in range(40):
+        acks.append(a.publish("r", "ada", b"a%d" % n))
+        acks.append(b.publish("r", "bob", b"b%d" % n))
+        if n % 7 == 0:
+            await asyncio.sleep(0)
+    seqs = sorted(await asyncio.gather(*acks))
+    assert len(set(seqs)) == 80
+    await until(lambda: len(node_a.messages) == len(node_b.messages) == 80)
+    assert node_a.seen[-80:] == node_b.seen[-80:]
+    assert [m.seq for m in node_a.messages] == seqs
+    history = (await b.join("r", member(3), "cy", since=0, count=0)).history
+    assert [m.seq for m in history] == seqs[-KEEP:]
+    assert await a.members("r") == ["ada", "bob", "cy"]
+    assert await b.rooms() == [("r", 3)]
+    with pytest.raises(ChatNickTaken):
+        await a.join("r", member(4), "Bob", since=None, count=0)
+    assert await a.direct(Direct("bob", "ada", 1.0, b"psst"), "bob") == 1
+    await until(lambda: ("dm", ("bob", b"psst", ["c2"])) in node_b.seen)
+
+
+async def test_redis_stalled_or_down_is_backend_unavailable_and_nothing_done(
+    tmp_path: Path,
+) -> None:
+    redis = RedisServer(tmp_path / "redis").start()
+    broker, node = RedisBroker(redis.url, KEEP), Node()
+    await broker.start(node)
+    try:
+        await broker.join("r", member(1), "ada", since=None, count=0)
+        before = await broker.publish("r", "ada", b"before")
+        assert redis.proc is not None
+        os.kill(redis.proc.pid, signal.SIGSTOP)  # Redis stalls: requests time out
+        try:
+            with pytest.raises(BackendUnavailable):
+                await broker.publish("r", "ada", b"stalled")
+            with pytest.raises(BackendUnavailable):
+                await broker.join("r", member(2), "bob", since=None, count=0)
+        finally:
+            os.kill(redis.proc.pid, signal.SIGCONT)
+        # the stalled requests reached Redis after all, and did nothing there
+        after = await broker.publish("r", "ada", b"after")
+        assert after > before
+        joined = await broker.join("r", member(3), "cy", since=0, count=0)
+        assert [m.text for m in joined.history] == [b"before", b"after"]
+        assert joined.members == ["ada", "cy"]
+        redis.stop()  # Redis is gone
+        with pytest.raises(BackendUnavailable):
+            await broker.publish("r", "ada", b"gone")
+        with pytest.raises(BackendUnavailable):
+            await broker.join("s", member(4), "dee", since=None, count=0)
+        with pytest.raises(BackendUnavailable):
+            await broker.members("r")
+    finally:
+        await broker.stop()
+        redis.stop()
+
+
+async def test_redis_forgets_an_empty_room_after_chat_room_idle(tmp_path: Path) -> None:
+    """A room with members never expires; once the last one left, its counter and
+    stream expire after ``idle`` (chat_room_idle), and numbering still never goes back."""
+    redis = RedisServer(tmp_path / "redis").start()
+    broker, node = RedisBroker(redis.url, KEEP, idle=0.3), Node()
+    await broker.start(node)
+    keys = Keys("r")
+    try:
+        await broker.join("r", member(1), "ada", since=None, count=0)
+        first = await broker.publish("r", "ada", b"kept while ada is in")
+        await broker.join("r", member(2), "bob", since=None, count=0)
+        await broker.leave("r", member(2))
+        assert redis.command("PTTL", keys.log) == b":-1\r\n"  # ada is still in
+        assert redis.command("PTTL", keys.seq) == b":-1\r\n"
+        await broker.leave("r", member(1))
+        assert redis.command("PTTL", keys.log) not in (b":-1\r\n", b":-2\r\n")
+        await until(lambda: redis.command("EXISTS", keys.log, keys.seq) == b":0\r\n")
+        joined = await broker.join("r", member(3), "cy", since=0, count=0)
+        assert joined.history == []
+        assert await broker.publish("r", "cy", b"after") > first
+        assert redis.command("PTTL", keys.log) == b":-1\r\n"
+    finally:
+        await broker.stop()
+        redis.stop()
