@@ -74,10 +74,6 @@ class Backend:
         self.redis: RedisServer | None = None
         self.brokers: list[ChatBroker] = []
 
-    @property
-    def spans_processes(self) -> bool:
-        return self.kind == "redis"
-
     async def node(self) -> tuple[ChatBroker, Node]:
         broker: ChatBroker
         if self.kind == "memory":
@@ -101,6 +97,16 @@ class Backend:
 @pytest.fixture(params=["memory", "redis"])
 async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
     b = Backend(request.param, tmp_path)
+    try:
+        yield b
+    finally:
+        await b.close()
+
+
+@pytest.fixture
+async def spanning(tmp_path: Path) -> AsyncIterator[Backend]:
+    """A broker that spans processes (Redis): several nodes, one room."""
+    b = Backend("redis", tmp_path)
     try:
         yield b
     finally:
@@ -194,9 +200,8 @@ async def test_direct_messages_reach_every_connection_holding_the_name(
     ]
 
 
-async def test_two_nodes_see_one_order_and_one_history(backend: Backend) -> None:
-    if not backend.spans_processes:
-        pytest.skip("the in-process broker is one node")
+async def test_two_nodes_see_one_order_and_one_history(spanning: Backend) -> None:
+    backend = spanning
     (a, node_a), (b, node_b) = await backend.node(), await backend.node()
     await a.join("r", member(1), "ada", since=None, count=0)
     await b.join("r", member(2), "bob", since=None, count=0)
