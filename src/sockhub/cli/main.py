@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
   sockhub serve                          # start a local server (prints how to connect)
   sockhub echo hello                     # talk to it
   sockhub time --utc
-  (umask 077; sockhub user add alice --grant chat,files > alice.key)   # once, key file 0600
+  sockhub user add alice --grant chat,files --key-out alice.key   # once; key file 0600
   sockhub COMMAND --help                 # every command has examples
 exit codes: 0 ok, 1 the operation failed, 2 usage error, 3 cannot connect or authenticate;
   exec: the remote command's status (128+N for signal N), 255 when sockhub itself failed

@@ -54,7 +54,7 @@ def banner(
         "try, from another terminal:",
         f"  sockhub echo -s {target}{tls} hello",
         f"  sockhub time -s {target}{tls}",
-        f"  (umask 077; sockhub user add NAME --grant chat,files{data} > NAME.key)",
+        f"  sockhub user add NAME --grant chat,files{data} --key-out NAME.key",
         f"  sockhub chat -s {target}{tls} --user NAME --key-file NAME.key",
         "stop with Ctrl-C (clients are told the server is shutting down)",
     ]
