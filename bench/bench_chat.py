@@ -29,7 +29,14 @@ import uvloop
 
 from sockhub.protocol.frames import encode_frame
 
-from ._procs import median, raise_nofile, ratio_median, serve_sockhub_with, spawn_server
+from ._procs import (
+    group_process,
+    median,
+    raise_nofile,
+    ratio_median,
+    serve_sockhub_with,
+    spawn_server,
+)
 
 SECONDS = 1.5
 """Measured time per round (after the members joined and a warm-up)."""
@@ -285,11 +292,8 @@ def redis_server() -> Iterator[tuple[int, int]]:
     if exe is None:
         raise RuntimeError("redis-server is not installed (make sysdeps)")
     port = free_port()
-    proc = subprocess.Popen(
-        [exe, "--port", str(port), "--bind", "127.0.0.1", *REDIS_FLAGS],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
+    argv = [exe, "--port", str(port), "--bind", "127.0.0.1", *REDIS_FLAGS]
+    with group_process(argv, stdout=subprocess.DEVNULL) as proc:
         deadline = time.monotonic() + 10
         while True:
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port)) as s:
@@ -300,9 +304,6 @@ def redis_server() -> Iterator[tuple[int, int]]:
                 raise RuntimeError("redis-server did not start")
             time.sleep(0.05)
         yield proc.pid, port
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 CASES = [

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import uvloop
 
-from ._procs import median, raise_nofile, ratio_median
+from ._procs import group_process, median, raise_nofile, ratio_median
 from .bench_chat import REDIS, ROUNDS, SECONDS, SOCKHUB, Harness, Result, measured, redis_server
 
 CASES = [
@@ -42,8 +42,7 @@ def sockhub_serve(data: Path, *args: str) -> Iterator[tuple[tuple[int, ...], int
     argv = [sys.executable, "-m", "sockhub", "serve", "--port", "0", "--no-udp"]
     argv += ["--data", str(data), "--log-level", "warning"]
     argv += ["--limit", f"max_connections_per_ip={limit}", *args]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
-    try:
+    with group_process(argv, 30, stdout=subprocess.PIPE, text=True) as proc:
         assert proc.stdout is not None
         port = next(
             int(line.split(":")[-1]) for line in proc.stdout if line.strip().startswith("tcp ")
@@ -51,9 +50,6 @@ def sockhub_serve(data: Path, *args: str) -> Iterator[tuple[tuple[int, ...], int
         me = proc.pid
         children = Path(f"/proc/{me}/task/{me}/children").read_text().split()
         yield (tuple(int(c) for c in children) if children else (me,)), port
-    finally:
-        proc.terminate()
-        proc.wait(30)
 
 
 async def compare(
