@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import signal
 import socket
 import struct
 import threading
@@ -21,6 +22,13 @@ from sockhub.server import Config, Server, Service, load_config
 from sockhub.server.loop import loop_factory
 from sockhub.server.users import UserStore
 from sockhub.services import default_services
+
+# A test run started in the background of a script (``make test &``) inherits SIGINT and
+# SIGQUIT ignored, and so would every program the tests start: Ctrl-C tests (exec, the
+# CLI) would then test nothing. Programs the tests start get the default dispositions.
+for _sig in (signal.SIGINT, signal.SIGQUIT):
+    if signal.getsignal(_sig) == signal.SIG_IGN:
+        signal.signal(_sig, signal.SIG_DFL)
 
 
 class RunningServer:
