@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+from ._procs import end_on_signals
+
 
 def main(argv: list[str]) -> int:
     here = Path(__file__).parent
@@ -20,6 +22,7 @@ def main(argv: list[str]) -> int:
     if unknown:
         print(f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(names)}")
         return 2
+    end_on_signals()
     for name in chosen:
         print(f"\n=== {name} ===", flush=True)
         start = time.perf_counter()

@@ -3,6 +3,11 @@
 A loopback benchmark whose server shares the client's process measures one core doing
 both jobs; each server here runs in a spawned process so client and server get a core
 each, as they would on two machines.
+
+Every server process starts a session (process group) of its own, and the bench ends the
+whole group: a server's own children (``sockhub serve --workers``) go with it, whether
+the bench finishes, fails or is stopped (``end_on_signals``: SIGTERM, as ``timeout``
+sends, and SIGINT unwind like an exception).
 """
 
 from __future__ import annotations
@@ -11,9 +16,11 @@ import contextlib
 import multiprocessing
 import os
 import resource
+import signal
 import statistics
+import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -21,6 +28,8 @@ __all__ = [
     "SPAWN",
     "Span",
     "cpu_seconds",
+    "end_on_signals",
+    "group_process",
     "interleaved",
     "median",
     "raise_nofile",
@@ -63,30 +72,74 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
+def end_on_signals() -> None:
+    """SIGTERM (and SIGINT, as ever) raise in the main thread instead of ending the
+    process on the spot, so every ``finally`` runs and ends its server group."""
+
+    def stop(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _end_group(pgid: int, wait: Callable[[float], object], grace: float) -> None:
+    """SIGTERM the process group, let its leader ``wait`` up to ``grace`` s, then
+    SIGKILL whatever is left of the group."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGTERM)
+    wait(grace)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def group_process(
+    argv: Sequence[str], grace: float = 10.0, **popen: Any
+) -> Iterator[subprocess.Popen[Any]]:
+    """``argv`` in a session of its own; on the way out its whole process group ends."""
+    proc = subprocess.Popen(argv, start_new_session=True, **popen)
+
+    def wait(timeout: float) -> None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout)
+
+    try:
+        yield proc
+    finally:
+        _end_group(proc.pid, wait, grace)
+        proc.wait()
+
+
+def _own_group(target: Callable[..., None], *args: Any) -> None:
+    """Process target wrapper: a session of its own first, then ``target``."""
+    os.setsid()
+    target(*args)
+
+
 @contextlib.contextmanager
 def spawn_server(
     target: Callable[..., None], *args: Any, timeout: float = 30.0
 ) -> Iterator[tuple[int, int]]:
-    """Run ``target(ready, *args)`` in a fresh process; yield (pid, port) it reported.
+    """Run ``target(ready, *args)`` in a fresh process group; yield (pid, port) it reported.
 
     ``target`` sends its listening port through ``ready`` and serves until terminated.
     """
     ours, theirs = SPAWN.Pipe()
-    proc = SPAWN.Process(target=target, args=(theirs, *args), daemon=True)
+    proc = SPAWN.Process(target=_own_group, args=(target, theirs, *args), daemon=True)
     proc.start()
     theirs.close()
+    assert proc.pid is not None
     try:
         if not ours.poll(timeout):
             raise RuntimeError(f"{target.__name__} did not start within {timeout:g} s")
         port = int(ours.recv())
-        assert proc.pid is not None
         yield proc.pid, port
     finally:
-        proc.terminate()
-        proc.join(5)
-        if proc.is_alive():
+        _end_group(proc.pid, proc.join, 5)
+        if proc.is_alive():  # ended before its setsid: not in a group of its own yet
             proc.kill()
-            proc.join()
+        proc.join()
         ours.close()
 
 

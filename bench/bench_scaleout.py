@@ -26,8 +26,18 @@ from pathlib import Path
 
 import uvloop
 
-from ._procs import median, raise_nofile, ratio_median
-from .bench_chat import REDIS, ROUNDS, SECONDS, SOCKHUB, Harness, Result, measured, redis_server
+from ._procs import group_process, median, raise_nofile, ratio_median
+from .bench_chat import (
+    REDIS,
+    ROUNDS,
+    SECONDS,
+    SOCKHUB,
+    UNLIMITED_SENDERS,
+    Harness,
+    Result,
+    measured,
+    redis_server,
+)
 
 CASES = [
     ("1,000 members, 32 in flight", 1, 1000, 32),
@@ -41,9 +51,11 @@ def sockhub_serve(data: Path, *args: str) -> Iterator[tuple[tuple[int, ...], int
     limit = str(4 * max(rooms * members for _, rooms, members, _ in CASES))
     argv = [sys.executable, "-m", "sockhub", "serve", "--port", "0", "--no-udp"]
     argv += ["--data", str(data), "--log-level", "warning"]
-    argv += ["--limit", f"max_connections_per_ip={limit}", *args]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
-    try:
+    argv += ["--limit", f"max_connections_per_ip={limit}"]
+    for name, value in UNLIMITED_SENDERS.items():
+        argv += ["--limit", f"{name}={value}"]
+    argv += args
+    with group_process(argv, 30, stdout=subprocess.PIPE, text=True) as proc:
         assert proc.stdout is not None
         port = next(
             int(line.split(":")[-1]) for line in proc.stdout if line.strip().startswith("tcp ")
@@ -51,9 +63,6 @@ def sockhub_serve(data: Path, *args: str) -> Iterator[tuple[tuple[int, ...], int
         me = proc.pid
         children = Path(f"/proc/{me}/task/{me}/children").read_text().split()
         yield (tuple(int(c) for c in children) if children else (me,)), port
-    finally:
-        proc.terminate()
-        proc.wait(30)
 
 
 async def compare(

@@ -200,6 +200,35 @@ async def test_direct_messages_reach_every_connection_holding_the_name(
     ]
 
 
+async def test_publish_from_outside_the_room(backend: Backend) -> None:
+    """``chat.say`` with a nick: a node without a member in the room publishes to it,
+    stored and numbered like any message, in call order."""
+    broker, _node = await backend.node()
+    assert await broker.publish("empty", "ci", b"nobody hears") == 1
+    seqs = await asyncio.gather(*(broker.publish("empty", "ci", b"%d" % n) for n in range(5)))
+    assert seqs == [2, 3, 4, 5, 6]
+    joined = await broker.join("empty", member(1), "late", since=0, count=0)
+    assert [m.text for m in joined.history] == [b"nobody hears", *(b"%d" % n for n in range(5))]
+    assert joined.members == ["late"]
+
+
+async def test_publish_from_a_node_without_members_reaches_the_others(
+    spanning: Backend,
+) -> None:
+    backend = spanning
+    (a, node_a), (b, node_b) = await backend.node(), await backend.node()
+    await b.join("r", member(1), "bob", since=None, count=0)
+    acks = [a.publish("r", "ci", b"%d" % n) for n in range(10)]
+    seqs = await asyncio.gather(*acks)
+    assert increasing(seqs)
+    await until(lambda: len(node_b.messages) == 10)
+    assert [(m.seq, m.sender, m.text) for m in node_b.messages] == [
+        (seq, "ci", b"%d" % n) for n, seq in enumerate(seqs)
+    ]
+    assert node_a.messages == []
+    assert await a.members("r") == ["bob"]  # what the nick check of chat.say reads
+
+
 async def test_two_nodes_see_one_order_and_one_history(spanning: Backend) -> None:
     backend = spanning
     (a, node_a), (b, node_b) = await backend.node(), await backend.node()

@@ -28,7 +28,7 @@ import pytest
 
 from sockhub import AsyncClient, Client
 from sockhub.client.chat import ChatEvent, ChatMessage
-from sockhub.protocol.errors import ProtocolError
+from sockhub.protocol.errors import ChatNickTaken, ProtocolError
 from sockhub.server.config import ConfigError, load_config
 from sockhub.server.users import UserStore
 
@@ -181,6 +181,27 @@ async def test_two_servers_one_order_one_history(
                 (s, tally.acked[s]) for s in seqs[10:]
             ]
     await check(tally, ears)
+
+
+async def test_unannounced_say_from_a_server_without_members(
+    cluster: tuple[RedisServer, list[ServerProcess]],
+) -> None:
+    """``chat.say`` with a nick on a server where nobody is in the room: the nick check
+    sees the members of the other server, and the message reaches them."""
+    _, (one, other) = cluster
+    async with (
+        await AsyncClient.connect(one.address) as member,
+        await AsyncClient.connect(other.address) as bot,
+    ):
+        await member.join("news", "reader")
+        with pytest.raises(ChatNickTaken):
+            await bot.say("news", "as you", nick="READER")
+        seqs = [await bot.say("news", f"{n}", nick="ci") for n in range(3)]
+        said = [await member.next_chat(10) for _ in range(3)]
+        assert [(m.seq, m.sender, m.text) for m in said if isinstance(m, ChatMessage)] == [
+            (seq, "ci", f"{n}") for n, seq in enumerate(seqs)
+        ]
+        assert await member.who("news") == ["reader"]
 
 
 async def test_redis_restart_empty(cluster: tuple[RedisServer, list[ServerProcess]]) -> None:

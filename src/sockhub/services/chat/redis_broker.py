@@ -462,22 +462,30 @@ class RedisBroker(ChatBroker):
     # messages ---------------------------------------------------------------------------
 
     def publish(self, room: str, sender: str, text: bytes) -> Awaitable[int]:
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         if room not in self._rooms:
-            future.set_exception(ChatNotJoined(f"not in {room}"))
-        else:
-            self._queue(room, _Say(sender, text, future))
+            # chat.say with a nick from outside, and no member of the room on this node:
+            # no lane, and ok once Redis stored it (no member here waits to see it
+            # first); a task, so the scripts go out in call order
+            return asyncio.ensure_future(self._stored(room, [(sender, text)]))
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._queue(room, _Say(sender, text, future))
         return future
 
-    async def _publish(self, name: str, room: _Room, batch: list[_Say]) -> None:
+    async def _stored(self, name: str, says: list[tuple[str, bytes]]) -> int:
+        """Run the publish script; the first message's ``seq`` (``BackendUnavailable``
+        when Redis failed or answered too late: then nothing was stored)."""
         args: list[Any] = [self._floor(name), self._keep, f"{time.time():.3f}", self._deadline()]
-        args.append(array_header(len(batch)))
-        args += [PACK.encode((say.sender, say.text)) for say in batch]
+        args.append(array_header(len(says)))
+        args += [PACK.encode(say) for say in says]
+        with _unavailable():
+            first = int(await self._script("publish", Keys(name).all[:3], args))
+        if first < 0:
+            raise BackendUnavailable("the chat broker (Redis) answered too late; not sent")
+        return first
+
+    async def _publish(self, name: str, room: _Room, batch: list[_Say]) -> None:
         try:
-            with _unavailable():
-                first = int(await self._script("publish", room.keys.all[:3], args))
-            if first < 0:
-                raise BackendUnavailable("the chat broker (Redis) answered too late; not sent")
+            first = await self._stored(name, [(say.sender, say.text) for say in batch])
         except BackendUnavailable as exc:
             log.error("publishing %d chat messages to %s failed: %s", len(batch), name, exc)
             for say in batch:
