@@ -37,6 +37,7 @@ from ._procs import (
     serve_sockhub_with,
     spawn_server,
 )
+from ._table import print_table
 
 SECONDS = 1.5
 """Measured time per round (after the members joined and a warm-up)."""
@@ -356,13 +357,5 @@ def main() -> None:
         "p99 ratio",
         "server CPU us/delivery",
     )
-    table = [head, *rows]
-    widths = [max(len(r[i]) for r in table) for i in range(len(head))]
-    for cells in table:
-        print(
-            "  ".join(
-                c.ljust(w) if i == 0 else c.rjust(w)
-                for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-            )
-        )
+    print_table(head, rows)
     print("target: rate ratio >= 1.00x at 32 in flight, p99 ratio <= 1.00x")

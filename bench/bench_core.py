@@ -53,6 +53,7 @@ from ._procs import (
     spawn_server,
     timed_rounds,
 )
+from ._table import print_table
 
 __all__ = ["main"]
 
@@ -118,20 +119,6 @@ def _verdict(ratio: float, target: float, higher_is_better: bool = True) -> str:
     return "met" if met else "MISSED"
 
 
-def _row(cells: list[str], widths: list[int]) -> str:
-    return "  ".join(
-        c.ljust(w) if i == 0 else c.rjust(w)
-        for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-    )
-
-
-def _table(head: list[str], rows: list[list[str]]) -> None:
-    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
-    print(_row(head, widths))
-    for r in rows:
-        print(_row(r, widths))
-
-
 # 1. echo ---------------------------------------------------------------------------------
 
 
@@ -192,7 +179,7 @@ def bench_echo() -> None:
         f"messages/s, median of {ROUNDS} interleaved rounds of {SECONDS:g} s "
         f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)"
     )
-    _table(
+    print_table(
         ["", "ping-pong (1 in flight)", f"pipelined ({WINDOW} in flight)"],
         [
             ["sockhub Server <- AsyncClient", f"{r['ours_pp']:,.0f}", f"{r['ours_pl']:,.0f}"],
@@ -205,7 +192,7 @@ def bench_echo() -> None:
         "\nCPU per message, client + server process (user + system, us): steadier than the "
         "rates\nwhen the machine is shared, and what bounds the pipelined rate"
     )
-    _table(
+    print_table(
         ["", "ping-pong", "pipelined"],
         [
             ["sockhub", f"{us['ours_pp']:.1f}", f"{us['ours_pl']:.1f}"],
@@ -230,7 +217,7 @@ def bench_echo() -> None:
             [name, f"{ratio:.2f}x", f"{min(spread):.2f}-{max(spread):.2f}"]
             + ([f">= {target:g}x", _verdict(ratio, target)] if target else ["", ""])
         )
-    _table(["sockhub ratio (median of per-round ratios)", "x", "rounds", "target", ""], rows)
+    print_table(["sockhub ratio (median of per-round ratios)", "x", "rounds", "target", ""], rows)
 
 
 # 2. idle connections ---------------------------------------------------------------------
@@ -267,7 +254,7 @@ def bench_idle() -> None:
         ours = _rss_per_connection(serve_sockhub_with, True, server_flags(data))
     raw = _rss_per_connection(serve_raw_echo, False)
     print(f"RSS per idle connection, {IDLE_CONNECTIONS:,} held from another process")
-    _table(
+    print_table(
         ["server", "KB", "x raw", "target", ""],
         [
             [
@@ -316,7 +303,7 @@ def bench_codecs() -> None:
         "msgspec": "the codec protocol/frames.py uses",
         "sockhub frames": "parse_header + encode_header (codec + checks + prefix)",
     }
-    _table(
+    print_table(
         ["codec", "per s", "x json", ""],
         [
             [name, f"{rate:,.0f}", f"{rate / base:.2f}x", notes.get(name, "")]

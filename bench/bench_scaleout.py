@@ -27,6 +27,7 @@ from pathlib import Path
 import uvloop
 
 from ._procs import group_process, median, raise_nofile, ratio_median
+from ._table import print_table
 from .bench_chat import (
     REDIS,
     ROUNDS,
@@ -108,15 +109,7 @@ def main() -> None:
         "CPU us/delivery 2w+redis / mem / redis",
         "CPU 2w vs mem",
     )
-    table = [head, *rows]
-    widths = [max(len(r[i]) for r in table) for i in range(len(head))]
-    for cells in table:
-        print(
-            "  ".join(
-                c.ljust(w) if i == 0 else c.rjust(w)
-                for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-            )
-        )
+    print_table(head, rows)
     print("goal: 2 workers >= 1.00x one memory worker in deliveries/s; CPU 2w vs mem <= 1.20x")
     print(f"(machine: {os.cpu_count()} CPUs shared by the harness, the workers and Redis)")
 
