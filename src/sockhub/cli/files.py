@@ -35,128 +35,9 @@ from .common import (
     local_error,
 )
 from .files_plan import Item, plan_get, plan_put, remote_dir, renames, split_dest
+from .files_progress import Bars, size_text
 
 __all__ = ["register"]
-
-
-def _size(n: float) -> str:
-    """Binary units everywhere (bars, speeds and result lines alike): B, KiB, MiB, GiB."""
-    if n < 1024:
-        return f"{int(n)} B"
-    value = float(n)
-    for unit in ("KiB", "MiB", "GiB", "TiB"):
-        value /= 1024
-        if value < 1024 or unit == "TiB":
-            break
-    return f"{value:.1f} {unit}"
-
-
-def _files(n: int) -> str:
-    return f"{n} file" if n == 1 else f"{n} files"
-
-
-class _FileBar:
-    """The progress callback of one file's bar; it moves the overall bar too."""
-
-    def __init__(self, bars: Bars, task: Any) -> None:
-        self.bars = bars
-        self.task = task
-        self.done = 0
-
-    def __call__(self, done: int, total: int) -> None:
-        self.done = done
-        self.bars.moved(self, total)
-
-
-class Bars:
-    """A rich progress bar per file and one for the whole run, on a terminal only.
-
-    The bars say what really arrived: a file counts as done only once its result is in,
-    and an interrupted run says where it stopped instead of drawing itself complete.
-    """
-
-    def __init__(self, show: bool, items: list[Item]) -> None:
-        self._progress: Any = None
-        self.total = sum(item.size for item in items)
-        self.done = 0
-        self._current: _FileBar | None = None
-        if show:
-            self._progress = _make_progress()
-            if self._progress is not None:
-                self._all = self._progress.add_task(_files(len(items)), total=self.total)
-
-    @contextmanager
-    def running(self) -> Iterator[Bars]:
-        if self._progress is None:
-            yield self
-            return
-        with self._progress:
-            yield self
-
-    @property
-    def reached(self) -> int:
-        return self.done + (self._current.done if self._current is not None else 0)
-
-    def file(self, item: Item, label: str) -> _FileBar | None:
-        """A progress callback for one file (None when nothing is shown)."""
-        if self._progress is None:
-            return None
-        self._current = _FileBar(self, self._progress.add_task(escape(label, 60), total=item.size))
-        return self._current
-
-    def moved(self, bar: _FileBar, total: int) -> None:
-        self._progress.update(bar.task, completed=bar.done, total=total)
-        self._progress.update(self._all, completed=self.reached)
-
-    def finished(self, item: Item, bar: _FileBar | None) -> None:
-        """A file's result is in (moved, skipped or failed): it counts in full."""
-        self.done += item.size
-        self._current = None
-        if self._progress is not None:
-            if bar is not None:
-                self._progress.remove_task(bar.task)
-            self._progress.update(self._all, completed=self.done)
-
-    def dropped(self, bar: _FileBar | None) -> None:
-        """The run was interrupted during this file: its bar goes, the total stays true."""
-        if self._progress is not None and bar is not None:
-            self._progress.remove_task(bar.task)
-
-    def say(self, text: str) -> None:
-        if self._progress is not None:
-            self._progress.console.print(text, markup=False, highlight=False)
-        else:
-            print(text, flush=True)
-
-
-def _make_progress() -> Any:
-    try:
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            ProgressColumn,
-            TextColumn,
-            TimeRemainingColumn,
-        )
-        from rich.text import Text
-    except ImportError:  # the cli extra is not installed: plain lines only
-        return None
-
-    class Speed(ProgressColumn):
-        """Speed in the same binary units as everything else (rich's own is decimal)."""
-
-        def render(self, task: Any) -> Text:
-            speed = task.finished_speed or task.speed
-            return Text("" if speed is None else f"{_size(speed)}/s", style="progress.data.speed")
-
-    return Progress(
-        TextColumn("{task.description}", markup=False),
-        BarColumn(),
-        DownloadColumn(binary_units=True),
-        Speed(),
-        TimeRemainingColumn(),
-    )
 
 
 Move = Callable[[Item, Progress | None], Transfer]
@@ -187,7 +68,7 @@ def _run_items(
                 failed += _one_big(args, bars, verb, item, move)
         except KeyboardInterrupt:
             bars.say(
-                f"sockhub: interrupted at {_size(bars.reached)} of {_size(bars.total)}; "
+                f"sockhub: interrupted at {size_text(bars.reached)} of {size_text(bars.total)}; "
                 "run the same command again to resume"
             )
             raise
@@ -249,9 +130,9 @@ def _report(args: argparse.Namespace, bars: Bars, verb: str, item: Item, r: Tran
         )
         return
     arrow = f"{item.local} -> {r.path}" if verb == "put" else f"{r.path} -> {r.local}"
-    how = "unchanged" if r.unchanged else _size(r.size)
+    how = "unchanged" if r.unchanged else size_text(r.size)
     if r.offset:
-        how += f", resumed at {_size(r.offset)}"
+        how += f", resumed at {size_text(r.offset)}"
     bars.say(f"{verb} {escape(arrow, 300)}  {how}  sha256 {r.sha256[:16]}")
 
 
@@ -364,7 +245,7 @@ def _get(args: argparse.Namespace) -> int:
 
 def _entry_line(entry: Entry) -> str:
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.mtime))
-    size = "-" if entry.is_dir else _size(entry.size or 0)
+    size = "-" if entry.is_dir else size_text(entry.size or 0)
     name = escape(entry.name, 300) + ("/" if entry.is_dir else "")
     return f"{size:>10}  {when}  {name}"
 
