@@ -122,21 +122,54 @@ def open_folder() -> Iterator[Path]:
         shutil.rmtree(folder)
 
 
+DROP = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+
+
+def _as_nobody(folder: Path) -> tuple[list[str], dict[str, str]]:
+    """A command line and environment that start ``sockhub`` as nobody.
+
+    The checkout and its .venv may lie under a folder only root can enter (a clone in
+    ``mktemp -d``), so the server's packages are copied into ``folder`` and run by the
+    first interpreter of this Python version that nobody can start.
+    """
+    import msgspec
+    import websockets
+
+    import sockhub
+
+    lib = folder / "lib"
+    for package in (sockhub, msgspec, websockets):
+        source = Path(package.__file__ or "").parent
+        shutil.copytree(source, lib / package.__name__, ignore=shutil.ignore_patterns("*.pyc"))
+    for path in (lib, *lib.rglob("*")):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    env = {**os.environ, "PYTHONPATH": str(lib)}
+    version = f"import sys; assert sys.version_info[:2] == {sys.version_info[:2]}; import msgspec"
+    for python in (sys.executable, getattr(sys, "_base_executable", ""), "/usr/bin/python3"):
+        probe = subprocess.run(
+            [*DROP, python, "-c", version], env=env, capture_output=True, cwd=folder, check=False
+        )
+        if python and probe.returncode == 0:
+            return [*DROP, python, *SERVE[1:]], env
+    raise AssertionError(f"no Python {sys.version_info[:2]} that nobody can run")
+
+
 def test_the_sandbox_holds_for_an_unprivileged_server(open_folder: Path) -> None:
     data = open_folder / "data"
     key = UserStore(data).add("alice", ("exec",))
-    drop: list[str] = []
+    command, env = SERVE, dict(os.environ)
     if os.geteuid() == 0:
         for path in (data, *data.iterdir()):
             os.chown(path, NOBODY, NOBODY)
-        drop = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+        command, env = _as_nobody(open_folder)
     proc = subprocess.Popen(
-        [*drop, *SERVE, "--data", str(data), "--no-udp", "--log-level", "warning"],
+        [*command, "--data", str(data), "--no-udp", "--log-level", "warning"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
         text=True,
-        env={**os.environ, "SERVER_SECRET_TOKEN": SECRET},
+        cwd=open_folder,
+        env={**env, "SERVER_SECRET_TOKEN": SECRET},
     )
     try:
         assert proc.stdout is not None
