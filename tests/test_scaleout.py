@@ -145,7 +145,10 @@ async def check(tally: Tally, ears: list[Listener]) -> None:
     assert (tally.reused, lost, violations) == (0, 0, 0), [
         sorted(wanted - set(ear.seen)) for ear in ears
     ]
-    assert ears[0].seen == ears[1].seen
+    # one order for what was acknowledged; a message Redis lost in a restart after
+    # publishing it (its sender got backend.unavailable) may have reached one node only
+    first, second = ([m for m in ear.seen if m in wanted] for ear in ears)
+    assert first == second
     for ear in ears:
         await ear.client.close()
 
