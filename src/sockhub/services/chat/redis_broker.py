@@ -17,7 +17,8 @@ seen, so a counter Redis lost (restart without persistence, fail-over) never goe
 
 A room's scripts go to Redis one at a time, in the order they were asked for (the
 room's *lane*): a connection's messages keep their order, and its leave comes after
-its last message. ``ok`` is sent once the script returned, that is once Redis holds
+its last message. The lane sends the next batch once the previous one came back over
+pub/sub, so everything said meanwhile goes in one script. ``ok`` is sent once the script returned, that is once Redis holds
 the message; a failing or unreachable Redis is ``backend.unavailable`` within
 ``TIMEOUT`` and, the script being atomic, nothing half-done.
 
@@ -117,10 +118,12 @@ def probe(url: str) -> None:
 
 
 class _Say:
-    __slots__ = ("future", "sender", "text")
+    __slots__ = ("check", "future", "sender", "text")
 
-    def __init__(self, sender: str, text: bytes, future: asyncio.Future[int]) -> None:
+    def __init__(self, sender: str, text: bytes, future: asyncio.Future[int], check: str) -> None:
         self.sender, self.text, self.future = sender, text, future
+        self.check = check
+        """The nick key an unannounced sender must find free ('' for a member)."""
 
 
 class _Op:
@@ -419,15 +422,23 @@ class RedisBroker(ChatBroker):
                     except Exception as exc:
                         op.future.set_exception(exc)
                     continue
-                batch: list[_Say] = []
-                while room.jobs and isinstance(room.jobs[0], _Say) and len(batch) < MAX_BATCH:
-                    say = room.jobs.popleft()
-                    assert isinstance(say, _Say)
-                    batch.append(say)
-                await self._publish(name, room, batch)
+                await self._publish(name, room, self._batch(room))
         finally:
             room.runner = None
             self._release_room(name)
+
+    @staticmethod
+    def _batch(room: _Room) -> list[_Say]:
+        """The messages at the head of the lane that go in one script: up to
+        ``MAX_BATCH``; an unannounced one goes alone (its nick check fails it only)."""
+        batch: list[_Say] = []
+        while room.jobs and isinstance(room.jobs[0], _Say) and len(batch) < MAX_BATCH:
+            if batch and (batch[0].check or room.jobs[0].check):
+                break
+            say = room.jobs.popleft()
+            assert isinstance(say, _Say)
+            batch.append(say)
+        return batch
 
     def _on_lane(self, name: str, run: Callable[[], Awaitable[T]]) -> asyncio.Future[T]:
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
@@ -461,33 +472,42 @@ class RedisBroker(ChatBroker):
 
     # messages ---------------------------------------------------------------------------
 
-    def publish(self, room: str, sender: str, text: bytes) -> Awaitable[int]:
+    def publish(
+        self, room: str, sender: str, text: bytes, *, unannounced: bool = False
+    ) -> Awaitable[int]:
+        check = nick_key(sender) if unannounced else ""
         if room not in self._rooms:
             # chat.say with a nick from outside, and no member of the room on this node:
             # no lane, and ok once Redis stored it (no member here waits to see it
             # first); a task, so the scripts go out in call order
-            return asyncio.ensure_future(self._stored(room, [(sender, text)]))
+            return asyncio.ensure_future(self._stored(room, [(sender, text)], check))
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._queue(room, _Say(sender, text, future))
+        self._queue(room, _Say(sender, text, future, check))
         return future
 
-    async def _stored(self, name: str, says: list[tuple[str, bytes]]) -> int:
+    async def _stored(self, name: str, says: list[tuple[str, bytes]], check: str = "") -> int:
         """Run the publish script; the first message's ``seq`` (``BackendUnavailable``
-        when Redis failed or answered too late: then nothing was stored)."""
+        when Redis failed or answered too late, ``ChatNickTaken`` when a member holds
+        the nick key ``check``: then nothing was stored)."""
         args: list[Any] = [self._floor(name), self._keep, f"{time.time():.3f}", self._deadline()]
-        args.append(array_header(len(says)))
+        args += [check, array_header(len(says))]
         args += [PACK.encode(say) for say in says]
         with _unavailable():
-            first = int(await self._script("publish", Keys(name).all[:3], args))
+            first = int(await self._script("publish", Keys(name).all, args))
+        if first == -2:
+            raise ChatNickTaken(f"the nick {says[0][0]} is in use in {name}")
         if first < 0:
             raise BackendUnavailable("the chat broker (Redis) answered too late; not sent")
         return first
 
     async def _publish(self, name: str, room: _Room, batch: list[_Say]) -> None:
         try:
-            first = await self._stored(name, [(say.sender, say.text) for say in batch])
-        except BackendUnavailable as exc:
-            log.error("publishing %d chat messages to %s failed: %s", len(batch), name, exc)
+            first = await self._stored(
+                name, [(say.sender, say.text) for say in batch], batch[0].check
+            )
+        except (BackendUnavailable, ChatNickTaken) as exc:
+            if isinstance(exc, BackendUnavailable):
+                log.error("publishing %d chat messages to %s failed: %s", len(batch), name, exc)
             for say in batch:
                 if not say.future.done():
                     say.future.set_exception(exc)
@@ -501,6 +521,13 @@ class RedisBroker(ChatBroker):
         for i, say in enumerate(batch):
             room.order.wait(first + i, say.future)
         asyncio.get_running_loop().call_later(ACK_WAIT, _answer_late, batch, first)
+        if room.order.last is not None:
+            # one batch in flight per room, end to end (Nagle without a timer): what is
+            # said meanwhile goes in the next script, so batches grow with the load and
+            # each member gets fewer, larger writes; bounded, so a slow pub/sub only
+            # slows the lane (and skipped before the node's first join was answered:
+            # nothing is handed over yet, and that join may be behind in the lane)
+            await asyncio.wait([batch[-1].future], timeout=TIMEOUT)
 
     def _deadline(self) -> int:
         """When a script sent now must no longer run, in ms on Redis's clock."""
