@@ -55,6 +55,7 @@ from ...protocol.errors import BackendUnavailable, ChatNickTaken, ChatNotJoined
 from ...protocol.text import escape
 from ...server.background import Background
 from .broker import BrokerUnreachable, ChatBroker, ChatNode, Direct, Joined, Member, Message
+from .coalesce import Coalesced
 from .names import nick_key
 from .presence import Presence
 from .redis_conn import Pipe, Subscriber, connect
@@ -201,6 +202,11 @@ class RedisBroker(ChatBroker):
         self._unleft: set[tuple[str, str]] = set()
         """(room, member id) whose leave Redis did not take yet"""
         self._reach: dict[str, int] = {}
+        self._reach_writes = Coalesced(self._write_reach)
+        self._room_writes = Coalesced(self._write_rooms)
+        """Which names this node's connections hold and which rooms it has members in,
+        each written in one call per loop turn (a mass disconnect is one call, not a
+        thousand)."""
         self._turn = False
         self._stopping = False
         self._clock_offset = 0
@@ -261,6 +267,8 @@ class RedisBroker(ChatBroker):
                     await room.runner
         if self._own_background:
             await self._background.close()
+        await self._reach_writes.idle()
+        await self._room_writes.idle()
         rooms_key, keys_key, _ = node_keys(self.node_id)
         with contextlib.suppress(*_FAILURES):
             async with self.redis.pipeline(transaction=False) as pipe:
@@ -546,13 +554,12 @@ class RedisBroker(ChatBroker):
         state = self._room(room)
         state.local += 1
         key = nick_key(nick)
-        rooms_key = node_keys(self.node_id)[0]
         try:
             with _unavailable():
                 assert state.subscribed is not None
                 async with asyncio.timeout(TIMEOUT):
                     await asyncio.shield(state.subscribed)
-                    await self.redis.sadd(rooms_key, room)
+                    await self._room_writes.changed([room])
                 args: list[Any] = [
                     member.id,
                     nick,
@@ -602,7 +609,7 @@ class RedisBroker(ChatBroker):
         state.local -= 1
         if state.local == 0:
             with contextlib.suppress(*_FAILURES):
-                await self.redis.srem(node_keys(self.node_id)[0], room)
+                await self._room_writes.changed([room])
         self._release_room(room)
 
     async def _leave_script(self, room: str, member_id: str) -> int:
@@ -658,6 +665,23 @@ class RedisBroker(ChatBroker):
         keys = {nick_key(n) for n in nicks}
         if member.user is not None:
             keys.add(nick_key(member.user))
+        await self._reach_writes.changed(keys)
+
+    async def _write_rooms(self, names: set[str]) -> None:
+        """Record whether this node has members in each room (a reaper reads it)."""
+        rooms_key = node_keys(self.node_id)[0]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for name in names:
+                room = self._rooms.get(name)
+                if room is not None and room.local > 0:
+                    pipe.sadd(rooms_key, name)
+                else:
+                    pipe.srem(rooms_key, name)
+            async with asyncio.timeout(TIMEOUT):
+                await pipe.execute()
+
+    async def _write_reach(self, keys: set[str]) -> None:
+        """Record how many of this node's connections hold each name now."""
         keys_key = node_keys(self.node_id)[1]
         async with self.redis.pipeline(transaction=False) as pipe:
             for key in keys:
@@ -669,6 +693,7 @@ class RedisBroker(ChatBroker):
                 else:
                     self._reach.pop(key, None)
                     pipe.hdel(reach_key(key), self.node_id)
+                    pipe.srem(keys_key, key)
             async with asyncio.timeout(TIMEOUT):
                 await pipe.execute()
 
