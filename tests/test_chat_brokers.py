@@ -341,8 +341,9 @@ async def test_redis_stalled_or_down_is_backend_unavailable_and_nothing_done(
 
 
 async def test_redis_forgets_an_empty_room_after_chat_room_idle(tmp_path: Path) -> None:
-    """A room with members never expires; once the last one left, its counter and
-    stream expire after ``idle`` (chat_room_idle), and numbering still never goes back."""
+    """A room with members never expires; once the last one left, or after a message
+    said from outside while nobody is in, its counter and stream expire after ``idle``
+    (chat_room_idle), and numbering still never goes back."""
     redis = RedisServer(tmp_path / "redis").start()
     broker, node = RedisBroker(redis.url, KEEP, idle=0.3), Node()
     await broker.start(node)
@@ -361,6 +362,13 @@ async def test_redis_forgets_an_empty_room_after_chat_room_idle(tmp_path: Path) 
         assert joined.history == []
         assert await broker.publish("r", "cy", b"after") > first
         assert redis.command("PTTL", keys.log) == b":-1\r\n"
+        # spoken to from outside, nobody ever in: forgotten idle after the last message
+        outside = Keys("outside")
+        assert await broker.publish("outside", "ci", b"one", unannounced=True) == 1
+        assert redis.command("PTTL", outside.log) not in (b":-1\r\n", b":-2\r\n")
+        assert redis.command("PTTL", outside.seq) not in (b":-1\r\n", b":-2\r\n")
+        await until(lambda: redis.command("EXISTS", outside.log, outside.seq) == b":0\r\n")
+        assert await broker.publish("outside", "ci", b"two", unannounced=True) > 1
     finally:
         await broker.stop()
         redis.stop()

@@ -488,7 +488,7 @@ class RedisBroker(ChatBroker):
             # chat.say with a nick from outside, and no member of the room on this node:
             # no lane, and ok once Redis stored it (no member here waits to see it
             # first); a task, so the scripts go out in call order
-            return asyncio.ensure_future(self._stored(room, [(sender, text)], check))
+            return asyncio.ensure_future(self._stored_outside(room, sender, text, check))
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._queue(room, _Say(sender, text, future, check))
         return future
@@ -498,7 +498,7 @@ class RedisBroker(ChatBroker):
         when Redis failed or answered too late, ``ChatNickTaken`` when a member holds
         the nick key ``check``: then nothing was stored)."""
         args: list[Any] = [self._floor(name), self._keep, f"{time.time():.3f}", self._deadline()]
-        args += [check, array_header(len(says))]
+        args += [self._idle_ms, check, array_header(len(says))]
         args += [PACK.encode(say) for say in says]
         with _unavailable():
             first = int(await self._script("publish", Keys(name).all, args))
@@ -507,6 +507,14 @@ class RedisBroker(ChatBroker):
         if first < 0:
             raise BackendUnavailable("the chat broker (Redis) answered too late; not sent")
         return first
+
+    async def _stored_outside(self, name: str, sender: str, text: bytes, check: str) -> int:
+        """A message to a room this node has no member in; its seq is remembered like a
+        left room's, so a room Redis forgot (``chat_room_idle``) never numbers from 1."""
+        seq = await self._stored(name, [(sender, text)], check)
+        if name not in self._rooms:
+            self._high[name] = max(self._high.get(name, (0, 0)), (seq, 0))
+        return seq
 
     async def _publish(self, name: str, room: _Room, batch: list[_Say]) -> None:
         try:
