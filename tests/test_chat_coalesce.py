@@ -51,9 +51,7 @@ async def test_a_failure_reaches_every_change_it_carried_and_the_next_call_runs(
     rec = Recorder()
     writes = Coalesced(rec.write)
     rec.fail = ConnectionError("Redis is gone")
-    results = await asyncio.gather(
-        writes.changed([1]), writes.changed([2]), return_exceptions=True
-    )
+    results = await asyncio.gather(writes.changed([1]), writes.changed([2]), return_exceptions=True)
     assert [type(r) for r in results] == [ConnectionError, ConnectionError]
     rec.fail = None
     await writes.changed([3])
