@@ -58,7 +58,8 @@ from .broker import BrokerUnreachable, ChatBroker, ChatNode, Direct, Joined, Mem
 from .coalesce import Coalesced
 from .names import nick_key
 from .presence import Presence
-from .redis_conn import Pipe, Subscriber, connect
+from .redis_conn import Subscriber, connect
+from .redis_cork import CorkedPipe
 from .redis_format import (
     DM,
     ENTRY,
@@ -189,8 +190,8 @@ class RedisBroker(ChatBroker):
         self._redis: aioredis.Redis | None = None
         self._scripts: dict[str, tuple[str, str]] = {}
         """name -> (sha1, text)"""
-        self._pipe: Pipe | None = None
-        self._opening: asyncio.Future[Pipe] | None = None
+        self._pipe: CorkedPipe | None = None
+        self._opening: asyncio.Future[CorkedPipe] | None = None
         self._sub: Subscriber | None = None
         self._sharded = True
         self._rooms: dict[str, _Room] = {}
@@ -229,7 +230,7 @@ class RedisBroker(ChatBroker):
             socket_connect_timeout=TIMEOUT,
             # one immediate retry, on a broken connection only (a Redis restart leaves
             # the pool's connections dead): these commands are reads and idempotent
-            # writes; scripts go through ``Pipe``, never retried
+            # writes; scripts go through ``CorkedPipe``, never retried
             retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
             health_check_interval=0,
         )
@@ -465,11 +466,11 @@ class RedisBroker(ChatBroker):
                     raise
             return await pipe.command("EVAL", text, len(keys), *keys, *args)
 
-    async def _pipe_conn(self) -> Pipe:
+    async def _pipe_conn(self) -> CorkedPipe:
         """The script connection, opened again (once, for every caller) after it broke."""
         if self._pipe is None or self._pipe.lost:
             if self._opening is None:
-                self._opening = asyncio.ensure_future(connect(self._url, Pipe))
+                self._opening = asyncio.ensure_future(connect(self._url, CorkedPipe))
             opening = self._opening
             try:
                 self._pipe = await asyncio.shield(opening)
