@@ -329,6 +329,8 @@ async def test_redis_stalled_or_down_is_backend_unavailable_and_nothing_done(
             await broker.join("s", member(4), "dee", since=None, count=0)
         with pytest.raises(BackendUnavailable):
             await broker.members("r")
+        with pytest.raises(BackendUnavailable):
+            await broker.history("r", None, 5)
     finally:
         await broker.stop()
         redis.stop()

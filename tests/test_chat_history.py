@@ -8,9 +8,10 @@ transaction is on its way to the disk; nothing is mocked: SQLite really writes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -275,28 +276,30 @@ def test_history_op_errors(srv: RunningServer) -> None:
     assert at_limit == {"op": "chat.history", "re": peer.rid, "room": "lobby", "more": False}
 
 
+@contextlib.contextmanager
+def lobby_of(tmp_path: Path, messages: int, **settings: Any) -> Iterator[Client]:
+    """A client of a server with these settings, after it said m0, m1, ... in lobby."""
+    with running_server(tmp_path, **settings) as server, Client.connect(server.address) as c:
+        c.join("lobby", "w")
+        for n in range(messages):
+            c.say("lobby", f"m{n}")
+        yield c
+
+
 def test_history_limit_is_chat_history_max_join(tmp_path: Path) -> None:
-    with running_server(tmp_path, chat_history_max_join=5) as server:
-        with Client.connect(server.address) as c:
-            c.join("lobby", "w")
-            for n in range(7):
-                c.say("lobby", f"m{n}")
-            page = c.history("lobby", limit=5)
-            assert [m.text for m in page.messages] == [f"m{n}" for n in range(2, 7)]
-            assert page.more and page.before == 3
-            with pytest.raises(BadRequest, match="limit"):
-                c.history("lobby", limit=6)
+    with lobby_of(tmp_path, 7, chat_history_max_join=5) as c:
+        page = c.history("lobby", limit=5)
+        assert [m.text for m in page.messages] == [f"m{n}" for n in range(2, 7)]
+        assert page.more and page.before == 3
+        with pytest.raises(BadRequest, match="limit"):
+            c.history("lobby", limit=6)
 
 
 def test_history_stops_at_chat_history_keep(tmp_path: Path) -> None:
-    with running_server(tmp_path, chat_history_keep=5) as server:
-        with Client.connect(server.address) as c:
-            c.join("lobby", "w")
-            for n in range(8):
-                c.say("lobby", f"m{n}")
-            page = c.history("lobby", before=7, limit=10)
-            assert [m.text for m in page.messages] == ["m3", "m4", "m5"]
-            assert not page.more and page.before is None
+    with lobby_of(tmp_path, 8, chat_history_keep=5) as c:
+        page = c.history("lobby", before=7, limit=10)
+        assert [m.text for m in page.messages] == ["m3", "m4", "m5"]
+        assert not page.more and page.before is None
 
 
 @pytest.mark.parametrize("kind", ["sync", "async"])
