@@ -145,7 +145,7 @@ def test_wrong_key_is_refused_in_the_page(web: RunningWeb, chromium: Any) -> Non
     page.fill("#user", "bob")
     page.fill("#key", b64(b"\x01" * 32))
     page.click("#go")
-    page.wait_for_function("document.querySelector('#login-error').textContent !== ''")
+    page.wait_for_function("() => document.querySelector('#login-error').textContent !== ''")
     assert page.is_visible("#login")
     assert not page.is_visible("#chat")
 
