@@ -18,7 +18,15 @@ from pathlib import Path
 import pytest
 
 from sockhub.protocol.errors import BackendUnavailable, ChatNickTaken, ChatNotJoined
-from sockhub.services.chat.broker import ChatBroker, ChatNode, Direct, Event, Member, Message
+from sockhub.services.chat.broker import (
+    ChatBroker,
+    ChatNode,
+    Direct,
+    Event,
+    History,
+    Member,
+    Message,
+)
 from sockhub.services.chat.history import HistoryStore
 from sockhub.services.chat.memory import MemoryBroker
 from sockhub.services.chat.redis_broker import RedisBroker
@@ -155,6 +163,40 @@ async def test_history_is_bounded_by_keep(backend: Backend) -> None:
     await asyncio.gather(*acks)
     joined = await broker.join("r", member(2), "late", since=0, count=0)
     assert [m.text for m in joined.history] == [b"m%d" % n for n in range(20, KEEP + 20)]
+
+
+async def test_history_pages_back_to_the_oldest_kept(backend: Backend) -> None:
+    """Scroll-back: each page the ``limit`` latest below ``before``, oldest first; ``more``
+    says whether older ones are kept, false too when exactly ``limit`` were left."""
+    broker, _node = await backend.node()
+    await broker.join("r", member(1), "w", since=None, count=0)
+    seqs = [await broker.publish("r", "w", b"m%d" % n) for n in range(30)]
+    latest = await broker.history("r", None, 10)
+    assert [m.seq for m in latest.messages] == seqs[20:] and latest.more
+    assert all(m.sender == "w" and m.room == "r" for m in latest.messages)
+    pages, before = [latest.messages], latest.messages[0].seq
+    while True:
+        page = await broker.history("r", before, 7)
+        pages.insert(0, page.messages)
+        if not page.more:
+            break
+        before = page.messages[0].seq
+    assert [m.text for p in pages for m in p] == [b"m%d" % n for n in range(30)]
+    exact = await broker.history("r", seqs[10], 10)
+    assert [m.seq for m in exact.messages] == seqs[:10] and not exact.more
+    assert await broker.history("r", seqs[0], 5) == History([], False)
+    assert (await broker.history("r", seqs[0] + 1, 5)).messages[0].seq == seqs[0]
+    assert (await broker.history("r", seqs[-1] + 100, 1)).messages[0].seq == seqs[-1]
+    assert await broker.history("nowhere", None, 50) == History([], False)
+
+
+async def test_history_needs_no_member_on_the_node(backend: Backend) -> None:
+    broker, _node = await backend.node()
+    seqs = [await broker.publish("quiet", "ci", b"%d" % n) for n in range(3)]
+    page = await broker.history("quiet", None, 2)
+    assert [(m.seq, m.text) for m in page.messages] == [(seqs[1], b"1"), (seqs[2], b"2")]
+    assert page.more
+    assert await broker.rooms() == []
 
 
 async def test_leave_rename_rooms(backend: Backend) -> None:
@@ -296,6 +338,7 @@ async def test_two_nodes_see_one_order_and_one_history(spanning: Backend) -> Non
     assert [m.seq for m in node_a.messages] == seqs
     history = (await b.join("r", member(3), "cy", since=0, count=0)).history
     assert [m.seq for m in history] == seqs[-KEEP:]
+    assert await a.history("r", seqs[-5], 10) == await b.history("r", seqs[-5], 10)
     assert await a.members("r") == ["ada", "bob", "cy"]
     assert await b.rooms() == [("r", 3)]
     with pytest.raises(ChatNickTaken):
@@ -335,6 +378,8 @@ async def test_redis_stalled_or_down_is_backend_unavailable_and_nothing_done(
             await broker.join("s", member(4), "dee", since=None, count=0)
         with pytest.raises(BackendUnavailable):
             await broker.members("r")
+        with pytest.raises(BackendUnavailable):
+            await broker.history("r", None, 5)
     finally:
         await broker.stop()
         redis.stop()

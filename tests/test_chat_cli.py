@@ -121,6 +121,29 @@ def test_piped_chat_json_and_errors(srv: RunningServer) -> None:
     assert (msg["from"], msg["room"], msg["seq"]) == ("j", "ops", 1)
 
 
+def test_piped_chat_more_pages_back(srv: RunningServer) -> None:
+    with Client.connect(srv.address) as c:
+        c.join("old", "earlier")
+        for n in range(1, 11):
+            c.say("old", f"m{n}")
+    lines = "/more 3\n/more 3\n/more\n/more\n/more x\n"
+    done = run(srv, "chat", "--json", "-r", "old", "-n", "j", "--history", "2", stdin=lines)
+    assert done.returncode == 1  # /more x is a usage error
+    objects = [json.loads(line) for line in done.stdout.splitlines()]
+    shown = [o["seq"] if o["type"] == "msg" else (o["type"], o.get("more")) for o in objects]
+    assert shown == [
+        9,
+        10,
+        ("joined", None),
+        *(6, 7, 8, ("history", True)),
+        *(3, 4, 5, ("history", True)),
+        *(1, 2, ("history", False)),
+        ("history", False),  # nothing older: still an answer
+        ("error", None),
+    ]
+    assert all(o["history"] for o in objects if o["type"] == "msg")
+
+
 def test_piped_chat_listens_until_stopped(srv: RunningServer) -> None:
     proc = subprocess.Popen(
         [*SOCKHUB, "chat", "--json", "--listen", "-r", "radio", "-n", "ear", "-s", srv.address],

@@ -1,7 +1,7 @@
 """The chat service's and chat clients' wire tests again, with the Redis broker.
 
-Every test of tests/test_chat_service.py, tests/test_chat_client.py and
-tests/test_chat_unannounced.py that runs on the ``srv`` fixture is collected here too,
+Every test of tests/test_chat_service.py, tests/test_chat_client.py,
+tests/test_chat_unannounced.py and tests/test_chat_history.py that runs on the ``srv`` fixture is collected here too,
 with ``srv`` overridden: a server whose broker is a private redis-server (emptied before
 each test). The tests are the same objects, so the two brokers answer to one suite.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from . import test_chat_client, test_chat_service, test_chat_unannounced
+from . import test_chat_client, test_chat_history, test_chat_service, test_chat_unannounced
 from .conftest import RunningServer, running_server
 from .redis_support import RedisServer
 
@@ -35,7 +35,7 @@ def srv(tmp_path: Path, shared_redis: RedisServer) -> Iterator[RunningServer]:
         yield server
 
 
-for _module in (test_chat_service, test_chat_client, test_chat_unannounced):
+for _module in (test_chat_service, test_chat_client, test_chat_unannounced, test_chat_history):
     for _name, _test in vars(_module).items():
         if _name.startswith("test_") and "srv" in inspect.signature(_test).parameters:
             globals()[_name] = _test

@@ -197,10 +197,16 @@ def event(c: Client) -> tuple[str, str]:
 def test_chatting_in_a_terminal(srv: RunningServer) -> None:
     with Client.connect(srv.address) as py:
         py.join("lobby", "py")
-        with terminal("-s", srv.address, "--nick", "tui") as term:
+        py.say("lobby", "early one")
+        py.say("lobby", "early two")
+        with terminal("-s", srv.address, "--nick", "tui", "--history", "1") as term:
             joined = heard(py)
             assert isinstance(joined, ChatEvent) and (joined.event, joined.nick) == ("join", "tui")
             term.wait_for("joined lobby as tui; here: py")
+            assert "early two" in term.screen() and "early one" not in term.screen()
+            term.keys("PPage")  # scroll-back, as /more
+            screen = term.wait_for("1 older message(s) of lobby above; the beginning")
+            assert screen.count("<py> early one") == 1
             py.say("lobby", "hello tui")
             term.wait_for("<py> hello tui")
 

@@ -94,8 +94,8 @@ async def test_id_less_burst_does_not_reset_members_that_read(tmp_path: Path) ->
 
 
 async def test_long_history_replay_paced_by_reading(tmp_path: Path) -> None:
-    """A join replaying more history than the hard output limit succeeds: the replay is
-    sent a page at a time as the joiner reads."""
+    """A join (or a scroll-back) replaying more history than the hard output limit
+    succeeds: the replay is sent a page at a time as the client reads."""
     messages = 200  # 3.2 MiB of history against a 1 MiB hard limit
     with running_server(
         tmp_path, max_outbound=MiB, outbound_soft=MiB // 2, **UNTHROTTLED_CHAT
@@ -110,9 +110,13 @@ async def test_long_history_replay_paced_by_reading(tmp_path: Path) -> None:
                     await window.pop(0)
             for future in window:
                 await future
-            for fields in ({"history": 1000}, {"since": 0}):
+            for fields, reply in (
+                ({"op": "chat.join", "nick": "late", "history": 1000}, "chat.joined"),
+                ({"op": "chat.join", "nick": "late", "since": 0}, "chat.joined"),
+                ({"op": "chat.history", "limit": 1000}, "chat.history"),  # scroll-back too
+            ):
                 peer = RawPeer(srv.port)
-                peer.request({"op": "chat.join", "id": 1, "room": "past", "nick": "late", **fields})
+                peer.request({"id": 1, "room": "past", **fields})
                 seqs = []
                 while True:
                     frame = peer.frame()
@@ -120,7 +124,7 @@ async def test_long_history_replay_paced_by_reading(tmp_path: Path) -> None:
                         break
                     assert frame.header["history"] is True and len(frame.body) == TEXT
                     seqs.append(frame.header["seq"])
-                assert frame.header["op"] == "chat.joined", frame.header
+                assert frame.header["op"] == reply, frame.header
                 assert seqs == list(range(1, messages + 1))
                 peer.close()
         finally:

@@ -15,7 +15,7 @@ import pytest
 from sockhub import Client
 from sockhub.client.chat import ChatMessage
 
-from .conftest import b64
+from .conftest import UNTHROTTLED_CHAT, b64
 from .web_support import RunningWeb, artifact_dir, chromium, running_web
 
 __all__ = ["chromium"]  # the fixture, used by name
@@ -145,7 +145,7 @@ def test_wrong_key_is_refused_in_the_page(web: RunningWeb, chromium: Any) -> Non
     page.fill("#user", "bob")
     page.fill("#key", b64(b"\x01" * 32))
     page.click("#go")
-    page.wait_for_function("document.querySelector('#login-error').textContent !== ''")
+    page.wait_for_function("() => document.querySelector('#login-error').textContent !== ''")
     assert page.is_visible("#login")
     assert not page.is_visible("#chat")
 
@@ -207,3 +207,52 @@ def test_the_page_lists_every_member_of_a_room_bigger_than_one_header(
         )
         members = page.eval_on_selector_all("#members li", "els => els.map(e => e.textContent)")
         assert sorted(members) == sorted([*nicks, "ann"])
+
+
+SEQS = "els => els.map(e => Number(e.dataset.seq))"
+
+
+def test_scrolling_to_the_top_loads_older_messages_in_order(
+    tmp_path: Path, chromium: Any, request: pytest.FixtureRequest
+) -> None:
+    """300 messages, 50 shown on joining: scrolling to the top loads the rest a page at a
+    time, the reader's view stays put, and a reload then a new message repeat nothing."""
+    texts = [f"m{n}" for n in range(1, 301)]
+    texts[6] = "<i>m7</i>"  # markup in an old message is still text
+    with running_web(tmp_path / "data", udp=False, **UNTHROTTLED_CHAT) as web:
+        with Client.connect(web.srv.address) as carol:
+            carol.join("lobby", "carol")
+            for text in texts:
+                carol.say("lobby", text)
+            page = chromium.new_context().new_page()
+            enter(page, web.url, nick="ann")
+            wait_count(page, 50)
+            assert page.eval_on_selector_all(MESSAGES, SEQS) == list(range(251, 301))
+            page.eval_on_selector("#messages", "list => { list.scrollTop = 0; }")
+            wait_count(page, 150)
+            place = page.eval_on_selector(
+                "#messages",
+                "list => list.querySelector('li[data-seq=\"251\"]').getBoundingClientRect().top"
+                " - list.getBoundingClientRect().top",
+            )
+            assert abs(place) <= 1  # still where it was: at the top of the view
+            assert page.locator("#messages .begin").count() == 0
+            while page.locator("#messages .begin").count() == 0:
+                count = page.locator(MESSAGES).count()
+                page.eval_on_selector("#messages", "list => { list.scrollTop = 0; }")
+                page.wait_for_function(
+                    "n => document.querySelectorAll('#messages li.msg:not(.event)').length > n"
+                    " || document.querySelector('#messages .begin')",
+                    arg=count,
+                )
+            page.eval_on_selector("#messages", "list => { list.scrollTop = 0; }")
+            page.screenshot(path=str(artifact_dir(request) / "scrolled-back.png"))
+            assert page.eval_on_selector_all(MESSAGES, SEQS) == list(range(1, 301))
+            assert [t for _, t in shown(page)] == texts
+            assert page.locator("#messages i").count() == 0
+            assert page.locator("#messages li").first.text_content() == "beginning of history"
+            page.reload()  # the tab keeps what it showed and rejoins with since
+            carol.say("lobby", "after the reload")
+            wait_count(page, 301)
+            assert page.eval_on_selector_all(MESSAGES, SEQS) == list(range(1, 302))
+            assert [t for _, t in shown(page)] == [*texts, "after the reload"]

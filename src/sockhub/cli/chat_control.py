@@ -28,12 +28,15 @@ commands (anything else is sent to the current room):
   /who [ROOM]         who is in a room
   /rooms              every room with members
   /msg NICK TEXT      a direct message
+  /more [COUNT]       older messages of the current room (PageUp: the same)
   /me ACTION          say what you do: * nick ACTION
   /quit               leave (Ctrl-D too)
   /help               this list
   //TEXT              send a line that starts with '/'"""
 
 AUTO_NICK_TRIES = 9
+MORE = 20
+"""Older messages one ``/more`` shows unless told."""
 PENDING_MAX = 100
 """Lines typed while disconnected, kept to be sent on reconnect; more are refused."""
 ME = "/me "
@@ -88,6 +91,8 @@ class Controller:
         self.current: str | None = None
         self.said: dict[str, int] = {}
         self.members: dict[str, set[str]] = {}
+        self.oldest: dict[str, int] = {}
+        """Per room, the lowest ``seq`` shown: ``/more`` asks for what lies below it."""
         self.pending: collections.deque[tuple[str, str]] = collections.deque()
         self._progress = asyncio.Event()
         self._commands: dict[str, Callable[[list[str], str], Awaitable[bool]]] = {
@@ -97,6 +102,7 @@ class Controller:
             "who": self._who_cmd,
             "rooms": self._rooms_cmd,
             "msg": self._msg_cmd,
+            "more": self._more_cmd,
             "me": self._me_cmd,
             "quit": self._quit_cmd,
             "help": self._help_cmd,
@@ -113,6 +119,9 @@ class Controller:
             joined = await self.session.join(room, nicks[-1], history=history)
         for msg in joined.history:
             self.view.show(msg)
+        # what comes later arrives live, above the reply's seq
+        first = joined.history[0].seq if joined.history else None
+        self.oldest[room] = first if first is not None else joined.seq + 1
         self.current = room
         self.members[room] = set(joined.members)
         others = ", ".join(m for m in joined.members if m != joined.nick) or "nobody else"
@@ -242,6 +251,7 @@ class Controller:
         room = self._room_arg(args)
         await self.session.leave(room)
         self.said.pop(room, None)
+        self.oldest.pop(room, None)
         if self.current == room:
             self.current = next(iter(self.session.state.rooms), None)
         now = f"; now talking in {self.current}" if self.current else ""
@@ -287,6 +297,27 @@ class Controller:
             raise ValueError("/msg NICK TEXT")
         await self.session.client.dm(to, text)
         self.view.info(f"-> {to}: {text}", {"type": "dm_sent", "to": to, "text": text})
+        return True
+
+    async def _more_cmd(self, args: list[str], rest: str) -> bool:
+        """Scroll-back: the messages just below the oldest one shown, oldest first (a
+        terminal prints them under the newer ones, marked as history)."""
+        if len(args) > 1 or (args and not args[0].isdigit()):
+            raise ValueError("/more [COUNT]")
+        room = self._room_arg([])
+        before = self.oldest.get(room)
+        page = await self.session.client.history(
+            room, before=before, limit=int(args[0]) if args else MORE
+        )
+        for msg in page.messages:
+            self.view.show(msg)
+        if page.messages and page.messages[0].seq is not None:
+            self.oldest[room] = page.messages[0].seq
+        end = "/more for older ones" if page.more else "the beginning of its history"
+        self.view.info(
+            f"{len(page.messages)} older message(s) of {room} above; {end}",
+            {"type": "history", "room": room, "count": len(page.messages), "more": page.more},
+        )
         return True
 
     async def _me_cmd(self, args: list[str], rest: str) -> bool:

@@ -15,6 +15,7 @@ from prompt_toolkit import PromptSession, print_formatted_text
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
 from prompt_toolkit.formatted_text import FormattedText
+from prompt_toolkit.key_binding import KeyPressEvent
 from prompt_toolkit.patch_stdout import patch_stdout
 from prompt_toolkit.styles import Style
 
@@ -104,11 +105,21 @@ async def run_tui(controller: Controller, room: str, history: int) -> int:
             [("class:room", f"[{where}] "), ("class:prompt", f"{escape(nick, 64)}> ")]
         )
 
+    bindings = safe_bindings()
+
+    async def more() -> None:
+        await controller.handle("/more")
+
+    @bindings.add("pageup")
+    def _more(event: KeyPressEvent) -> None:
+        """Scroll-back without typing: the same as ``/more``."""
+        event.app.create_background_task(more())
+
     session: PromptSession[str] = PromptSession(
         prompt,
         style=STYLE,
         erase_when_done=True,
-        key_bindings=safe_bindings(),
+        key_bindings=bindings,
         completer=_Complete(controller),
         complete_while_typing=False,
     )

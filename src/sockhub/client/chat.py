@@ -23,12 +23,16 @@ __all__ = [
     "ChatEvent",
     "ChatMessage",
     "ChatMixin",
+    "History",
     "Joined",
     "RoomInfo",
     "parse_push",
 ]
 
 HISTORY_OPS = ("chat.msg",)
+HISTORY_LIMIT = 50
+"""Messages a ``history()`` call asks for unless told (the server allows up to its
+``chat_history_max_join``)."""
 
 
 def _str(header: dict[str, Any], key: str, default: str = "") -> str:
@@ -117,24 +121,50 @@ class Joined:
 
     @classmethod
     def from_replies(cls, replies: Iterable[Reply | Chunk]) -> Joined:
-        history: list[ChatMessage] = []
-        for reply in replies:
-            if not isinstance(reply, Reply):
-                continue
-            if reply.op == "chat.msg":
-                history.append(ChatMessage.from_reply(reply))
-                continue
-            h = reply.header
-            members = h.get("members")
-            return cls(
-                _str(h, "room"),
-                _str(h, "nick"),
-                [m for m in members if isinstance(m, str)] if isinstance(members, list) else [],
-                _int(h, "seq") or 0,
-                history,
-                h.get("members_more") is True,
-            )
-        raise ValueError("the join ended without its reply")
+        history, reply = _replayed(replies, "join")
+        h = reply.header
+        members = h.get("members")
+        return cls(
+            _str(h, "room"),
+            _str(h, "nick"),
+            [m for m in members if isinstance(m, str)] if isinstance(members, list) else [],
+            _int(h, "seq") or 0,
+            history,
+            h.get("members_more") is True,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """A page of scroll-back (``chat.history``): messages oldest first, and whether the
+    server keeps older ones (ask again with ``before`` = the first message's ``seq``)."""
+
+    room: str
+    messages: list[ChatMessage]
+    more: bool
+
+    @property
+    def before(self) -> int | None:
+        """The ``before`` of the next older page; None when there is none."""
+        first = self.messages[0].seq if self.messages else None
+        return first if self.more else None
+
+    @classmethod
+    def from_replies(cls, replies: Iterable[Reply | Chunk]) -> History:
+        messages, reply = _replayed(replies, "history")
+        return cls(_str(reply.header, "room"), messages, reply.header.get("more") is True)
+
+
+def _replayed(replies: Iterable[Reply | Chunk], what: str) -> tuple[list[ChatMessage], Reply]:
+    """The ``chat.msg`` frames replayed before a final reply, and that reply."""
+    messages: list[ChatMessage] = []
+    for reply in replies:
+        if not isinstance(reply, Reply):
+            continue
+        if reply.op != "chat.msg":
+            return messages, reply
+        messages.append(ChatMessage.from_reply(reply))
+    raise ValueError(f"the {what} ended without its reply")
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +190,13 @@ def join_fields(nick: str | None, history: int, since: int | None) -> dict[str, 
         fields["since"] = since
     elif history:
         fields["history"] = history
+    return fields
+
+
+def history_fields(room: str, before: int | None, limit: int) -> dict[str, Any]:
+    fields: dict[str, Any] = {"room": room, "limit": limit}
+    if before is not None:
+        fields["before"] = before
     return fields
 
 
@@ -214,6 +251,14 @@ class ChatMixin:
         if joined.members_more and joined.members:
             return joined.with_rest(self.who(room, after=joined.members[-1]))
         return joined
+
+    def history(
+        self, room: str, *, before: int | None = None, limit: int = HISTORY_LIMIT
+    ) -> History:
+        """Scroll-back: the ``limit`` latest kept messages of ``room`` below ``before``
+        (default: the latest), oldest first; joining the room is not needed."""
+        fields = history_fields(room, before, limit)
+        return History.from_replies(self.stream("chat.history", partial=HISTORY_OPS, **fields))
 
     def say(self, room: str, text: str | bytes, *, nick: str | None = None) -> int:
         """Send to ``room``; returns the message's ``seq`` once the server has stored it.
@@ -289,6 +334,15 @@ class AsyncChatMixin:
         if joined.members_more and joined.members:
             return joined.with_rest(await self.who(room, after=joined.members[-1]))
         return joined
+
+    async def history(
+        self, room: str, *, before: int | None = None, limit: int = HISTORY_LIMIT
+    ) -> History:
+        """Scroll-back: the ``limit`` latest kept messages of ``room`` below ``before``
+        (default: the latest), oldest first; joining the room is not needed."""
+        fields = history_fields(room, before, limit)
+        replies = self.stream("chat.history", partial=HISTORY_OPS, **fields)
+        return History.from_replies([reply async for reply in replies])
 
     async def say(self, room: str, text: str | bytes, *, nick: str | None = None) -> int:
         """Send to ``room``; returns the message's ``seq`` once the server has stored it.

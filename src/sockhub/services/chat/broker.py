@@ -31,6 +31,7 @@ __all__ = [
     "ChatNode",
     "Direct",
     "Event",
+    "History",
     "Joined",
     "Member",
     "Message",
@@ -90,6 +91,14 @@ class Joined:
     history: list[Message] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class History:
+    """A page of scroll-back: kept messages oldest first; ``more`` when older ones are kept."""
+
+    messages: list[Message]
+    more: bool
+
+
 class ChatNode(Protocol):
     """What a broker hands deliveries to: the local side of one server process."""
 
@@ -119,6 +128,12 @@ class ChatBroker(abc.ABC):
     ) -> Joined:
         """Claim ``nick`` in ``room`` (``ChatNickTaken`` if held), announce the join, and
         return the history: every kept message after ``since``, else the ``count`` latest."""
+
+    @abc.abstractmethod
+    async def history(self, room: str, before: int | None, limit: int) -> History:
+        """The ``limit`` latest kept messages of ``room`` with ``seq`` below ``before`` (no
+        bound when None), oldest first; a room nobody used has none. Membership is not
+        needed: the same messages are what a join would replay."""
 
     @abc.abstractmethod
     async def leave(self, room: str, member: Member) -> None:

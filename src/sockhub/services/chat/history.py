@@ -56,6 +56,8 @@ _COST = f"length(text) + length(CAST(sender AS BLOB)) + length(CAST(room AS BLOB
 EVICT_CHUNK = 256
 """Oldest messages deleted per statement while the history is over its budget."""
 _DEFAULT = Limits()
+NO_BOUND = (1 << 63) - 1
+"""Above every ``seq`` (SQLite's largest integer): a read of the latest messages."""
 ROWS_PER_INSERT = 256
 """Rows per INSERT statement: one SQLite step, so one release of the GIL, per statement
 (``executemany`` steps, and gives the GIL up and takes it back, once per row)."""
@@ -230,22 +232,38 @@ class HistoryStore:
         """Kept messages after ``since`` (else the ``count`` latest), oldest first."""
         return self._run(lambda: self._read(room, since, count))
 
+    def read_before(
+        self, room: str, before: int | None, count: int
+    ) -> asyncio.Future[list[Message]]:
+        """The ``count`` latest kept messages below ``before`` (scroll-back), oldest first."""
+        return self._run(lambda: self._latest(room, NO_BOUND if before is None else before, count))
+
     def _read(self, room: str, since: int | None, count: int) -> list[Message]:
-        db = self._conn()
-        if since is not None:
-            rows = db.execute(
+        if since is None:
+            return self._latest(room, NO_BOUND, count)
+        rows = (
+            self._conn()
+            .execute(
                 "SELECT seq, sender, ts, text FROM messages WHERE room = ? AND seq > ? "
                 "ORDER BY seq",
                 (room, since),
-            ).fetchall()
-        else:
-            rows = db.execute(
-                "SELECT seq, sender, ts, text FROM messages WHERE room = ? "
+            )
+            .fetchall()
+        )
+        return _messages(room, rows)
+
+    def _latest(self, room: str, before: int, count: int) -> list[Message]:
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT seq, sender, ts, text FROM messages WHERE room = ? AND seq < ? "
                 "ORDER BY seq DESC LIMIT ?",
-                (room, count),
-            ).fetchall()
-            rows.reverse()
-        return [Message(room, seq, sender, ts, bytes(text)) for seq, sender, ts, text in rows]
+                (room, before, count),
+            )
+            .fetchall()
+        )
+        rows.reverse()
+        return _messages(room, rows)
 
     def settle(self, used: Mapping[str, int]) -> asyncio.Future[None]:
         """At a clean stop: lower each room's ``reserved`` mark to the last ``seq`` used,
@@ -273,3 +291,7 @@ class HistoryStore:
         db, self._db = self._db, None
         if db is not None:
             db.close()
+
+
+def _messages(room: str, rows: list[tuple[int, str, float, bytes]]) -> list[Message]:
+    return [Message(room, seq, sender, ts, bytes(text)) for seq, sender, ts, text in rows]

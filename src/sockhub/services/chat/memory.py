@@ -23,11 +23,11 @@ import asyncio
 import collections
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 
 from ...protocol.errors import BackendUnavailable, ChatNickTaken
 from ...server.limits import Limits
-from .broker import ChatBroker, ChatNode, Direct, Event, Joined, Member, Message
+from .broker import ChatBroker, ChatNode, Direct, Event, History, Joined, Member, Message
 from .history import HistoryStore
 from .presence import Presence
 
@@ -146,17 +146,38 @@ class MemoryBroker(ChatBroker):
             return Joined(seq, members)
         # Everything up to ``seq`` is on disk or still in ``_unstored``; the read is
         # queued now, behind every write already handed to the disk.
-        unstored = [p.message for p in self._unstored if p.message.room == room]
+        unstored = self._unstored_in(room, lambda n: since is None or n > since)
         try:
-            stored = await self._store.read(room, since=since, count=count)
+            stored = await self._read(
+                room, lambda: self._store.read(room, since=since, count=count)
+            )
+        except BackendUnavailable:
+            await self.leave(room, member)
+            raise
+        history = _merged(stored, unstored, seq)
+        return Joined(seq, members, history if since is not None else history[-count:])
+
+    async def history(self, room: str, before: int | None, limit: int) -> History:
+        seq = self._seq.get(room, 0)
+        unstored = self._unstored_in(room, lambda n: before is None or n < before)
+        stored = await self._read(room, lambda: self._store.read_before(room, before, limit + 1))
+        found = _merged(stored, unstored, seq)[-(limit + 1) :]
+        return History(found[-limit:], len(found) > limit)
+
+    def _unstored_in(self, room: str, wanted: Callable[[int], bool]) -> list[Message]:
+        """The room's messages the disk has not confirmed yet whose ``seq`` is ``wanted``."""
+        return [
+            p.message for p in self._unstored if p.message.room == room and wanted(p.message.seq)
+        ]
+
+    @staticmethod
+    async def _read(room: str, reading: Callable[[], Awaitable[list[Message]]]) -> list[Message]:
+        """Queue a read of the store now (behind every write already handed to it)."""
+        try:
+            return await reading()
         except Exception as exc:
             log.exception("reading the history of %s failed", room)
-            await self.leave(room, member)
             raise BackendUnavailable("the chat history cannot be read") from exc
-        kept = {m.seq: m for m in stored if m.seq <= seq}
-        kept.update((m.seq, m) for m in unstored if since is None or m.seq > since)
-        history = [kept[s] for s in sorted(kept)]
-        return Joined(seq, members, history if since is not None else history[-count:])
 
     async def leave(self, room: str, member: Member) -> None:
         nick = self._presence.release(room, member)
@@ -277,3 +298,11 @@ class MemoryBroker(ChatBroker):
             head.settle()
         if batch and node is not None:
             node.deliver(batch)
+
+
+def _merged(stored: list[Message], unstored: list[Message], seq: int) -> list[Message]:
+    """What was read from the disk (up to ``seq``, the latest handed out when the read was
+    queued) and what is still on its way to it, once each, in ``seq`` order."""
+    kept = {m.seq: m for m in stored if m.seq <= seq}
+    kept.update((m.seq, m) for m in unstored)
+    return [kept[s] for s in sorted(kept)]

@@ -54,7 +54,16 @@ from redis.exceptions import RedisError
 from ...protocol.errors import BackendUnavailable, ChatNickTaken, ChatNotJoined
 from ...protocol.text import escape
 from ...server.background import Background
-from .broker import BrokerUnreachable, ChatBroker, ChatNode, Direct, Joined, Member, Message
+from .broker import (
+    BrokerUnreachable,
+    ChatBroker,
+    ChatNode,
+    Direct,
+    History,
+    Joined,
+    Member,
+    Message,
+)
 from .coalesce import Coalesced
 from .names import nick_key
 from .presence import Presence
@@ -602,6 +611,17 @@ class RedisBroker(ChatBroker):
         if since is None:
             kept.reverse()
         return Joined(seq, nicks(entries), kept[-self._keep :])
+
+    async def history(self, room: str, before: int | None, limit: int) -> History:
+        """A read of the room's stream below ``before``, newest first, one more than
+        asked (that one says whether older messages are kept); no script, no lane."""
+        top = "+" if before is None else f"({before}-0"
+        with _unavailable():
+            async with asyncio.timeout(TIMEOUT):
+                raw = await self.redis.xrevrange(Keys(room).log, top, "-", count=limit + 1)
+        found = stored_messages(room, raw)
+        found.reverse()
+        return History(found[-limit:], len(found) > limit)
 
     async def leave(self, room: str, member: Member) -> None:
         nick = self._presence.release(room, member)

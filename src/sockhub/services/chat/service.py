@@ -31,7 +31,7 @@ from ...server.config import BROKER_SCHEMES, ConfigError
 from ...server.ratelimit import TokenBuckets
 from ...server.service import OpSpec, Request, ServerContext, Service, Session
 from ..paging import page_budget, take_page
-from .broker import ChatBroker, Direct, Member
+from .broker import ChatBroker, Direct, Member, Message
 from .fanout import LocalNode, Membership, history_header
 from .history import HistoryStore
 from .memory import MemoryBroker
@@ -43,8 +43,9 @@ log = logging.getLogger("sockhub.chat")
 
 HISTORY_FILE = "chat.sqlite3"
 HISTORY_PAGE = 256 * 1024
-"""History replay on join goes out in pages of about this many bytes, each once the
-joiner has read the one before (so any history fits any client that reads)."""
+"""History replay (on join and on ``chat.history``) goes out in pages of about this many
+bytes, each once the client has read the one before (so any history fits any client that
+reads)."""
 _AFTER_MAX = 256
 """Bytes of a paging cursor: the longest room or nick, in UTF-8, with room to spare."""
 
@@ -122,6 +123,7 @@ class ChatService(Service):
             "chat.nick": self._nick,
             "chat.who": self._who,
             "chat.rooms": self._rooms,
+            "chat.history": self._history,
         }
         return tuple(OpSpec(op, handler, "chat", grant="chat") for op, handler in table.items())
 
@@ -255,13 +257,7 @@ class ChatService(Service):
             self._forget(conn, m, exc)
             raise
         log.info("chat %s joined %s as %s", req.session.peer, m.room, escape(m.nick, 64))
-        page = 0
-        for msg in joined.history:
-            req.send(history_header(msg), msg.text)
-            page += len(msg.text)
-            if page >= HISTORY_PAGE:
-                page = 0
-                await req.session.drain()  # paced by the joiner's reading, never cut off
+        await _replay(req, joined.history)
         req.reply(
             {
                 "op": "chat.joined",
@@ -380,6 +376,22 @@ class ChatService(Service):
         page, more = take_page(nicks, page_budget(self.ctx.limits.max_header))
         req.reply(_paged({"op": "chat.who", "room": m.room, "members": page}, more))
 
+    def _history(self, req: Request) -> Awaitable[None]:
+        """Scroll-back: open to whoever may join the room, so no membership is needed, and
+        an anonymous asker pays a token like a sender (each ask is a read of the disk or
+        of Redis of up to ``chat_history_max_join`` messages)."""
+        room = check_room(get_str(req.header, "room"))
+        before = get_int(req.header, "before", None, lo=1, hi=MAX_ID)
+        limit = get_int(req.header, "limit", lo=1, hi=self.ctx.limits.chat_history_max_join)
+        self._conn(req.session)
+        self._throttle(req.session)
+        return self._history_sent(req, room, before, limit)
+
+    async def _history_sent(self, req: Request, room: str, before: int | None, limit: int) -> None:
+        found = await self.broker.history(room, before, limit)
+        await _replay(req, found.messages)
+        req.reply({"op": "chat.history", "room": room, "more": found.more})
+
     async def _rooms(self, req: Request) -> None:
         after = get_str(req.header, "after", "", max_len=_AFTER_MAX)
         rooms = sorted((r, n) for r, n in await self.broker.rooms() if r > after)
@@ -387,6 +399,19 @@ class ChatService(Service):
             ({"room": r, "members": n} for r, n in rooms), page_budget(self.ctx.limits.max_header)
         )
         req.reply(_paged({"op": "chat.rooms", "rooms": page}, more))
+
+
+async def _replay(req: Request, messages: Iterable[Message]) -> None:
+    """History as non-final ``chat.msg`` frames of ``req``, in pages of ``HISTORY_PAGE``
+    bytes, each once the client has read the one before: paced by its reading, so any
+    history the limits allow reaches a client that reads, and none is cut off."""
+    page = 0
+    for msg in messages:
+        req.send(history_header(msg), msg.text)
+        page += len(msg.text)
+        if page >= HISTORY_PAGE:
+            page = 0
+            await req.session.drain()
 
 
 def _members_page(members: list[str], max_header: int) -> dict[str, Any]:

@@ -15,6 +15,7 @@ let term = null; // made the first time the terminal is shown: it needs a visibl
 let login = JSON.parse(sessionStorage.getItem("sockhub.login") || "null");
 let retry = 0;
 let retryTimer = null;
+let follow = true; // the log keeps its newest message in view until the reader scrolls up
 
 function banner(message) {
   $("banner").textContent = message || "";
@@ -33,6 +34,40 @@ function renderMessage(m) {
   return li;
 }
 
+// The first message in view and its distance from the top of the log: put back there
+// after a render, the reader's view stays put when older messages arrive above it.
+function topInView(list) {
+  const top = list.getBoundingClientRect().top;
+  for (const li of list.querySelectorAll("li[data-seq]")) {
+    const box = li.getBoundingClientRect();
+    if (box.bottom > top) return { seq: li.dataset.seq, at: box.top - top };
+  }
+  return null;
+}
+
+function keepInView(list, anchor) {
+  const li = list.querySelector(`li[data-seq="${anchor.seq}"]`);
+  if (li) list.scrollTop += li.getBoundingClientRect().top - list.getBoundingClientRect().top - anchor.at;
+}
+
+function scrolled() {
+  const list = $("messages");
+  follow = list.scrollTop + list.clientHeight >= list.scrollHeight - 4;
+  scrollBack();
+}
+
+// At the top of a room's log: its older messages, page after page while the top stays
+// in view and the server keeps more.
+async function scrollBack() {
+  const list = $("messages");
+  if (!chat.active || list.clientHeight === 0 || list.scrollTop > 40) return;
+  try {
+    if (await chat.older(chat.active)) await scrollBack();
+  } catch (err) {
+    $("chat-error").textContent = err.message;
+  }
+}
+
 function render() {
   const rooms = $("rooms");
   rooms.replaceChildren();
@@ -46,13 +81,18 @@ function render() {
   const r = chat.rooms.get(chat.active);
   $("title").textContent = chat.active || "";
   const list = $("messages");
-  const atBottom = list.scrollTop + list.clientHeight >= list.scrollHeight - 4;
+  if (list.dataset.room !== chat.active) follow = true; // another room: its newest
+  const anchor = follow ? null : topInView(list);
   list.replaceChildren();
+  list.dataset.room = chat.active || "";
+  if (r?.begin) list.append(el("li", "divider begin", "beginning of history"));
   for (const m of r?.msgs || []) {
     if (m === r.firstUnread) list.append(el("li", "divider", "new"));
     list.append(renderMessage(m));
   }
-  if (atBottom) list.scrollTop = list.scrollHeight;
+  if (follow) list.scrollTop = list.scrollHeight;
+  else if (anchor) keepInView(list, anchor);
+  if (list.scrollHeight <= list.clientHeight) scrollBack(); // no scrollbar yet: fill the view
   const members = $("members");
   members.replaceChildren();
   for (const nick of [...(r?.members || [])].sort()) {
@@ -160,6 +200,7 @@ hub.addEventListener("down", () => {
   if (login) reconnectSoon();
 });
 chat.addEventListener("change", render);
+$("messages").addEventListener("scroll", scrolled);
 files.addEventListener("change", renderFiles);
 $("tab-chat").addEventListener("click", () => show("chat"));
 $("tab-files").addEventListener("click", () => show("files"));

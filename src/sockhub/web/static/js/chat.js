@@ -1,12 +1,14 @@
 // Chat state: rooms, members, messages and the last seq seen per room, kept in the tab's
 // sessionStorage so a reload or a reconnect rejoins with `since` and gets exactly what
 // it missed (PROTOCOL.md section 6): a message whose seq is not above the last one kept
-// is a repeat and is dropped.
+// is a repeat and is dropped. Scroll-back (`chat.history`) puts the page just below the
+// oldest seq shown in front, so it never repeats what join or `since` delivered.
 
 import { text, utf8 } from "./frames.js";
 
 const KEEP = 500; // messages kept per room in the tab
 const HISTORY = 50; // messages asked for on a first join
+const OLDER = 100; // messages asked for by one scroll-back
 
 export class Chat extends EventTarget {
   constructor(hub, store = sessionStorage) {
@@ -23,7 +25,7 @@ export class Chat extends EventTarget {
     const saved = JSON.parse(this.store.getItem("sockhub.chat") || "null");
     if (!saved) return;
     for (const [name, r] of Object.entries(saved.rooms)) {
-      this.rooms.set(name, { ...r, members: new Set(), unread: r.unread || 0, firstUnread: null });
+      this.rooms.set(name, { ...r, members: new Set(), unread: r.unread || 0, firstUnread: null, scrolled: 0, loading: false });
     }
     this.active = saved.active;
   }
@@ -31,7 +33,8 @@ export class Chat extends EventTarget {
   save() {
     const rooms = {};
     for (const [name, r] of this.rooms) {
-      rooms[name] = { nick: r.nick, dm: r.dm, lastSeq: r.lastSeq, msgs: r.msgs.slice(-KEEP), unread: r.unread };
+      const begin = r.begin && r.msgs.length <= KEEP; // the oldest are not cut off
+      rooms[name] = { nick: r.nick, dm: r.dm, lastSeq: r.lastSeq, msgs: r.msgs.slice(-KEEP), unread: r.unread, begin };
     }
     this.store.setItem("sockhub.chat", JSON.stringify({ rooms, active: this.active }));
   }
@@ -39,7 +42,7 @@ export class Chat extends EventTarget {
   room(name, dm = false) {
     let r = this.rooms.get(name);
     if (!r) {
-      r = { nick: null, dm, lastSeq: 0, msgs: [], members: new Set(), unread: 0, firstUnread: null };
+      r = { nick: null, dm, lastSeq: 0, msgs: [], members: new Set(), unread: 0, firstUnread: null, begin: false, scrolled: 0, loading: false };
       this.rooms.set(name, r);
     }
     return r;
@@ -75,6 +78,31 @@ export class Chat extends EventTarget {
     for (const [name, r] of this.rooms) {
       if (!r.dm) await this.join(name, r.nick || defaultNick);
     }
+  }
+
+  // Scroll-back: the kept messages just below the oldest seq shown go in front; `begin`
+  // once the server keeps nothing older. True when there may be more to load.
+  async older(name) {
+    const r = this.rooms.get(name);
+    if (!r?.nick || r.dm || r.begin || r.loading) return false; // nick: joined once
+    const before = r.msgs.find((m) => m.seq !== undefined)?.seq ?? r.lastSeq + 1;
+    const page = [];
+    const keep = (h, body) => {
+      if (h.seq < before) page.push({ from: h.from, text: text(body), ts: h.ts, seq: h.seq, history: true });
+    };
+    r.loading = true;
+    let reply;
+    try {
+      reply = await this.hub.request({ op: "chat.history", room: name, before, limit: OLDER }, undefined, keep);
+    } finally {
+      r.loading = false;
+    }
+    if (this.rooms.get(name) !== r) return false; // left meanwhile
+    r.msgs.unshift(...page);
+    r.scrolled += page.length;
+    r.begin = reply.header.more !== true;
+    this.changed();
+    return !r.begin;
   }
 
   async leave(name) {
@@ -121,7 +149,11 @@ export class Chat extends EventTarget {
   add(roomName, msg) {
     const r = this.room(roomName, roomName.startsWith("@"));
     r.msgs.push(msg);
-    if (r.msgs.length > KEEP) r.msgs.splice(0, r.msgs.length - KEEP);
+    if (r.msgs.length > KEEP + r.scrolled && !r.loading) {
+      // (not while a scroll-back is on its way: its page must join the oldest shown)
+      r.msgs.splice(0, r.msgs.length - KEEP - r.scrolled);
+      r.begin = false; // the oldest are gone from the tab (scroll-back fetches them again)
+    }
     if (roomName !== this.active || document.hidden) {
       if (!r.unread) r.firstUnread = msg;
       r.unread++;
