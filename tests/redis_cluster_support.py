@@ -94,8 +94,15 @@ class PrivateCluster:
             links = [ask(node, "INFO", "replication") for node in alive]
         except OSError:
             return False
-        in_sync = all(b"role:slave" not in info or b"link_status:up" in info for info in links)
-        return all(b"cluster_state:ok" in info for info in infos) and len(owners) == 1 and in_sync
+        replicas = [info for info in links if b"role:slave" in info]
+        in_sync = all(b"master_link_status:up" in info for info in replicas)
+        masters = len(next(iter(owners)).split()) if len(owners) == 1 else 0
+        return (
+            all(b"cluster_state:ok" in info for info in infos)
+            and len(owners) == 1
+            and len(replicas) == len(alive) - masters
+            and in_sync
+        )
 
     def _owners(self, node: RedisServer) -> bytes:
         """Masters that serve slots, as ``node`` sees them."""
@@ -109,7 +116,9 @@ class PrivateCluster:
 
     def master_of(self, key: str) -> RedisServer:
         """The running node that serves ``key``'s slot now."""
-        slot = key_slot(key)
+        return self.master_of_slot(key_slot(key))
+
+    def master_of_slot(self, slot: int) -> RedisServer:
         for node in self.nodes:
             if node.proc is None:
                 continue
@@ -121,6 +130,30 @@ class PrivateCluster:
                         if low.isdigit() and int(low) <= slot <= int(high or low):
                             return node
         raise LookupError(f"no running master serves slot {slot}")
+
+    def move_slot(self, slot: int, to: RedisServer) -> None:
+        """Migrate ``slot`` (its keys, then its ownership) to the master ``to``, the way
+        ``redis-cli --cluster reshard`` does: meanwhile the old master answers ``ASK``
+        for keys already moved, and ``TRYAGAIN`` for a script whose keys are split."""
+        source = self.master_of_slot(slot)
+        ids = {node.port: ask(node, "CLUSTER", "MYID").decode() for node in (source, to)}
+        ask(to, "CLUSTER", "SETSLOT", str(slot), "IMPORTING", ids[source.port])
+        ask(source, "CLUSTER", "SETSLOT", str(slot), "MIGRATING", ids[to.port])
+        while keys := ask(source, "CLUSTER", "GETKEYSINSLOT", str(slot), "10"):
+            names = [key.decode() for key in keys]
+            moved = ask(
+                source, "MIGRATE", "127.0.0.1", str(to.port), "", "0", "5000", "KEYS", *names
+            )
+            assert moved == b"OK", moved
+        for node in (to, source, *self.nodes):
+            if node.proc is not None and b"role:master" in ask(node, "INFO", "replication"):
+                ask(node, "CLUSTER", "SETSLOT", str(slot), "NODE", ids[to.port])
+
+    def flush(self) -> None:
+        """Empty every master (its replicas follow): a fresh cluster for the next test."""
+        for node in self.nodes:
+            if node.proc is not None and b"role:master" in ask(node, "INFO", "replication"):
+                node.command("FLUSHALL")
 
     def stop(self) -> None:
         """End every node (by its PID)."""

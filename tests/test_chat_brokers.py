@@ -24,6 +24,7 @@ from sockhub.services.chat.memory import MemoryBroker
 from sockhub.services.chat.redis_broker import RedisBroker
 from sockhub.services.chat.redis_format import Keys
 
+from .redis_cluster_support import PrivateCluster
 from .redis_support import RedisServer
 
 KEEP = 50
@@ -66,18 +67,22 @@ def member(n: int, user: str | None = None) -> Member:
 
 
 class Backend:
-    """Makes started brokers (nodes) of one kind sharing one backend."""
+    """Makes started brokers (nodes) of one kind sharing one backend: the in-process
+    broker, a private redis-server, or a private Redis Cluster (emptied for each test)."""
 
-    def __init__(self, kind: str, tmp: Path) -> None:
+    def __init__(self, kind: str, tmp: Path, cluster: PrivateCluster | None = None) -> None:
         self.kind = kind
         self.tmp = tmp
         self.redis: RedisServer | None = None
+        self.cluster = cluster
         self.brokers: list[ChatBroker] = []
 
     async def node(self) -> tuple[ChatBroker, Node]:
         broker: ChatBroker
         if self.kind == "memory":
             broker = MemoryBroker(HistoryStore(self.tmp / "h.sqlite3", KEEP))
+        elif self.cluster is not None:
+            broker = RedisBroker(self.cluster.url, KEEP)
         else:
             if self.redis is None:
                 self.redis = RedisServer(self.tmp / "redis").start()
@@ -94,19 +99,27 @@ class Backend:
             self.redis.stop()
 
 
-@pytest.fixture(params=["memory", "redis"])
+def _backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    cluster = None
+    if request.param == "cluster":
+        cluster = request.getfixturevalue("private_cluster")
+        cluster.flush()
+    return Backend(request.param, tmp_path, cluster)
+
+
+@pytest.fixture(params=["memory", "redis", "cluster"])
 async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
-    b = Backend(request.param, tmp_path)
+    b = _backend(request, tmp_path)
     try:
         yield b
     finally:
         await b.close()
 
 
-@pytest.fixture
-async def spanning(tmp_path: Path) -> AsyncIterator[Backend]:
-    """A broker that spans processes (Redis): several nodes, one room."""
-    b = Backend("redis", tmp_path)
+@pytest.fixture(params=["redis", "cluster"])
+async def spanning(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    """A broker that spans processes (Redis, Redis Cluster): several nodes, one room."""
+    b = _backend(request, tmp_path)
     try:
         yield b
     finally:
