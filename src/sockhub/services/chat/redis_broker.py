@@ -6,6 +6,10 @@ of the kept messages, entry id = ``seq``),
 ``members`` (member id -> JSON entry naming its nick and node), ``nicks`` (nick key ->
 member id) and ``chan`` (the shard channel; plain pub/sub before Redis 7).
 
+In a Redis Cluster each script goes to the master serving its room's slot
+(``redis_cluster.Router``) and each channel is listened to there
+(``redis_subs.Subscriptions``); with one Redis, everything goes to it.
+
 Everything that changes a room is one Lua script (EVALSHA), so it is atomic: the
 messages one loop turn published to a room are numbered, appended and published in
 one round trip (``publish.lua``), and joins, leaves and nick changes take their place
@@ -22,7 +26,7 @@ the message; a failing or unreachable Redis is ``backend.unavailable`` within
 ``TIMEOUT`` and, the script being atomic, nothing half-done.
 
 Presence survives a crashed node through leases: each node refreshes its entry in
-``sockhub:nodes`` (expiry on Redis's clock); any node that finds one expired claims it
+``sockhub:{nodes}`` (expiry on Redis's clock); any node that finds one expired claims it
 and runs ``reap.lua`` on each room the dead node had members in (``sockhub:{node:ID}:rooms``),
 so they leave with ordinary, ordered events. A node that finds its own lease gone (it
 was cut off for too long, or Redis forgot everything) registers under a new id and puts
@@ -154,7 +158,8 @@ def _unavailable() -> Iterator[None]:
 
 
 class RedisBroker(ChatBroker):
-    """Rooms shared through the Redis at ``url`` (``redis://[:password@]host:port[/db]``)."""
+    """Rooms shared through the Redis at ``url`` (``redis://[:password@]host:port[/db]``),
+    or through the Redis Cluster that node belongs to."""
 
     def __init__(
         self,
@@ -674,7 +679,8 @@ class RedisBroker(ChatBroker):
         """Register the node's id, its DM channel, and put back every member."""
         await self._script("lease", [NODES], [self.node_id, self._lease_ms, 1])
         if self._subs is not None:
-            await self._subs.add(node_keys(self.node_id)[2].encode())
+            async with asyncio.timeout(TIMEOUT):
+                await self._subs.add(node_keys(self.node_id)[2].encode())
         rooms_key, keys_key, _ = node_keys(self.node_id)
         for room in {room for room, _, _ in self._entries.values()}:
             await self.redis.sadd(rooms_key, room)

@@ -51,6 +51,8 @@ class Router:
         self.url = url
         self.cluster = cluster
         self._slots = SlotMap()
+        self._urls: dict[Address, str] = {}
+        """node address -> its URL (built once: ``where`` runs for every script)"""
         self.pipes = Opener(lambda _url: Pipe)
         self._refreshing: asyncio.Future[None] | None = None
         self._stale = cluster
@@ -62,7 +64,13 @@ class Router:
         if not self.cluster:
             return self.url
         address = self._slots.owner(key_slot(key))
-        return self.url if address is None else node_url(self.url, address)
+        return self.url if address is None else self._url(address)
+
+    def _url(self, address: Address) -> str:
+        url = self._urls.get(address)
+        if url is None:
+            url = self._urls[address] = node_url(self.url, address)
+        return url
 
     def redirected(self, error: str, url: str) -> str | None:
         """Where a node at ``url`` sent a command (``MOVED``, remembered; ``ASK``, this
@@ -73,7 +81,7 @@ class Router:
         if not found.ask:
             self._slots.move(found.slot, found.address)
             self._stale = True  # a slot moved: others may have too
-        return node_url(self.url, found.address)
+        return self._url(found.address)
 
     def lost(self) -> None:
         """A node stopped answering: read the slot map again before the next call."""
@@ -95,7 +103,7 @@ class Router:
     async def _read_slots(self) -> None:
         """Ask the known masters (then the URL's node) until one answers."""
         failure: Exception = ConnectionError("no node of the Redis Cluster answered")
-        urls = [node_url(self.url, a) for a in self._slots.masters()]
+        urls = [self._url(a) for a in self._slots.masters()]
         # nodes already connected first: a dead one may take the whole budget to refuse
         urls.sort(key=lambda url: url not in self.pipes.open or self.pipes.open[url].lost)
         for url in dict.fromkeys([*urls, self.url]):

@@ -10,7 +10,8 @@ Two small asyncio protocols instead of redis-py for the two hot or delicate path
   checkout, locking and retry logic cost tens (measured: 78 µs of CPU per EVALSHA),
   and a script is what every chat message costs.
 
-Everything else (reads, presence bookkeeping) goes through redis-py.
+``Opener`` keeps one of either per node (several in a Redis Cluster). Everything else
+(reads, presence bookkeeping) goes through redis-py.
 """
 
 from __future__ import annotations
