@@ -268,6 +268,27 @@ async def test_two_nodes_see_one_order_and_one_history(spanning: Backend) -> Non
     await until(lambda: ("dm", ("bob", b"psst", ["c2"])) in node_b.seen)
 
 
+async def stalled_does_nothing(broker: ChatBroker, pid: int) -> None:
+    """The redis-server ``pid`` serving room ``r`` stalls: requests time out as
+    ``backend.unavailable``, and once it runs again they turn out to have done nothing."""
+    await broker.join("r", member(1), "ada", since=None, count=0)
+    before = await broker.publish("r", "ada", b"before")
+    os.kill(pid, signal.SIGSTOP)  # Redis stalls: requests time out
+    try:
+        with pytest.raises(BackendUnavailable):
+            await broker.publish("r", "ada", b"stalled")
+        with pytest.raises(BackendUnavailable):
+            await broker.join("r", member(2), "bob", since=None, count=0)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    # the stalled requests reached Redis after all, and did nothing there
+    after = await broker.publish("r", "ada", b"after")
+    assert after > before
+    joined = await broker.join("r", member(3), "cy", since=0, count=0)
+    assert [m.text for m in joined.history] == [b"before", b"after"]
+    assert joined.members == ["ada", "cy"]
+
+
 async def test_redis_stalled_or_down_is_backend_unavailable_and_nothing_done(
     tmp_path: Path,
 ) -> None:
@@ -275,23 +296,8 @@ async def test_redis_stalled_or_down_is_backend_unavailable_and_nothing_done(
     broker, node = RedisBroker(redis.url, KEEP), Node()
     await broker.start(node)
     try:
-        await broker.join("r", member(1), "ada", since=None, count=0)
-        before = await broker.publish("r", "ada", b"before")
         assert redis.proc is not None
-        os.kill(redis.proc.pid, signal.SIGSTOP)  # Redis stalls: requests time out
-        try:
-            with pytest.raises(BackendUnavailable):
-                await broker.publish("r", "ada", b"stalled")
-            with pytest.raises(BackendUnavailable):
-                await broker.join("r", member(2), "bob", since=None, count=0)
-        finally:
-            os.kill(redis.proc.pid, signal.SIGCONT)
-        # the stalled requests reached Redis after all, and did nothing there
-        after = await broker.publish("r", "ada", b"after")
-        assert after > before
-        joined = await broker.join("r", member(3), "cy", since=0, count=0)
-        assert [m.text for m in joined.history] == [b"before", b"after"]
-        assert joined.members == ["ada", "cy"]
+        await stalled_does_nothing(broker, redis.proc.pid)
         redis.stop()  # Redis is gone
         with pytest.raises(BackendUnavailable):
             await broker.publish("r", "ada", b"gone")

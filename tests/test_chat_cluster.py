@@ -11,10 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
-import signal
-
-import pytest
 
 from sockhub.protocol.errors import BackendUnavailable
 from sockhub.services.chat.broker import Direct
@@ -24,7 +20,7 @@ from sockhub.services.chat.redis_slots import key_slot, redirect
 
 from .redis_cluster_support import PrivateCluster, ask
 from .redis_support import RedisServer
-from .test_chat_brokers import KEEP, Node, member, until
+from .test_chat_brokers import KEEP, Node, member, stalled_does_nothing, until
 
 
 async def started(url: str, keep: int = KEEP) -> tuple[RedisBroker, Node]:
@@ -149,22 +145,11 @@ async def test_a_stalled_master_is_backend_unavailable_and_nothing_done(
 ) -> None:
     cluster = private_cluster
     cluster.flush()
+    owner = cluster.master_of(Keys("r").seq)
+    assert owner.proc is not None
     broker, _ = await started(cluster.url)
     try:
-        await broker.join("r", member(1), "ada", since=None, count=0)
-        before = await broker.publish("r", "ada", b"before")
-        owner = cluster.master_of(Keys("r").seq)
-        assert owner.proc is not None
-        os.kill(owner.proc.pid, signal.SIGSTOP)
-        try:
-            with pytest.raises(BackendUnavailable):
-                await broker.publish("r", "ada", b"stalled")
-        finally:
-            os.kill(owner.proc.pid, signal.SIGCONT)
-        after = await broker.publish("r", "ada", b"after")
-        assert after > before
-        joined = await broker.join("r", member(2), "bob", since=0, count=0)
-        assert [m.text for m in joined.history] == [b"before", b"after"]
+        await stalled_does_nothing(broker, owner.proc.pid)
     finally:
         await broker.stop()
 

@@ -14,12 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from sockhub import AsyncClient
 from sockhub.services.chat.redis_format import Keys
 
 from .files_support import ServerProcess
 from .redis_cluster_support import NODE_TIMEOUT_MS, PrivateCluster
-from .test_scaleout import LEASE, PER_SENDER, Tally, _with_probe, check, fault_run
+from .test_scaleout import LEASE, Tally, _with_probe, check, one_order_one_history
 
 ROOM = "room"
 """The room the helpers of tests/test_scaleout.py talk in."""
@@ -52,16 +51,7 @@ async def test_two_servers_one_order_one_history_on_a_cluster(
     three_masters: tuple[PrivateCluster, list[ServerProcess]],
 ) -> None:
     cluster, servers = three_masters
-    tally, ears = await fault_run(servers, lambda: None)
-    assert len(tally.acked) == 4 * PER_SENDER
-    seqs = sorted(tally.acked)
-    for server in servers:
-        async with await AsyncClient.connect(server.address) as late:
-            joined = await late.join(ROOM, "late", since=seqs[9])
-            assert [(m.seq, m.text) for m in joined.history] == [
-                (s, tally.acked[s]) for s in seqs[10:]
-            ]
-    await check(tally, ears)
+    await one_order_one_history(servers)
     # the room lives on its slot's master; the others send there
     owner = cluster.master_of(Keys(ROOM).log)
     assert owner.command("EXISTS", Keys(ROOM).log) == b":1\r\n"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import urllib.parse
+from collections.abc import Awaitable
 from typing import Any
 
 import hiredis
@@ -119,10 +120,17 @@ class Router:
             return
         raise failure
 
-    async def call(self, key: str, *args: bytes | str | int) -> Any:
+    def call(self, key: str, *args: bytes | str | int) -> Awaitable[Any]:
         """Run a command on the node serving ``key``, following redirections
         (``hiredis.ReplyError`` for an error reply, ``ConnectionError`` when the node
         cannot be reached or the connection breaks first)."""
+        if not self.cluster:
+            pipe = self.pipes.open.get(self.url)
+            if pipe is not None and not pipe.lost:
+                return pipe.command(*args)  # no redirection to follow: the fast path
+        return self._call(key, *args)
+
+    async def _call(self, key: str, *args: bytes | str | int) -> Any:
         if self._stale:
             await self.refresh()
         url = self.where(key)

@@ -73,9 +73,11 @@ class Subscriptions:
         return make
 
     async def start(self, channels: Iterable[bytes]) -> None:
-        """Subscribe to the first channels (the caller bounds the wait)."""
+        """Read the slot map and subscribe to the first channels (the caller bounds the
+        wait)."""
         wanted = list(channels)
         self._wanted.update(wanted)
+        await self._router.refresh()
         await self._subscribe(wanted)
 
     def add(self, channel: bytes) -> asyncio.Future[None]:
