@@ -135,6 +135,11 @@ class PrivateCluster:
         """Migrate ``slot`` (its keys, then its ownership) to the master ``to``, the way
         ``redis-cli --cluster reshard`` does: meanwhile the old master answers ``ASK``
         for keys already moved, and ``TRYAGAIN`` for a script whose keys are split."""
+        self.end_move(slot, self.begin_move(slot, to))
+
+    def begin_move(self, slot: int, to: RedisServer) -> str:
+        """Move every key of ``slot`` to ``to``, leaving the slot migrating (the old
+        master answers ``ASK``); the id of ``to``, for ``end_move``."""
         source = self.master_of_slot(slot)
         ids = {node.port: ask(node, "CLUSTER", "MYID").decode() for node in (source, to)}
         ask(to, "CLUSTER", "SETSLOT", str(slot), "IMPORTING", ids[source.port])
@@ -145,9 +150,15 @@ class PrivateCluster:
                 source, "MIGRATE", "127.0.0.1", str(to.port), "", "0", "5000", "KEYS", *names
             )
             assert moved == b"OK", moved
-        for node in (to, source, *self.nodes):
-            if node.proc is not None and b"role:master" in ask(node, "INFO", "replication"):
-                ask(node, "CLUSTER", "SETSLOT", str(slot), "NODE", ids[to.port])
+        return ids[to.port]
+
+    def end_move(self, slot: int, to: str) -> None:
+        """Give ``slot`` to the master whose id is ``to``, on every master (the new
+        owner first, as ``redis-cli`` does)."""
+        alive = [node for node in self.nodes if node.proc is not None]
+        for node in sorted(alive, key=lambda node: ask(node, "CLUSTER", "MYID").decode() != to):
+            if b"role:master" in ask(node, "INFO", "replication"):
+                ask(node, "CLUSTER", "SETSLOT", str(slot), "NODE", to)
 
     def flush(self) -> None:
         """Empty every master (its replicas follow): a fresh cluster for the next test."""

@@ -12,15 +12,18 @@ from __future__ import annotations
 import asyncio
 import itertools
 
+import pytest
+
 from sockhub.protocol.errors import BackendUnavailable
 from sockhub.services.chat.broker import Direct
 from sockhub.services.chat.redis_broker import RedisBroker
+from sockhub.services.chat.redis_cluster import Router
 from sockhub.services.chat.redis_format import Keys
 from sockhub.services.chat.redis_slots import key_slot, redirect
 
 from .redis_cluster_support import PrivateCluster, ask
 from .redis_support import RedisServer
-from .test_chat_brokers import KEEP, Node, member, stalled_does_nothing, until
+from .test_chat_brokers import KEEP, Node, increasing, member, stalled_does_nothing, until
 
 
 async def started(url: str, keep: int = KEEP) -> tuple[RedisBroker, Node]:
@@ -138,6 +141,46 @@ async def test_a_slot_moved_while_a_room_is_busy(private_cluster: PrivateCluster
     finally:
         for broker, _ in brokers:
             await broker.stop()
+
+
+async def test_scripts_and_subscriptions_follow_ask_and_moved(
+    private_cluster: PrivateCluster,
+) -> None:
+    """A slot in mid-migration (its keys already moved): the old master sends commands
+    on (``ASK``) and they are sent again to the new master after ``ASKING``; a room's
+    script is refused there all the same until the move ends (``TRYAGAIN``: its
+    channel is among its keys and is no stored key), so ``backend.unavailable`` with
+    nothing done. Then the move ends: a node that never heard of it is sent on by
+    ``MOVED``, for its subscription and for its scripts."""
+    cluster = private_cluster
+    cluster.flush()
+    room = "quiet"
+    slot = key_slot(Keys(room).seq)
+    target = next(m for m in masters(cluster) if m is not cluster.master_of_slot(slot))
+    (a, node_a), (b, node_b) = await started(cluster.url), await started(cluster.nodes[1].url)
+    try:
+        await a.join(room, member(1), "ada", since=None, count=0)
+        await a.publish(room, "ada", b"before")
+        to = await asyncio.to_thread(cluster.begin_move, slot, target)
+        router = Router(cluster.url, cluster=True)
+        try:
+            assert await router.call(Keys(room).seq, "HGET", Keys(room).seq, "s") == b"1"
+        finally:
+            router.close()
+        with pytest.raises(BackendUnavailable, match="TRYAGAIN"):
+            await a.publish(room, "ada", b"during")
+        await asyncio.to_thread(cluster.end_move, slot, to)
+        joined = await b.join(room, member(2), "bob", since=0, count=0)  # MOVED
+        assert [m.text for m in joined.history] == [b"before"]
+        await b.publish(room, "bob", b"after")
+        await until(lambda: node_a.texts(room) == [b"before", b"after"])
+        await until(lambda: ask(target, "PUBSUB", "SHARDNUMSUB", Keys(room).chan)[1] == 2)
+        await a.publish(room, "ada", b"last")
+        await until(lambda: node_b.texts(room) == [b"after", b"last"])
+        assert increasing([m.seq for m in node_a.messages])
+    finally:
+        await a.stop()
+        await b.stop()
 
 
 async def test_a_stalled_master_is_backend_unavailable_and_nothing_done(
