@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import urllib.parse
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import hiredis
@@ -48,13 +48,14 @@ def node_url(url: str, address: Address) -> str:
 class Router:
     """Pipelined connections to the Redis (or the cluster's masters) at ``url``."""
 
-    def __init__(self, url: str, *, cluster: bool) -> None:
+    def __init__(self, url: str, *, cluster: bool, pipe: Callable[[], Pipe] = Pipe) -> None:
         self.url = url
         self.cluster = cluster
         self._slots = SlotMap()
         self._urls: dict[Address, str] = {}
         """node address -> its URL (built once: ``where`` runs for every script)"""
-        self.pipes = Opener(lambda _url: Pipe)
+        self.pipes: Opener[Pipe] = Opener(lambda _url: pipe)
+        """One connection per node, made by ``pipe`` (a ``Pipe`` or a subclass)."""
         self._refreshing: asyncio.Future[None] | None = None
         self._stale = cluster
         """The slot map must be read again before the next call (a master stopped
