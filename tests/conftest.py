@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -22,6 +22,9 @@ from sockhub.server import Config, Server, Service, load_config
 from sockhub.server.loop import loop_factory
 from sockhub.server.users import UserStore
 from sockhub.services import default_services
+
+if TYPE_CHECKING:
+    from .redis_cluster_support import PrivateCluster
 
 # A test run started in the background of a script (``make test &``) inherits SIGINT and
 # SIGQUIT ignored, and so would every program the tests start: Ctrl-C tests (exec, the
@@ -190,3 +193,16 @@ class RawPeer:
 
 def raw_prefix(n: int) -> bytes:
     return struct.pack("!I", n)
+
+
+@pytest.fixture(scope="module")
+def private_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateCluster]:
+    """A private Redis Cluster of three masters, started once for a test module (its
+    tests empty it first: ``flush``)."""
+    from .redis_cluster_support import PrivateCluster  # redis is an optional dependency
+
+    cluster = PrivateCluster(tmp_path_factory.mktemp("cluster")).start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

@@ -12,8 +12,10 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
+import hiredis
 import pytest
 
 __all__ = ["RedisServer", "free_port"]
@@ -28,13 +30,15 @@ def free_port() -> int:
 class RedisServer:
     """One redis-server process; ``aof`` keeps an append-only file (fsync always) in ``folder``."""
 
-    def __init__(self, folder: Path, *, aof: bool = False) -> None:
+    def __init__(self, folder: Path, *, aof: bool = False, extra: Sequence[str] = ()) -> None:
         exe = shutil.which("redis-server")
         if exe is None:
             pytest.skip("redis-server is not installed (make sysdeps)")
         self.exe = exe
         self.folder = folder
         self.aof = aof
+        self.extra = list(extra)
+        """More redis-server options (a cluster node's)."""
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         folder.mkdir(parents=True, exist_ok=True)
@@ -50,6 +54,7 @@ class RedisServer:
             args += ["--appendonly", "yes", "--appendfsync", "always"]
         else:
             args += ["--appendonly", "no"]
+        args += self.extra
         log = (self.folder / "redis.log").open("ab")
         self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         log.close()
@@ -69,14 +74,15 @@ class RedisServer:
     def command(self, *args: str) -> bytes:
         """One command, its raw reply (enough for PING, CLIENT KILL and the like)."""
         wire = f"*{len(args)}\r\n" + "".join(f"${len(a.encode())}\r\n{a}\r\n" for a in args)
+        reader = hiredis.Reader()
         with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
             s.sendall(wire.encode())
             reply = b""
-            while not reply.endswith(b"\r\n"):
-                chunk = s.recv(1 << 16)
-                if not chunk:
-                    break
+            while (chunk := s.recv(1 << 16)) != b"":
                 reply += chunk
+                reader.feed(chunk)
+                if reader.gets() is not False:
+                    break  # one whole reply (a bulk one may come in pieces)
             return reply
 
     def stop(self, sig: int = signal.SIGTERM) -> None:

@@ -32,6 +32,7 @@ from sockhub.services.chat.memory import MemoryBroker
 from sockhub.services.chat.redis_broker import RedisBroker
 from sockhub.services.chat.redis_format import Keys
 
+from .redis_cluster_support import PrivateCluster
 from .redis_support import RedisServer
 
 KEEP = 50
@@ -74,18 +75,22 @@ def member(n: int, user: str | None = None) -> Member:
 
 
 class Backend:
-    """Makes started brokers (nodes) of one kind sharing one backend."""
+    """Makes started brokers (nodes) of one kind sharing one backend: the in-process
+    broker, a private redis-server, or a private Redis Cluster (emptied for each test)."""
 
-    def __init__(self, kind: str, tmp: Path) -> None:
+    def __init__(self, kind: str, tmp: Path, cluster: PrivateCluster | None = None) -> None:
         self.kind = kind
         self.tmp = tmp
         self.redis: RedisServer | None = None
+        self.cluster = cluster
         self.brokers: list[ChatBroker] = []
 
     async def node(self) -> tuple[ChatBroker, Node]:
         broker: ChatBroker
         if self.kind == "memory":
             broker = MemoryBroker(HistoryStore(self.tmp / "h.sqlite3", KEEP))
+        elif self.cluster is not None:
+            broker = RedisBroker(self.cluster.url, KEEP)
         else:
             if self.redis is None:
                 self.redis = RedisServer(self.tmp / "redis").start()
@@ -102,19 +107,27 @@ class Backend:
             self.redis.stop()
 
 
-@pytest.fixture(params=["memory", "redis"])
+def _backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    cluster = None
+    if request.param == "cluster":
+        cluster = request.getfixturevalue("private_cluster")
+        cluster.flush()
+    return Backend(request.param, tmp_path, cluster)
+
+
+@pytest.fixture(params=["memory", "redis", "cluster"])
 async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
-    b = Backend(request.param, tmp_path)
+    b = _backend(request, tmp_path)
     try:
         yield b
     finally:
         await b.close()
 
 
-@pytest.fixture
-async def spanning(tmp_path: Path) -> AsyncIterator[Backend]:
-    """A broker that spans processes (Redis): several nodes, one room."""
-    b = Backend("redis", tmp_path)
+@pytest.fixture(params=["redis", "cluster"])
+async def spanning(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    """A broker that spans processes (Redis, Redis Cluster): several nodes, one room."""
+    b = _backend(request, tmp_path)
     try:
         yield b
     finally:
@@ -347,6 +360,27 @@ async def test_two_nodes_see_one_order_and_one_history(spanning: Backend) -> Non
     await until(lambda: ("dm", ("bob", b"psst", ["c2"])) in node_b.seen)
 
 
+async def stalled_does_nothing(broker: ChatBroker, pid: int) -> None:
+    """The redis-server ``pid`` serving room ``r`` stalls: requests time out as
+    ``backend.unavailable``, and once it runs again they turn out to have done nothing."""
+    await broker.join("r", member(1), "ada", since=None, count=0)
+    before = await broker.publish("r", "ada", b"before")
+    os.kill(pid, signal.SIGSTOP)  # Redis stalls: requests time out
+    try:
+        with pytest.raises(BackendUnavailable):
+            await broker.publish("r", "ada", b"stalled")
+        with pytest.raises(BackendUnavailable):
+            await broker.join("r", member(2), "bob", since=None, count=0)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    # the stalled requests reached Redis after all, and did nothing there
+    after = await broker.publish("r", "ada", b"after")
+    assert after > before
+    joined = await broker.join("r", member(3), "cy", since=0, count=0)
+    assert [m.text for m in joined.history] == [b"before", b"after"]
+    assert joined.members == ["ada", "cy"]
+
+
 async def test_redis_stalled_or_down_is_backend_unavailable_and_nothing_done(
     tmp_path: Path,
 ) -> None:
@@ -354,23 +388,8 @@ async def test_redis_stalled_or_down_is_backend_unavailable_and_nothing_done(
     broker, node = RedisBroker(redis.url, KEEP), Node()
     await broker.start(node)
     try:
-        await broker.join("r", member(1), "ada", since=None, count=0)
-        before = await broker.publish("r", "ada", b"before")
         assert redis.proc is not None
-        os.kill(redis.proc.pid, signal.SIGSTOP)  # Redis stalls: requests time out
-        try:
-            with pytest.raises(BackendUnavailable):
-                await broker.publish("r", "ada", b"stalled")
-            with pytest.raises(BackendUnavailable):
-                await broker.join("r", member(2), "bob", since=None, count=0)
-        finally:
-            os.kill(redis.proc.pid, signal.SIGCONT)
-        # the stalled requests reached Redis after all, and did nothing there
-        after = await broker.publish("r", "ada", b"after")
-        assert after > before
-        joined = await broker.join("r", member(3), "cy", since=0, count=0)
-        assert [m.text for m in joined.history] == [b"before", b"after"]
-        assert joined.members == ["ada", "cy"]
+        await stalled_does_nothing(broker, redis.proc.pid)
         redis.stop()  # Redis is gone
         with pytest.raises(BackendUnavailable):
             await broker.publish("r", "ada", b"gone")

@@ -174,6 +174,12 @@ async def test_two_servers_one_order_one_history(
     cluster: tuple[RedisServer, list[ServerProcess]],
 ) -> None:
     _, servers = cluster
+    await one_order_one_history(servers)
+
+
+async def one_order_one_history(servers: list[ServerProcess]) -> None:
+    """Senders on both servers, no fault: a join with ``since`` on either server
+    returns exactly what was acknowledged after it, and both listeners agree."""
     tally, ears = await fault_run(servers, lambda: None)
     assert len(tally.acked) == 4 * PER_SENDER
     seqs = sorted(tally.acked)

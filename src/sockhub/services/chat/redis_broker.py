@@ -6,6 +6,10 @@ of the kept messages, entry id = ``seq``),
 ``members`` (member id -> JSON entry naming its nick and node), ``nicks`` (nick key ->
 member id) and ``chan`` (the shard channel; plain pub/sub before Redis 7).
 
+In a Redis Cluster each script goes to the master serving its room's slot
+(``redis_cluster.Router``) and each channel is listened to there
+(``redis_subs.Subscriptions``); with one Redis, everything goes to it.
+
 Everything that changes a room is one Lua script (EVALSHA), so it is atomic: the
 messages one loop turn published to a room are numbered, appended and published in
 one round trip (``publish.lua``), and joins, leaves and nick changes take their place
@@ -23,7 +27,7 @@ the message; a failing or unreachable Redis is ``backend.unavailable`` within
 ``TIMEOUT`` and, the script being atomic, nothing half-done.
 
 Presence survives a crashed node through leases: each node refreshes its entry in
-``sockhub:nodes`` (expiry on Redis's clock); any node that finds one expired claims it
+``sockhub:{nodes}`` (expiry on Redis's clock); any node that finds one expired claims it
 and runs ``reap.lua`` on each room the dead node had members in (``sockhub:{node:ID}:rooms``),
 so they leave with ordinary, ordered events. A node that finds its own lease gone (it
 was cut off for too long, or Redis forgot everything) registers under a new id and puts
@@ -45,10 +49,6 @@ from typing import Any, TypeVar
 
 import hiredis
 import redis
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from ...protocol.errors import BackendUnavailable, ChatNickTaken, ChatNotJoined
@@ -67,7 +67,7 @@ from .broker import (
 from .coalesce import Coalesced
 from .names import nick_key
 from .presence import Presence
-from .redis_conn import Subscriber, connect
+from .redis_cluster import Client, Router, open_client
 from .redis_cork import CorkedPipe
 from .redis_format import (
     DM,
@@ -91,6 +91,7 @@ from .redis_format import (
     stored_messages,
 )
 from .redis_order import Position, RoomOrder
+from .redis_subs import Subscriptions
 
 __all__ = ["LEASE", "TIMEOUT", "RedisBroker", "parse_url", "probe"]
 
@@ -111,8 +112,6 @@ done"), so it must not be stored and delivered after all (a Redis that stalled).
 
 MAX_BATCH = 1024
 """Messages per publish script (a script holds Redis while it runs)."""
-
-RECONNECT_MAX = 1.0
 
 
 def probe(url: str) -> None:
@@ -173,7 +172,8 @@ def _unavailable() -> Iterator[None]:
 
 
 class RedisBroker(ChatBroker):
-    """Rooms shared through the Redis at ``url`` (``redis://[:password@]host:port[/db]``)."""
+    """Rooms shared through the Redis at ``url`` (``redis://[:password@]host:port[/db]``),
+    or through the Redis Cluster that node belongs to."""
 
     def __init__(
         self,
@@ -196,12 +196,12 @@ class RedisBroker(ChatBroker):
         self._epoch = 0
         self.node_id = f"{self._base}.0"
         self._node: ChatNode | None = None
-        self._redis: aioredis.Redis | None = None
+        self._redis: Client | None = None
         self._scripts: dict[str, tuple[str, str]] = {}
         """name -> (sha1, text)"""
-        self._pipe: CorkedPipe | None = None
-        self._opening: asyncio.Future[CorkedPipe] | None = None
-        self._sub: Subscriber | None = None
+        self._router = Router(self._url, cluster=False, pipe=CorkedPipe)
+        """Where the scripts go (the Redis, or the cluster node serving their keys)."""
+        self._subs: Subscriptions | None = None
         self._sharded = True
         self._rooms: dict[str, _Room] = {}
         self._high: dict[str, Position] = {}
@@ -227,36 +227,35 @@ class RedisBroker(ChatBroker):
     # start and stop ---------------------------------------------------------------------
 
     @property
-    def redis(self) -> aioredis.Redis:
+    def redis(self) -> Client:
         assert self._redis is not None, "the Redis broker has not started"
         return self._redis
 
     async def start(self, node: ChatNode) -> None:
         self._node = node
-        self._redis = aioredis.Redis.from_url(
-            self._url,
-            socket_timeout=TIMEOUT,
-            socket_connect_timeout=TIMEOUT,
-            # one immediate retry, on a broken connection only (a Redis restart leaves
-            # the pool's connections dead): these commands are reads and idempotent
-            # writes; scripts go through ``CorkedPipe``, never retried
-            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
-            health_check_interval=0,
-        )
         try:
-            info = await self.redis.info("server")
+            self._redis, info = await open_client(self._url, TIMEOUT)
         except _FAILURES as exc:
-            await self._close()
             raise BrokerUnreachable(f"cannot reach Redis at {safe_url(self._url)}: {exc}") from exc
+        cluster = int(info.get("cluster_enabled", 0)) == 1
+        self._router = Router(self._url, cluster=cluster, pipe=CorkedPipe)
         self._sharded = int(str(info.get("redis_version", "0")).split(".")[0]) >= 7
         seconds, micros = await self.redis.time()
         self._clock_offset = seconds * 1000 + micros // 1000 - int(time.time() * 1000)
         publish = "SPUBLISH" if self._sharded else "PUBLISH"
         for name in (*ROOM_SCRIPTS, *NODE_SCRIPTS):
-            text = lua(name, publish)
+            text = lua(name, publish).replace("__CLUSTER__", "true" if cluster else "false")
             self._scripts[name] = (hashlib.sha1(text.encode()).hexdigest(), text)
+        self._subs = Subscriptions(
+            self._router,
+            self._background,
+            sharded=self._sharded,
+            on_message=self._received,
+            on_back=self._caught_up,
+        )
         try:
-            await self._connect_sub()
+            async with asyncio.timeout(TIMEOUT):
+                await self._subs.start([node_keys(self.node_id)[2].encode()])
             await self._script("lease", [NODES], [self.node_id, self._lease_ms, 1])
         except _FAILURES as exc:
             await self._close()
@@ -292,48 +291,29 @@ class RedisBroker(ChatBroker):
         await self._close()
 
     async def _close(self) -> None:
-        if self._sub is not None:
-            self._sub.close()
-        if self._pipe is not None:
-            self._pipe.close()
+        if self._subs is not None:
+            self._subs.close()
+        self._router.close()
         if self._redis is not None:
             await self._redis.aclose()
             self._redis = None
 
     # pub/sub ----------------------------------------------------------------------------
 
-    async def _connect_sub(self) -> None:
-        async with asyncio.timeout(TIMEOUT):
-            sub = await connect(self._url, self._sub_protocol)
-            self._sub = sub
-            channels = [node_keys(self.node_id)[2].encode()]
-            channels += [room.keys.chan.encode() for room in self._rooms.values()]
-            await sub.subscribe(channels)
-        for room in self._rooms.values():
+    def _caught_up(self, channels: list[bytes]) -> None:
+        """Pub/sub is back on ``channels`` (after a drop, a fail-over, a slot moved):
+        read back what was published to those rooms meanwhile."""
+        back = set(channels)
+        rooms = [(n, room) for n, room in self._rooms.items() if room.keys.chan.encode() in back]
+        for _, room in rooms:
             room.subscribed = asyncio.get_running_loop().create_future()
             room.subscribed.set_result(None)
+        if rooms:
+            self._background.spawn(self._read_counters(rooms), "chat broker catch-up")
 
-    def _sub_protocol(self) -> Subscriber:
-        return Subscriber(self._received, self._sub_lost, sharded=self._sharded)
-
-    def _sub_lost(self) -> None:
-        if not self._stopping:
-            log.warning("the Redis pub/sub connection dropped; reconnecting")
-            self._background.spawn(self._resubscribe(), "chat broker resubscribe")
-
-    async def _resubscribe(self) -> None:
-        """Reconnect, subscribe again, then read back what was published meanwhile."""
-        pause = 0.05
+    async def _read_counters(self, rooms: list[tuple[str, _Room]]) -> None:
+        """Each room's latest seq in Redis: the order repairs up to it from the stream."""
         while not self._stopping:
-            try:
-                await self._connect_sub()
-                break
-            except _FAILURES as exc:
-                log.debug("pub/sub reconnect failed: %r", exc)
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, RECONNECT_MAX)
-        rooms = list(self._rooms.items())
-        while rooms and not self._stopping:
             try:
                 async with self.redis.pipeline(transaction=False) as pipe:
                     for _, room in rooms:
@@ -341,7 +321,7 @@ class RedisBroker(ChatBroker):
                     counters = await pipe.execute()
                 break
             except _FAILURES:
-                await asyncio.sleep(RECONNECT_MAX)
+                await asyncio.sleep(TIMEOUT)
         else:
             return
         for (name, room), counter in zip(rooms, counters, strict=True):
@@ -378,13 +358,8 @@ class RedisBroker(ChatBroker):
             )
             order.high = self._high.get(name, (0, 0))
             room = self._rooms[name] = _Room(name, order)
-            if self._sub is None or self._sub.lost:
-                failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-                failed.set_exception(ConnectionError("the Redis pub/sub connection is down"))
-                failed.exception()
-                room.subscribed = failed
-            else:
-                room.subscribed = self._sub.subscribe([room.keys.chan.encode()])
+            assert self._subs is not None, "the Redis broker has not started"
+            room.subscribed = self._subs.add(room.keys.chan.encode())
         return room
 
     def _node_or_fail(self) -> ChatNode:
@@ -399,8 +374,8 @@ class RedisBroker(ChatBroker):
         del self._rooms[name]
         self._high[name] = max(self._high.get(name, (0, 0)), room.order.high)
         room.order.close()
-        if self._sub is not None and not self._sub.lost:
-            self._sub.unsubscribe(room.keys.chan.encode())
+        if self._subs is not None:
+            self._subs.remove(room.keys.chan.encode())
 
     def _floor(self, name: str) -> str:
         """The latest position this node saw in the room, ``S:K``: every script takes it
@@ -464,29 +439,16 @@ class RedisBroker(ChatBroker):
         return future
 
     async def _script(self, name: str, keys: list[str], args: list[Any]) -> Any:
-        """Run a script (EVALSHA; EVAL when Redis lost its script cache), pipelined."""
+        """Run a script (EVALSHA; EVAL when Redis lost its script cache), pipelined, on
+        the node that serves its keys."""
         sha, text = self._scripts[name]
         async with asyncio.timeout(TIMEOUT):
-            pipe = await self._pipe_conn()
             try:
-                return await pipe.command("EVALSHA", sha, len(keys), *keys, *args)
+                return await self._router.call(keys[0], "EVALSHA", sha, len(keys), *keys, *args)
             except hiredis.ReplyError as exc:
                 if not str(exc).startswith("NOSCRIPT"):
                     raise
-            return await pipe.command("EVAL", text, len(keys), *keys, *args)
-
-    async def _pipe_conn(self) -> CorkedPipe:
-        """The script connection, opened again (once, for every caller) after it broke."""
-        if self._pipe is None or self._pipe.lost:
-            if self._opening is None:
-                self._opening = asyncio.ensure_future(connect(self._url, CorkedPipe))
-            opening = self._opening
-            try:
-                self._pipe = await asyncio.shield(opening)
-            finally:
-                if opening.done() and self._opening is opening:
-                    self._opening = None
-        return self._pipe
+            return await self._router.call(keys[0], "EVAL", text, len(keys), *keys, *args)
 
     # messages ---------------------------------------------------------------------------
 
@@ -791,14 +753,15 @@ class RedisBroker(ChatBroker):
         self.node_id = f"{self._base}.{self._epoch}"
         self._registered = False
         log.warning("this node's lease was lost; registering again as %s", self.node_id)
-        if self._sub is not None and not self._sub.lost:
-            self._sub.unsubscribe(old_dm.encode())
+        if self._subs is not None:
+            self._subs.remove(old_dm.encode())
 
     async def _register_again(self) -> None:
         """Register the node's id, its DM channel, and put back every member."""
         await self._script("lease", [NODES], [self.node_id, self._lease_ms, 1])
-        if self._sub is not None and not self._sub.lost:
-            await self._sub.subscribe([node_keys(self.node_id)[2].encode()])
+        if self._subs is not None:
+            async with asyncio.timeout(TIMEOUT):
+                await self._subs.add(node_keys(self.node_id)[2].encode())
         rooms_key, keys_key, _ = node_keys(self.node_id)
         for room in {room for room, _, _ in self._entries.values()}:
             await self.redis.sadd(rooms_key, room)

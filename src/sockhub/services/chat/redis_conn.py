@@ -10,7 +10,8 @@ Two small asyncio protocols instead of redis-py for the two hot or delicate path
   checkout, locking and retry logic cost tens (measured: 78 µs of CPU per EVALSHA),
   and a script is what every chat message costs.
 
-Everything else (reads, presence bookkeeping) goes through redis-py.
+``Opener`` keeps one of either per node (several in a Redis Cluster). Everything else
+(reads, presence bookkeeping) goes through redis-py.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ import asyncio
 import collections
 import urllib.parse
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 
 import hiredis
 
-__all__ = ["Pipe", "Subscriber", "connect", "encode_command"]
+__all__ = ["Opener", "Pipe", "Subscriber", "connect", "encode_command"]
 
 P = TypeVar("P", bound="_Resp")
 
@@ -98,7 +99,9 @@ class Pipe(_Resp):
 class Subscriber(_Resp):
     """Subscribes to (shard) channels; hands every message to ``on_message``.
 
-    ``on_lost`` runs once when the connection ends, for whatever reason."""
+    ``on_lost`` runs once when the connection ends, for whatever reason; ``on_dropped``
+    when Redis ends a subscription by itself (a Redis Cluster node that no longer
+    serves the channel's slot: a fail-over, a slot moved)."""
 
     def __init__(
         self,
@@ -106,55 +109,72 @@ class Subscriber(_Resp):
         on_lost: Callable[[], None],
         *,
         sharded: bool,
+        on_dropped: Callable[[bytes], None] | None = None,
     ) -> None:
         super().__init__()
         self._on_message = on_message
         self._on_lost = on_lost
+        self._on_dropped = on_dropped
         if sharded:
             self._sub, self._unsub, self._message = b"SSUBSCRIBE", b"SUNSUBSCRIBE", b"smessage"
         else:
             self._sub, self._unsub, self._message = b"SUBSCRIBE", b"UNSUBSCRIBE", b"message"
         self._confirm = self._sub.lower()
         self._unconfirm = self._unsub.lower()
-        self._pending: dict[bytes, list[asyncio.Future[None]]] = {}
+        self._asked: collections.deque[tuple[bytes, asyncio.Future[None] | None]] = (
+            collections.deque()
+        )
+        """(channel, its subscription's future; None for an unsubscription) of each
+        command sent, answered in order: an error reply is the oldest one's."""
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
         error = ConnectionError("the Redis pub/sub connection closed")
-        for futures in self._pending.values():
-            for future in futures:
-                if not future.done():
-                    future.set_exception(error)
-        self._pending.clear()
+        while self._asked:
+            future = self._asked.popleft()[1]
+            if future is not None and not future.done():
+                future.set_exception(error)
         self._on_lost()
 
     def _push(self, reply: Any) -> bool:
+        if isinstance(reply, Exception):
+            if self._asked:
+                future = self._asked.popleft()[1]
+                if future is not None and not future.done():
+                    future.set_exception(reply)
+            return True
         if not (isinstance(reply, list) and reply):
             return False
         kind = reply[0]
         if kind == self._message:
             self._on_message(reply[1], reply[2])
         elif kind == self._confirm:
-            for future in self._pending.pop(reply[1], ()):
-                if not future.done():
+            if self._asked and self._asked[0][0] == reply[1]:
+                future = self._asked.popleft()[1]
+                if future is not None and not future.done():
                     future.set_result(None)
+        elif kind == self._unconfirm:
+            if self._asked and self._asked[0] == (reply[1], None):
+                self._asked.popleft()
+            elif self._on_dropped is not None:
+                self._on_dropped(reply[1])
         return kind in (self._message, self._confirm, self._unconfirm)
 
     def subscribe(self, channels: Iterable[bytes]) -> asyncio.Future[list[None]]:
-        """Resolves once Redis confirmed every channel (messages follow from then on)."""
+        """Resolves once Redis confirmed every channel (messages follow from then on);
+        one command a channel (a cluster refuses channels of several slots in one)."""
         loop = asyncio.get_running_loop()
-        wanted = list(channels)
-        futures = []
-        for channel in wanted:
-            future: asyncio.Future[None] = loop.create_future()
-            self._pending.setdefault(channel, []).append(future)
-            futures.append(future)
-        if wanted:
-            self._write(encode_command(self._sub, *wanted))
-        return asyncio.gather(*futures)
+        asked: list[tuple[bytes, asyncio.Future[None] | None]] = [
+            (channel, loop.create_future()) for channel in channels
+        ]
+        if asked:
+            self._write(b"".join(encode_command(self._sub, channel) for channel, _ in asked))
+            self._asked += asked
+        return asyncio.gather(*(future for _, future in asked if future is not None))
 
     def unsubscribe(self, channel: bytes) -> None:
         self._write(encode_command(self._unsub, channel))
+        self._asked.append((channel, None))
 
 
 async def connect(url: str, factory: Callable[[], P]) -> P:
@@ -176,3 +196,33 @@ async def connect(url: str, factory: Callable[[], P]) -> P:
     if database and database != "0" and not isinstance(conn, Subscriber):
         await conn.command("SELECT", database)
     return conn
+
+
+class Opener(Generic[P]):
+    """One open connection per node URL, opened again (once, for every caller waiting)
+    after it broke."""
+
+    def __init__(self, factory: Callable[[str], Callable[[], P]]) -> None:
+        self._factory = factory
+        """url -> the protocol factory for a connection to it"""
+        self.open: dict[str, P] = {}
+        self._opening: dict[str, asyncio.Future[P]] = {}
+
+    async def get(self, url: str) -> P:
+        conn = self.open.get(url)
+        if conn is not None and not conn.lost:
+            return conn
+        opening = self._opening.get(url)
+        if opening is None:
+            opening = self._opening[url] = asyncio.ensure_future(connect(url, self._factory(url)))
+        try:
+            conn = self.open[url] = await asyncio.shield(opening)
+        finally:
+            if opening.done() and self._opening.get(url) is opening:
+                del self._opening[url]
+        return conn
+
+    def close(self) -> None:
+        for conn in self.open.values():
+            conn.close()
+        self.open.clear()

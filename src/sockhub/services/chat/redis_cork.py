@@ -1,5 +1,5 @@
-"""The script connection, corked for one loop turn: every script asked for during a
-turn (one per room with messages) goes to Redis in one write.
+"""The script connections, corked for one loop turn: every script asked for during a
+turn (one per room with messages) goes to each Redis node in one write.
 
 A write to Redis's socket wakes redis-server, and on a loaded host that wake-up costs
 far more than the bytes: measured, the one write per script call took about a tenth

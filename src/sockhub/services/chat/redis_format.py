@@ -1,8 +1,8 @@
 """How the Redis broker lays out its keys, scripts and payloads (no I/O).
 
 Room keys are hash-tagged ``{room}`` so Redis Cluster keeps a room on one slot; node
-keys are tagged ``{node:ID}``, reach keys ``{reach:KEY}``; every script touches the
-keys of one tag only. Payloads on a room's channel: ``M<first seq> <ts> <msgpack
+keys are tagged ``{node:ID}``, reach keys ``{reach:KEY}``, the leases ``{nodes}``;
+every script touches the keys of one tag only. Payloads on a room's channel: ``M<first seq> <ts> <msgpack
 [[sender, text], ...]>`` for a batch of messages, ``E<seq>:<k> <JSON [kind, nick, ts,
 actor, old]>`` for an event; a stream entry holds ``t`` (ts) and ``d`` (msgpack
 [sender, text]).
@@ -48,8 +48,10 @@ LEASE = 5.0
 """Seconds a node's lease lasts; it is refreshed every third of that, and a crashed
 node's members leave within about ``LEASE * 4 / 3``. ``?lease=SECONDS`` in the URL."""
 
-NODES = "sockhub:nodes"
-REAPING = "sockhub:reaping"
+NODES = "sockhub:{nodes}"
+REAPING = "sockhub:{nodes}:reaping"
+"""The node leases and the nodes being reaped: one tag, so ``claim.lua`` (which moves
+nodes from one to the other) touches one Redis Cluster slot."""
 ENTRY = msgspec.json.Encoder()
 _ENTRY_DECODE = msgspec.json.Decoder(dict[str, Any])
 _EVENT_DECODE = msgspec.json.Decoder(tuple[str, str, float, str, str])

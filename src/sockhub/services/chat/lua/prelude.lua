@@ -9,8 +9,22 @@
 -- A room that Redis forgot (no counter, no stream) while the node has seen it was lost
 -- with a restart: another node may have had messages accepted that this node never
 -- saw, so numbering jumps by 1,000 over what this node knows.
+--
+-- In a Redis Cluster (__CLUSTER__ is true) the counter also names the master that last
+-- numbered in it (w): a master that finds another's name took the slot over (a
+-- fail-over, or a slot moved) and may lack that master's latest writes, so numbering
+-- jumps by 1,000 over the highest position known, once.
+local function took_over(s, k, was)
+  if not __CLUSTER__ then return s, k end
+  local me = redis.call('CLUSTER', 'MYID')
+  if was == me then return s, k end
+  redis.call('HSET', KEYS[1], 'w', me)
+  if was then return s + 1000, 0 end
+  return s, k
+end
+
 local function position()
-  local c = redis.call('HMGET', KEYS[1], 's', 'k')
+  local c = redis.call('HMGET', KEYS[1], 's', 'k', 'w')
   local s, k = tonumber(c[1]), tonumber(c[2] or '0')
   local fs, fk = string.match(ARGV[1], '^(%d+):(%d+)$')
   fs, fk = tonumber(fs), tonumber(fk)
@@ -24,7 +38,7 @@ local function position()
     end
   end
   if fs > s or (fs == s and fk > k) then s, k = fs, fk end
-  return s, k
+  return took_over(s, k, c[3])
 end
 
 -- An event's place: after the room's latest message and the events since it.
