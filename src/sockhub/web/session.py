@@ -35,8 +35,8 @@ class WebSocketLink:
 
     # the peer's side (peer.MessageReceiver) ---------------------------------------
 
-    def message_data(self, data: bytes | bytearray | memoryview) -> None:
-        self.session.receive_data(data if isinstance(data, bytes) else bytes(data))
+    def message_data(self, data: bytes) -> None:
+        self.session.receive_data(data)
 
     def writing_paused(self) -> None:
         self.session.pause_writing()
