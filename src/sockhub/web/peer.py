@@ -5,7 +5,8 @@ page file, a refusal, or the upgrade with its checks); this asyncio protocol fee
 bytes and writes what it produces. After the 101 the ``ServerProtocol`` is dropped and
 the connection's frames are read by ``framing.FrameReader``: an idle WebSocket then costs
 little more than an idle TCP connection (docs/web.md, "Figures"). Each binary message's
-bytes go to the session that runs sockhub on top.
+bytes go to the session that runs sockhub on top; the session's writes leave as binary
+messages through ``session.WebSocketLink``.
 """
 
 from __future__ import annotations
@@ -40,17 +41,15 @@ from .http import WS_PATH, content_security_policy, page_response, plain_respons
 if TYPE_CHECKING:
     from .listener import WebListener
 
-__all__ = ["SUBPROTOCOL", "MessageReceiver", "WebPeer"]
+__all__ = ["OPEN", "SUBPROTOCOL", "MessageReceiver", "WebPeer"]
 
 log = logging.getLogger("sockhub.web")
 _quiet = logging.getLogger("sockhub.web.websockets")
 _quiet.setLevel(logging.WARNING)
 
 SUBPROTOCOL = "sockhub.v1"
-_FRAGMENT = 256 * 1024
-"""Outbound messages longer than this go out as several WebSocket frames."""
 
-# what the connection is, after the request
+# what the connection is
 HTTP = 0
 """Reading the request, or answering one that is not an upgrade."""
 OPEN = 1
@@ -138,7 +137,9 @@ class WebPeer(asyncio.Protocol):
         if self.ws is not None:
             self.ws.receive_eof()
             self._flush_http(self.ws)
-        return False  # a WebSocket's end without a close frame is abnormal: close too
+        else:
+            self.state = CLOSED  # an end without a close frame is abnormal: close too
+        return False
 
     def pause_writing(self) -> None:
         if self.receiver is not None:
@@ -269,26 +270,6 @@ class WebPeer(asyncio.Protocol):
     def open(self) -> bool:
         return self.state == OPEN
 
-    def send_message(self, data: bytes | bytearray | memoryview) -> None:
-        """One binary message, long ones in several frames so no single frame is huge.
-
-        A short message is framed by the listener's ``SharedFrames``: a chat batch that
-        every member of a room is sent is framed once, and that one buffer is written to
-        each member. Nothing is written once the closing handshake has begun."""
-        if self.state != OPEN:
-            return
-        size = len(data)
-        if size <= _FRAGMENT:
-            self.write(self.web.shared.frame(data))
-            return
-        view = memoryview(data)
-        opcode = BINARY
-        for start in range(0, size, _FRAGMENT):
-            piece = view[start : start + _FRAGMENT]
-            fin = FIN if start + _FRAGMENT >= size else 0
-            self.write(frame_header(opcode | fin, len(piece)) + piece)
-            opcode = 0  # continuation
-
     def pause_reading(self) -> None:
         """Deliver nothing more until ``resume_reading`` (the session's backpressure)."""
         self.reading_paused = True
@@ -320,6 +301,8 @@ class WebPeer(asyncio.Protocol):
             self.transport.close()
 
     def abort(self) -> None:
+        if self.state != HTTP:
+            self.state = CLOSED
         if self.transport is not None:
             with contextlib.suppress(OSError):
                 self.transport.abort()
