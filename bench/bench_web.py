@@ -313,6 +313,6 @@ def main() -> None:
         print(f"broadcast() deliveries given up for lost, window {window}: {count:,}")
     print(
         f"server RSS per idle connection ({IDLE:,} held, each kind on a fresh server):"
-        f" websocket {ws_idle / 1024:.1f} KiB, tcp {tcp_idle / 1024:.1f} KiB,"
-        f" websocket - tcp {(ws_idle - tcp_idle) / 1024:.1f} KiB (target: websocket <= 4 KB)"
+        f" websocket {ws_idle:,.0f} B, tcp {tcp_idle:,.0f} B,"
+        f" websocket - tcp {ws_idle - tcp_idle:,.0f} B (target: websocket <= 4,000 B)"
     )

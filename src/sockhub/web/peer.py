@@ -266,10 +266,6 @@ class WebPeer(asyncio.Protocol):
 
     # what the session uses ----------------------------------------------------------
 
-    @property
-    def open(self) -> bool:
-        return self.state == OPEN
-
     def pause_reading(self) -> None:
         """Deliver nothing more until ``resume_reading`` (the session's backpressure)."""
         self.reading_paused = True
