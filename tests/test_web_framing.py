@@ -88,6 +88,7 @@ STREAM = (
     + binary(b"y" * 70000)
     + binary(b"")
     + client_frame(0x80 | PONG, b"")
+    + client_frame(0x80 | PING, b"p" * 125)  # a control frame at its bound
     + client_frame(0x80 | CLOSE, struct.pack("!H", 1000) + b"bye")
 )
 EXPECTED = [
@@ -95,6 +96,7 @@ EXPECTED = [
     (PING, b"are you there"),
     (BINARY, b" and last" + b"x" * 300 + b"y" * 70000),
     (PONG, b""),
+    (PING, b"p" * 125),
     (CLOSE, struct.pack("!H", 1000) + b"bye"),
 ]
 
@@ -221,8 +223,12 @@ def test_shared_frames_frame_equal_bytes_once() -> None:
     assert shared.frame(bytes(batch)) is first  # equal bytes from another member's session
     other = shared.frame(b"other")
     assert other == b"\x82\x05other" and shared.frame(b"other") is other
+    at_limit = b"z" * SharedFrames.LIMIT
+    assert shared.frame(at_limit) is shared.frame(bytes(bytearray(at_limit)))
     big = b"z" * (SharedFrames.LIMIT + 1)
-    assert shared.frame(big) == b"\x82\x7f" + struct.pack("!Q", len(big)) + big
+    framed = shared.frame(big)
+    assert framed == b"\x82\x7f" + struct.pack("!Q", len(big)) + big
+    assert shared.frame(big) is not framed  # not kept: a file body goes to one connection
 
 
 # hostile clients on real sockets ---------------------------------------------------
@@ -353,9 +359,9 @@ def test_fragments_and_pings_interleaved_over_a_socket(web: RunningWeb) -> None:
         peer.sockhub()
         frame = echo(1, b"abcdef") + echo(2, b"g")
         peer.send(binary(frame[:5], fin=False))
-        peer.send(client_frame(0x89, b"ping-1"))
+        peer.send(client_frame(0x89, b"p" * 125))  # a ping at the control frames' bound
         peer.send(client_frame(0x00, frame[5:9]) + client_frame(0x80, frame[9:]))
-        assert peer.server_frame() == (0x8A, b"ping-1")
+        assert peer.server_frame() == (0x8A, b"p" * 125)
         assert [peer.sockhub().body, peer.sockhub().body] == [b"abcdef", b"g"]
         peer.send(client_frame(0x88, struct.pack("!H", 4000) + b"done"))
         assert peer.closed_with() == 4000  # the server echoes the client's code
