@@ -16,16 +16,15 @@ from websockets.frames import CloseCode
 
 from ..server.session import ServerSession
 from .framing import BINARY, FIN, frame_header
-from .peer import OPEN
+from .peer import OPEN, WebPeer
 
 if TYPE_CHECKING:
     from ..server import Server
-    from .peer import WebPeer
+
+__all__ = ["WebSocketLink"]
 
 _FRAGMENT = 256 * 1024
 """Messages longer than this go out as several WebSocket frames."""
-
-__all__ = ["WebSocketLink"]
 
 
 class WebSocketLink:
