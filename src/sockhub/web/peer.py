@@ -205,8 +205,8 @@ class WebPeer(asyncio.Protocol):
                 self.write(data)
             else:
                 self._half_close()
-        if ws.close_expected() and self._close_timer is None:
-            self._close_timer = self.web.loop.call_later(self.web.close_timeout, self.abort)
+        if ws.close_expected():
+            self._close_soon()
 
     # WebSocket frames ---------------------------------------------------------------
 
@@ -251,6 +251,10 @@ class WebPeer(asyncio.Protocol):
         self.state = CLOSED
         self.frames = None
         self._half_close()
+        self._close_soon()
+
+    def _close_soon(self) -> None:
+        """A client that does not end the connection within ``close_timeout`` is cut off."""
         if self._close_timer is None:
             self._close_timer = self.web.loop.call_later(self.web.close_timeout, self.abort)
 
@@ -291,8 +295,7 @@ class WebPeer(asyncio.Protocol):
         if self.state == OPEN:
             self.write(close_frame(code, reason))
             self.state = CLOSING
-            if self._close_timer is None:
-                self._close_timer = self.web.loop.call_later(self.web.close_timeout, self.abort)
+            self._close_soon()
         elif self.state == HTTP and self.transport is not None:
             self.transport.close()
 
