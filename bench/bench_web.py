@@ -36,6 +36,7 @@ from websockets.frames import Frame, Opcode
 from sockhub.protocol.frames import encode_frame
 
 from ._procs import median, raise_nofile, ratio_median, report_port, rss_bytes, spawn_server
+from ._table import print_table
 from .bench_chat import BODY, Member, Room, payload, sockhub_join, sockhub_publish
 
 SECONDS = 1.5
@@ -306,6 +307,24 @@ def fresh_idle_rss(data: str, ws: bool) -> float:
         return uvloop.run(idle_rss(pid, web_port if ws else tcp_port, ws))
 
 
+def print_cases(by_window: Results, shown: Callable[[float], str], cost: bool) -> None:
+    """Each case's median per window, then websocket against each baseline: for a rate
+    websocket over it, for a cost it over websocket (above 1 is better either way)."""
+    names = ("tcp", "broadcast()")
+    ratios = [f"{n}/ws" if cost else f"ws/{n}" for n in names]
+    rows = []
+    for window, by_name in by_window.items():
+        ws = by_name["websocket"]
+        against = [
+            ratio_median(by_name[n], ws) if cost else ratio_median(ws, by_name[n]) for n in names
+        ]
+        rows.append(
+            [str(window), shown(median(ws)), *(shown(median(by_name[n])) for n in names)]
+            + [f"{r:.2f}x" for r in against]
+        )
+    print_table(["window", "websocket", *names, *ratios], rows)
+
+
 def main() -> None:
     raise_nofile()
     from .bench_chat import free_port
@@ -323,24 +342,10 @@ def main() -> None:
         tcp_idle = fresh_idle_rss(os.path.join(data, "tcp"), ws=False)
     print(f"chat fan-out to {MEMBERS:,} members of one room, {BODY}-byte messages;")
     print(f"{ROUNDS} rounds of {SECONDS:g} s per server, alternating; deliveries per second")
-    print("window  websocket     tcp  broadcast()  ws/tcp  ws/broadcast()")
-    for window, by_name in results.items():
-        ws, tcp, plain = by_name["websocket"], by_name["tcp"], by_name["broadcast()"]
-        print(
-            f"{window:>6}  {median(ws) / 1e3:>7,.0f} k {median(tcp) / 1e3:>5,.0f} k"
-            f"  {median(plain) / 1e3:>9,.0f} k  {ratio_median(ws, tcp):>5.2f}x"
-            f"  {ratio_median(ws, plain):>13.2f}x"
-        )
+    print_cases(results, lambda rate: f"{rate / 1e3:,.0f} k", cost=False)
     print("targets: ws/tcp >= 0.80x, ws/broadcast() >= 2.00x")
-    print("server CPU per delivery, same rounds (lower is better; tcp/ws > 1: ws is cheaper)")
-    print("window  websocket     tcp  broadcast()  tcp/ws  broadcast()/ws")
-    for window, by_name in cpu.items():
-        ws, tcp, plain = by_name["websocket"], by_name["tcp"], by_name["broadcast()"]
-        print(
-            f"{window:>6}  {median(ws) * 1e6:>6.2f} us {median(tcp) * 1e6:>4.2f} us"
-            f"  {median(plain) * 1e6:>8.2f} us  {ratio_median(tcp, ws):>5.2f}x"
-            f"  {ratio_median(plain, ws):>13.2f}x"
-        )
+    print("server CPU per delivery, same rounds (a ratio above 1: websocket costs less)")
+    print_cases(cpu, lambda seconds: f"{seconds * 1e6:.2f} us", cost=True)
     for window, count in lost.items():
         print(f"broadcast() deliveries given up for lost, window {window}: {count:,}")
     print(
