@@ -11,6 +11,9 @@
    stop short of the target for ``QUIET`` seconds the missing ones are counted as lost,
    the wait is taken out of its elapsed time, and the run goes on. The sockhub cases
    must deliver everything (a shortfall for ``STALL`` seconds is an error).
+   Beside each rate, the server process's CPU time per delivery in the same round (from
+   /proc): with one message in flight the rate follows how soon each process gets a
+   core back on a busy machine, the CPU a delivery costs does not.
 2. Server RSS per idle connection: a fresh server process (nothing run on it before)
    holding ``IDLE`` idle WebSockets (upgraded, ``hello`` and one ping answered), beside
    another fresh one holding the same number of idle TCP connections.
@@ -33,6 +36,7 @@ from websockets.frames import Frame, Opcode
 from sockhub.protocol.frames import encode_frame
 
 from ._procs import median, raise_nofile, ratio_median, report_port, rss_bytes, spawn_server
+from ._table import print_table
 from .bench_chat import BODY, Member, Room, payload, sockhub_join, sockhub_publish
 
 SECONDS = 1.5
@@ -117,11 +121,22 @@ def serve_broadcast(ready: Connection) -> None:
     uvloop.run(main())
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of process ``pid`` so far (Linux)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Fanout:
     """One room: ``MEMBERS`` members connected by ``member``, one publisher by ``publisher``."""
 
-    def __init__(self, name: str, lossy: bool) -> None:
+    def __init__(self, name: str, lossy: bool, pid: int) -> None:
         self.name = name  # one room per case: the nicks m0, m1... are taken per room
+        self.pid = pid
+        """The server process, whose CPU time a round's deliveries cost."""
+        self.cpu = 0.0
+        """Server CPU seconds per delivery in the last round."""
         self.room = Room(MEMBERS)
         self.conns: list[asyncio.Transport] = []
         self.publish: Callable[[int], None] = lambda rid: None
@@ -174,6 +189,7 @@ class Fanout:
         room.delivered = self.lost = 0
         self.waited = 0.0
         loop = asyncio.get_running_loop()
+        cpu = cpu_seconds(self.pid)
         start = loop.time()
         while loop.time() < start + seconds:
             await self.reach((sent - window + 1) * room.members)
@@ -181,6 +197,7 @@ class Fanout:
             rid += 1
             sent += 1
         await self.reach(sent * room.members)
+        self.cpu = (cpu_seconds(self.pid) - cpu) / max(room.delivered, 1)
         return room.delivered / (loop.time() - start - self.waited)
 
     async def reach(self, deliveries: int) -> None:
@@ -211,29 +228,35 @@ class Fanout:
 Results = dict[int, dict[str, list[float]]]
 
 
-async def fanout(ports: dict[str, int]) -> tuple[Results, dict[int, int]]:
-    """Deliveries per second per window and case; and the baseline's lost deliveries."""
+async def fanout(
+    ports: dict[str, int], pids: dict[str, int]
+) -> tuple[Results, Results, dict[int, int]]:
+    """Deliveries per second and server CPU seconds per delivery, per window and case;
+    and the baseline's lost deliveries."""
     cases = {}
     for name, port in ports.items():
         ws = {"websocket": "sockhub", "tcp": None, "broadcast()": "plain"}[name]
-        case = Fanout(name.strip("()"), lossy=ws == "plain")
+        case = Fanout(name.strip("()"), lossy=ws == "plain", pid=pids[name])
         for n in range(MEMBERS):
             await case.member(port, ws, n)
         await case.publisher(ports["tcp"] if ws == "sockhub" else port, ws == "plain")
         await case.run(1, WARMUP)
         cases[name] = case
     results: Results = {}
+    cpu: Results = {}
     lost: dict[int, int] = {}
     for window in WINDOWS:
         results[window] = {name: [] for name in cases}
+        cpu[window] = {name: [] for name in cases}
         lost[window] = 0
         for _ in range(ROUNDS):
             for name, case in cases.items():
                 results[window][name].append(await case.run(window, SECONDS))
+                cpu[window][name].append(case.cpu)
                 lost[window] += case.lost
     for case in cases.values():
         case.close()
-    return results, lost
+    return results, cpu, lost
 
 
 async def idle_rss(pid: int, port: int, ws: bool) -> float:
@@ -284,6 +307,24 @@ def fresh_idle_rss(data: str, ws: bool) -> float:
         return uvloop.run(idle_rss(pid, web_port if ws else tcp_port, ws))
 
 
+def print_cases(by_window: Results, shown: Callable[[float], str], cost: bool) -> None:
+    """Each case's median per window, then websocket against each baseline: for a rate
+    websocket over it, for a cost it over websocket (above 1 is better either way)."""
+    names = ("tcp", "broadcast()")
+    ratios = [f"{n}/ws" if cost else f"ws/{n}" for n in names]
+    rows = []
+    for window, by_name in by_window.items():
+        ws = by_name["websocket"]
+        against = [
+            ratio_median(by_name[n], ws) if cost else ratio_median(ws, by_name[n]) for n in names
+        ]
+        rows.append(
+            [str(window), shown(median(ws)), *(shown(median(by_name[n])) for n in names)]
+            + [f"{r:.2f}x" for r in against]
+        )
+    print_table(["window", "websocket", *names, *ratios], rows)
+
+
 def main() -> None:
     raise_nofile()
     from .bench_chat import free_port
@@ -291,28 +332,24 @@ def main() -> None:
     web_port = free_port()
     with tempfile.TemporaryDirectory() as data:
         with (
-            spawn_server(serve_web_with, server_flags(data, web_port)) as (_, tcp_port),
-            spawn_server(serve_broadcast) as (_, plain_port),
+            spawn_server(serve_web_with, server_flags(data, web_port)) as (pid, tcp_port),
+            spawn_server(serve_broadcast) as (plain_pid, plain_port),
         ):
             ports = {"websocket": web_port, "tcp": tcp_port, "broadcast()": plain_port}
-            results, lost = uvloop.run(fanout(ports))
+            pids = {"websocket": pid, "tcp": pid, "broadcast()": plain_pid}
+            results, cpu, lost = uvloop.run(fanout(ports, pids))
         ws_idle = fresh_idle_rss(os.path.join(data, "ws"), ws=True)
         tcp_idle = fresh_idle_rss(os.path.join(data, "tcp"), ws=False)
     print(f"chat fan-out to {MEMBERS:,} members of one room, {BODY}-byte messages;")
     print(f"{ROUNDS} rounds of {SECONDS:g} s per server, alternating; deliveries per second")
-    print("window  websocket     tcp  broadcast()  ws/tcp  ws/broadcast()")
-    for window, by_name in results.items():
-        ws, tcp, plain = by_name["websocket"], by_name["tcp"], by_name["broadcast()"]
-        print(
-            f"{window:>6}  {median(ws) / 1e3:>7,.0f} k {median(tcp) / 1e3:>5,.0f} k"
-            f"  {median(plain) / 1e3:>9,.0f} k  {ratio_median(ws, tcp):>5.2f}x"
-            f"  {ratio_median(ws, plain):>13.2f}x"
-        )
+    print_cases(results, lambda rate: f"{rate / 1e3:,.0f} k", cost=False)
     print("targets: ws/tcp >= 0.80x, ws/broadcast() >= 2.00x")
+    print("server CPU per delivery, same rounds (a ratio above 1: websocket costs less)")
+    print_cases(cpu, lambda seconds: f"{seconds * 1e6:.2f} us", cost=True)
     for window, count in lost.items():
         print(f"broadcast() deliveries given up for lost, window {window}: {count:,}")
     print(
         f"server RSS per idle connection ({IDLE:,} held, each kind on a fresh server):"
-        f" websocket {ws_idle / 1024:.1f} KiB, tcp {tcp_idle / 1024:.1f} KiB,"
-        f" websocket - tcp {(ws_idle - tcp_idle) / 1024:.1f} KiB (target: websocket <= 4 KB)"
+        f" websocket {ws_idle:,.0f} B, tcp {tcp_idle:,.0f} B,"
+        f" websocket - tcp {ws_idle - tcp_idle:,.0f} B (target: websocket <= 4,000 B)"
     )

@@ -236,6 +236,10 @@ def test_a_reader_that_stops_is_cut_off(tmp_path: Path) -> None:
                 f"Origin: {web.origin}\r\n\r\n"
             ).encode()
         )
+        answer = b""
+        while b"\r\n\r\n" not in answer:  # a client waits for the 101 (RFC 6455 4.1)
+            answer += sock.recv(1)
+        assert answer.startswith(b"HTTP/1.1 101 ")
         join = encode_frame({"op": "chat.join", "id": 1, "room": "flood", "nick": "sleepy"})
         mask = b"\x00\x00\x00\x00"
         assert len(join) < 126  # one short masked client frame (the mask is zero)

@@ -72,6 +72,15 @@ def test_an_interactive_program_in_the_page_terminal(
         ".find(e => e.textContent === 'red'); return s && getComputedStyle(s).color; }"
     )
     assert red == "rgb(204, 0, 0)"  # xterm.js's ANSI red, not the default foreground
+    # 24-bit colour: a style attribute upstream (refused by the policy), the CSSOM in our copy
+    typed(page, r"print('\033[38;2;18;52;86;48;2;200;100;50mtrue\033[0m' + 'colour')")
+    wait_screen(page, "truecolour")
+    fg, bg = page.evaluate(
+        "() => { const s = [...document.querySelectorAll('#term .xterm-rows span')]"
+        ".find(e => e.textContent === 'true'); const c = s && getComputedStyle(s);"
+        " return c ? [c.color, c.backgroundColor] : null; }"
+    )
+    assert (fg, bg) == ("rgb(18, 52, 86)", "rgb(200, 100, 50)")
     typed(page, "import os")
     cols, rows = terminal_size(page, "before")
     assert rows == len(page.evaluate(ROWS))

@@ -1,5 +1,6 @@
-"""The vendored terminal library is exactly the published one, licensed, and served as
-JavaScript modules (scripts/vendor-xterm.sh re-fetches it and checks the same sums)."""
+"""The vendored terminal library is the published one with the one change that
+scripts/vendor-xterm.sh makes (24-bit colours through the CSSOM), licensed, and served as
+JavaScript modules (the script re-fetches it, patches it and checks the same sums)."""
 
 from __future__ import annotations
 

@@ -13,6 +13,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from ..server.tls import ensure_self_signed, server_context
+from .framing import SharedFrames
 from .peer import MessageReceiver, WebPeer
 from .policy import OriginPolicy
 from .session import WebSocketLink
@@ -46,6 +47,8 @@ class WebListener:
         limits = server.limits
         self.max_message = limits.max_header + 4 + limits.max_body
         """A message holds one frame, or one piece of a long streamed body."""
+        self.shared = SharedFrames()
+        """Chat fan-out's batch framed once for every WebSocket member."""
         self.close_timeout = 5.0
         self.ping_interval = PING_INTERVAL
         self.assets: dict[str, Asset] = load_assets()

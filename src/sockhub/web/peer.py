@@ -1,9 +1,12 @@
 """One TCP (or TLS) connection on the web port: an HTTP request, then maybe a WebSocket.
 
-python-websockets' sans-IO ``ServerProtocol`` does the parsing (request, frames, ping
-and pong, close); this asyncio protocol feeds it bytes, answers the request (a page file,
-a refusal, or the upgrade), and after the upgrade hands each binary message's bytes to
-the session that runs sockhub on top.
+python-websockets' sans-IO ``ServerProtocol`` parses the request and makes the answer (a
+page file, a refusal, or the upgrade with its checks); this asyncio protocol feeds it
+bytes and writes what it produces. After the 101 the ``ServerProtocol`` is dropped and
+the connection's frames are read by ``framing.FrameReader``: an idle WebSocket then costs
+little more than an idle TCP connection (docs/web.md, "Figures"). Each binary message's
+bytes go to the session that runs sockhub on top; the session's writes leave as binary
+messages through ``session.WebSocketLink``.
 """
 
 from __future__ import annotations
@@ -11,56 +14,55 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import struct
-from collections import deque
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Protocol
 
 from websockets.datastructures import MultipleValuesError
-from websockets.frames import CloseCode, Frame, Opcode
 from websockets.http11 import Request, Response
-from websockets.protocol import OPEN
 from websockets.server import ServerProtocol
 
+from .framing import (
+    BINARY,
+    CLOSE,
+    FIN,
+    PING,
+    PING_FRAME,
+    PONG,
+    PROTOCOL_ERROR,
+    FrameError,
+    FrameReader,
+    close_frame,
+    frame_header,
+    parse_close,
+    pong_frame,
+)
 from .http import WS_PATH, content_security_policy, page_response, plain_response
 
 if TYPE_CHECKING:
     from .listener import WebListener
 
-__all__ = ["SUBPROTOCOL", "MessageReceiver", "WebPeer"]
+__all__ = ["OPEN", "SUBPROTOCOL", "MessageReceiver", "WebPeer"]
 
 log = logging.getLogger("sockhub.web")
 _quiet = logging.getLogger("sockhub.web.websockets")
 _quiet.setLevel(logging.WARNING)
 
 SUBPROTOCOL = "sockhub.v1"
-_FRAGMENT = 256 * 1024
-"""Outbound messages longer than this go out as several WebSocket frames."""
 
-
-_FIN = 0x80
-_BINARY = 0x2
-_CONTINUATION = 0x0
-
-
-def _frame_header(first: int, size: int) -> bytes:
-    """An unmasked WebSocket frame header (RFC 6455 section 5.2): FIN and opcode, then
-    the payload length in 7 bits, or 126 and 16 bits, or 127 and 64 bits."""
-    if size < 126:
-        return bytes((first, size))
-    if size < 0x10000:
-        return _HEADER16.pack(first, 126, size)
-    return _HEADER64.pack(first, 127, size)
-
-
-_HEADER16 = struct.Struct("!BBH")
-_HEADER64 = struct.Struct("!BBQ")
+# what the connection is
+HTTP = 0
+"""Reading the request, or answering one that is not an upgrade."""
+OPEN = 1
+CLOSING = 2
+"""The server sent its close frame and waits for the client's."""
+CLOSED = 3
+"""Both close frames went (or the connection failed): input is discarded."""
 
 
 class MessageReceiver(Protocol):
     """What runs on top of an open WebSocket (the sockhub session adapter)."""
 
-    def message_data(self, data: bytes | bytearray | memoryview) -> None:
+    def message_data(self, data: bytes) -> None:
         """Bytes of a binary message, as they come: the messages' payloads in order are
         one byte stream (docs/PROTOCOL.md section 1), so where a message ends says nothing."""
 
@@ -84,36 +86,35 @@ def _header(request: Request, name: str) -> str | None:
 class WebPeer(asyncio.Protocol):
     __slots__ = (
         "_close_timer",
-        "_held",
+        "frames",
         "last_ping_sent",
         "last_pong",
         "opened",
         "peer",
         "reading_paused",
         "receiver",
+        "state",
         "transport",
         "web",
-        "write_paused",
         "ws",
     )
 
     def __init__(self, web: WebListener) -> None:
         self.web = web
-        self.ws = ServerProtocol(
+        self.ws: ServerProtocol | None = ServerProtocol(
             subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
-            max_size=web.max_message,
             logger=_quiet,
         )
+        """The request's parser and answer; None once the request is answered."""
+        self.frames: FrameReader | None = None
+        """The frame reader, from the upgrade until input is discarded."""
+        self.state = HTTP
         self.transport: asyncio.Transport | None = None
         self.peer = ""
         self.receiver: MessageReceiver | None = None
         self.opened = web.loop.time()
         self.last_pong = self.last_ping_sent = self.opened
-        self.write_paused = False
         self.reading_paused = False
-        self._held: deque[Frame] | None = None
-        """Frames parsed from a read that arrived after the session paused reading
-        (made when first needed: an idle connection should cost little)."""
         self._close_timer: asyncio.TimerHandle | None = None
 
     # asyncio.Protocol ---------------------------------------------------------------
@@ -125,36 +126,33 @@ class WebPeer(asyncio.Protocol):
         self.web.peers.add(self)
 
     def data_received(self, data: bytes) -> None:
-        self.ws.receive_data(data)
-        for event in self.ws.events_received():
-            if isinstance(event, Request):
-                self._answer(event)
-            elif isinstance(event, Frame):
-                if self.reading_paused or self._held:
-                    if self._held is None:
-                        self._held = deque()
-                    self._held.append(event)
-                else:
-                    self._on_frame(event)
-        self.flush()
+        if self.ws is not None:
+            self._request_data(self.ws, data)
+        elif self.frames is not None:
+            self.frames.feed(data)
+            if not self.reading_paused:
+                self._read()
 
     def eof_received(self) -> bool:
-        self.ws.receive_eof()
-        self.flush()
+        if self.ws is not None:
+            self.ws.receive_eof()
+            self._flush_http(self.ws)
+        else:
+            self.state = CLOSED  # an end without a close frame is abnormal: close too
         return False
 
     def pause_writing(self) -> None:
-        self.write_paused = True
         if self.receiver is not None:
             self.receiver.writing_paused()
 
     def resume_writing(self) -> None:
-        self.write_paused = False
         if self.receiver is not None:
             self.receiver.writing_resumed()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.web.peers.discard(self)
+        self.state = CLOSED
+        self.frames = None
         if self._close_timer is not None:
             self._close_timer.cancel()
         receiver, self.receiver = self.receiver, None
@@ -163,7 +161,18 @@ class WebPeer(asyncio.Protocol):
 
     # the request --------------------------------------------------------------------
 
-    def _answer(self, request: Request) -> None:
+    def _request_data(self, ws: ServerProtocol, data: bytes) -> None:
+        ws.receive_data(data)
+        events = ws.events_received()
+        if events and isinstance(events[0], Request):
+            self._answer(ws, events[0])
+            if self.state != HTTP and (len(events) > 1 or ws.reader.buffer):
+                # RFC 6455 section 4.1: a client waits for the 101 before it sends frames
+                self._fail(PROTOCOL_ERROR, "frames sent before the handshake was answered")
+        if self.state == HTTP:
+            self._flush_http(ws)
+
+    def _answer(self, ws: ServerProtocol, request: Request) -> None:
         policy = self.web.policy
         host = _header(request, "Host")
         response: Response
@@ -176,61 +185,90 @@ class WebPeer(asyncio.Protocol):
                 log.warning("web %s: refused WebSocket from Origin %r", self.peer, origin)
                 response = plain_response(HTTPStatus.FORBIDDEN, "Origin not allowed\n")
             else:
-                response = self.ws.accept(request)
+                response = ws.accept(request)
         else:
             response = page_response(
                 request, self.web.assets, content_security_policy(policy.scheme, host)
             )
-        self.ws.send_response(response)
-        # The protocol's parser keeps the request for the connection's life; its headers,
-        # half the memory of an idle WebSocket, are not needed once it is answered.
-        request.headers.clear()
+        ws.send_response(response)
         if response.status_code == 101:
-            self.flush()
+            self._flush_http(ws)
+            self.ws = None  # its parser, buffers and the request are freed
+            self.state = OPEN
+            self.frames = FrameReader()
             self.receiver = self.web.open_session(self)
+
+    def _flush_http(self, ws: ServerProtocol) -> None:
+        """Write the answer; python-websockets' empty write means: half-close."""
+        for data in ws.data_to_send():
+            if data:
+                self.write(data)
+            else:
+                self._half_close()
+        if ws.close_expected():
+            self._close_soon()
 
     # WebSocket frames ---------------------------------------------------------------
 
-    def _on_frame(self, frame: Frame) -> None:
-        receiver = self.receiver
-        opcode = frame.opcode
-        if opcode is Opcode.BINARY or opcode is Opcode.CONT:
-            if receiver is not None and frame.data:
-                receiver.message_data(frame.data)
-        elif opcode is Opcode.TEXT:
-            self.close(CloseCode.UNSUPPORTED_DATA, "sockhub.v1 speaks binary messages only")
-        elif opcode is Opcode.PONG:
-            self.last_pong = self.web.loop.time()
+    def _read(self) -> None:
+        """Hand on what the reader has, until it needs more or the session pauses."""
+        max_message = self.web.max_message
+        try:
+            while not self.reading_paused and (frames := self.frames) is not None:
+                event = frames.next_event(max_message)
+                if event is None:
+                    return
+                opcode, payload = event
+                if opcode == BINARY:
+                    if self.state == OPEN and self.receiver is not None:
+                        self.receiver.message_data(payload)
+                elif opcode == PING:
+                    if self.state == OPEN:
+                        self.write(pong_frame(payload))
+                elif opcode == PONG:
+                    self.last_pong = self.web.loop.time()
+                elif opcode == CLOSE:
+                    self._close_received(payload)
+        except FrameError as exc:
+            log.info("web %s: bad WebSocket frame: %s", self.peer, exc.reason)
+            self._fail(exc.code, exc.reason)
+
+    def _close_received(self, payload: bytes) -> None:
+        """The client's close frame: answer it (echoing its code) unless it answers ours;
+        the closing handshake is then done and the TCP close follows (section 7.1.1)."""
+        code, _reason = parse_close(payload)
+        if self.state == OPEN:
+            self.write(close_frame(code) if code is not None else frame_header(FIN | CLOSE, 0))
+        self._finish()
+
+    def _fail(self, code: int, reason: str) -> None:
+        """Fail the connection (section 7.1.7): a close frame saying why, then TCP's close."""
+        if self.state == OPEN:
+            self.write(close_frame(code, reason))
+        self._finish()
+
+    def _finish(self) -> None:
+        self.state = CLOSED
+        self.frames = None
+        self._half_close()
+        self._close_soon()
+
+    def _close_soon(self) -> None:
+        """A client that does not end the connection within ``close_timeout`` is cut off."""
+        if self._close_timer is None:
+            self._close_timer = self.web.loop.call_later(self.web.close_timeout, self.abort)
+
+    def _half_close(self) -> None:
+        """Close our side after what is written; the client's EOF ends the connection."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if transport.can_write_eof():
+            transport.write_eof()
+        else:
+            transport.close()  # TLS cannot half-close: close after what is written
 
     # what the session uses ----------------------------------------------------------
-
-    @property
-    def open(self) -> bool:
-        return self.ws.state is OPEN
-
-    def send_message(self, data: bytes | bytearray | memoryview) -> None:
-        """One binary message, long ones in several frames so no single frame is huge.
-
-        The frames are written here, each as its 2-10 byte header joined to its payload in
-        one write, not through the protocol's ``send_binary``: that builds a ``Frame``
-        and serializes it through a buffer (two more copies of every member's batch,
-        which halved chat fan-out against TCP). Server frames are not masked, so the
-        header is the only thing to encode. What the protocol queued (a pong, a ping) is
-        written first, and nothing is written once its closing handshake has begun."""
-        if self.ws.state is not OPEN:
-            return
-        self.flush()
-        view = memoryview(data)
-        size = len(view)
-        if size <= _FRAGMENT:
-            self.write(_frame_header(_BINARY | _FIN, size) + view)
-            return
-        opcode = _BINARY
-        for start in range(0, size, _FRAGMENT):
-            piece = view[start : start + _FRAGMENT]
-            fin = _FIN if start + _FRAGMENT >= size else 0
-            self.write(_frame_header(opcode | fin, len(piece)) + piece)
-            opcode = _CONTINUATION
 
     def pause_reading(self) -> None:
         """Deliver nothing more until ``resume_reading`` (the session's backpressure)."""
@@ -240,48 +278,30 @@ class WebPeer(asyncio.Protocol):
 
     def resume_reading(self) -> None:
         self.reading_paused = False
-        held = self._held
-        while held and not self.reading_paused:
-            self._on_frame(held.popleft())
+        self._read()
         if not self.reading_paused and self.transport is not None:
             self.transport.resume_reading()
-        self.flush()
 
     def write(self, data: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
 
-    def flush(self) -> None:
-        """Write what the WebSocket layer produced; its empty write means: half-close."""
-        transport = self.transport
-        if transport is None:
-            return
-        for data in self.ws.data_to_send():
-            if data:
-                self.write(data)
-            elif transport.is_closing():
-                pass
-            elif transport.can_write_eof():
-                transport.write_eof()
-            else:
-                transport.close()  # TLS cannot half-close: close after what is written
-        if self.ws.close_expected() and self._close_timer is None:
-            self._close_timer = self.web.loop.call_later(self.web.close_timeout, self.abort)
-
     def ping(self) -> None:
-        if self.ws.state is OPEN:
-            self.ws.send_ping(b"")
-            self.flush()
+        if self.state == OPEN:
+            self.write(PING_FRAME)
 
-    def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
+    def close(self, code: int = 1000, reason: str = "") -> None:
         """Start the closing handshake; the TCP close follows it (or a timeout)."""
-        if self.ws.state is OPEN:
-            self.ws.send_close(code, reason)
-            self.flush()
-        elif self.transport is not None:
+        if self.state == OPEN:
+            self.write(close_frame(code, reason))
+            self.state = CLOSING
+            self._close_soon()
+        elif self.state == HTTP and self.transport is not None:
             self.transport.close()
 
     def abort(self) -> None:
+        if self.state != HTTP:
+            self.state = CLOSED
         if self.transport is not None:
             with contextlib.suppress(OSError):
                 self.transport.abort()

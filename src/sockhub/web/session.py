@@ -15,19 +15,26 @@ from typing import TYPE_CHECKING
 from websockets.frames import CloseCode
 
 from ..server.session import ServerSession
+from .framing import BINARY, FIN, frame_header
+from .peer import OPEN, WebPeer
 
 if TYPE_CHECKING:
     from ..server import Server
-    from .peer import WebPeer
 
 __all__ = ["WebSocketLink"]
 
+_FRAGMENT = 256 * 1024
+"""Messages longer than this go out as several WebSocket frames."""
+
 
 class WebSocketLink:
-    __slots__ = ("peer", "session")
+    __slots__ = ("peer", "session", "shared", "transport")
 
     def __init__(self, server: Server, peer: WebPeer) -> None:
+        assert peer.transport is not None
         self.peer = peer
+        self.transport = peer.transport
+        self.shared = peer.web.shared
         self.session = ServerSession(server, self, "ws", peer.peer)
 
     def open(self) -> None:
@@ -35,8 +42,8 @@ class WebSocketLink:
 
     # the peer's side (peer.MessageReceiver) ---------------------------------------
 
-    def message_data(self, data: bytes | bytearray | memoryview) -> None:
-        self.session.receive_data(data if isinstance(data, bytes) else bytes(data))
+    def message_data(self, data: bytes) -> None:
+        self.session.receive_data(data)
 
     def writing_paused(self) -> None:
         self.session.pause_writing()
@@ -50,11 +57,28 @@ class WebSocketLink:
     # the session's Link ------------------------------------------------------------
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        self.peer.send_message(data)
+        """One binary message, a long one in several frames so no single frame is huge.
+
+        A short message is framed by the listener's ``SharedFrames``: a chat batch that
+        every member of a room is sent is framed once, and that one buffer is written to
+        each member. This is chat fan-out's path, so it is kept as short as TCP's.
+        Nothing is written once the closing handshake has begun."""
+        if self.peer.state != OPEN:
+            return
+        size = len(data)
+        if size <= _FRAGMENT:
+            self.transport.write(self.shared.frame(data))
+            return
+        view = memoryview(data)
+        opcode = BINARY
+        for start in range(0, size, _FRAGMENT):
+            piece = view[start : start + _FRAGMENT]
+            fin = FIN if start + _FRAGMENT >= size else 0
+            self.transport.write(frame_header(opcode | fin, len(piece)) + piece)
+            opcode = 0  # continuation
 
     def buffered(self) -> int:
-        transport = self.peer.transport
-        return transport.get_write_buffer_size() if transport is not None else 0
+        return self.transport.get_write_buffer_size()
 
     def pause_reading(self) -> None:
         self.peer.pause_reading()
