@@ -11,16 +11,20 @@ rounds on the same machine in the same run:
 - Redis pub/sub alone: the same harness speaking SUBSCRIBE/PUBLISH to that redis-server.
 
 Server CPU per delivery counts every server process: both workers and redis-server for
-the first, the one process for the second, redis-server for the third.
+the first, the one process for the second, redis-server for the third. Deliveries per
+write (write system calls of the sockhub processes, /proc/PID/io) show how many
+messages each write to a member carries on average: what batching buys.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -66,21 +70,44 @@ def sockhub_serve(data: Path, *args: str) -> Iterator[tuple[tuple[int, ...], int
         yield (tuple(int(c) for c in children) if children else (me,)), port
 
 
+@dataclasses.dataclass
+class Round:
+    result: Result
+    per_write: float
+    """Deliveries per write system call of the sockhub processes (0: none measured)."""
+
+
+def write_calls(pids: tuple[int, ...]) -> int:
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/io") as fh:
+            total += sum(int(line.split()[1]) for line in fh if line.startswith("syscw:"))
+    return total
+
+
 async def compare(
-    variants: list[tuple[tuple[int, ...], int, bool]], rooms: int, members: int, window: int
-) -> list[list[Result]]:
+    variants: list[tuple[tuple[int, ...], int, bool]],
+    redis_pid: int,
+    case: tuple[int, int, int],
+) -> list[list[Round]]:
     """Every round of each variant ((pids, port, speaks sockhub)), alternating."""
+    rooms, members, window = case
     harnesses = [
         await Harness(port, SOCKHUB if ours else REDIS, rooms, members).connect()
         for _, port, ours in variants
     ]
-    results: list[list[Result]] = [[] for _ in variants]
+    rounds: list[list[Round]] = [[] for _ in variants]
     for _ in range(ROUNDS):
-        for (pids, _, _), harness, found in zip(variants, harnesses, results, strict=True):
-            found.append(await measured(harness, pids, window))
+        for (pids, _, _), harness, found in zip(variants, harnesses, rounds, strict=True):
+            writers = tuple(pid for pid in pids if pid != redis_pid)
+            before, start = write_calls(writers), time.perf_counter()
+            result = await measured(harness, pids, window)
+            writes = write_calls(writers) - before
+            deliveries = result.rate * (time.perf_counter() - start)
+            found.append(Round(result, deliveries / writes if writes else 0.0))
     for harness in harnesses:
         harness.close()
-    return results
+    return rounds
 
 
 def main() -> None:
@@ -96,7 +123,9 @@ def main() -> None:
                 ((redis_pid,), redis_port, False),
             ]
             for label, rooms, members, window in CASES:
-                two, mem, pubsub = uvloop.run(compare(variants, rooms, members, window))
+                two, mem, pubsub = uvloop.run(
+                    compare(variants, redis_pid, (rooms, members, window))
+                )
                 rows.append(_row(label, two, mem, pubsub))
     print(f"chat scale-out, {ROUNDS} rounds of {SECONDS:g} s per variant, alternating; medians")
     head = (
@@ -108,16 +137,20 @@ def main() -> None:
         "p99 ms 2w/mem/redis",
         "CPU us/delivery 2w+redis / mem / redis",
         "CPU 2w vs mem",
+        "deliveries/write 2w / mem",
     )
     print_table(head, rows)
     print("goal: 2 workers >= 1.00x one memory worker in deliveries/s; CPU 2w vs mem <= 1.20x")
     print(f"(machine: {os.cpu_count()} CPUs shared by the harness, the workers and Redis)")
 
 
-def _row(label: str, two: list[Result], mem: list[Result], pubsub: list[Result]) -> tuple[str, ...]:
+def _row(label: str, *variants: list[Round]) -> tuple[str, ...]:
+    two, mem, pubsub = ([r.result for r in rounds] for rounds in variants)
+
     def med(rs: list[Result], field: str) -> float:
         return median([getattr(r, field) for r in rs])
 
+    per_write = [median([r.per_write for r in rounds]) for rounds in variants[:2]]
     return (
         label,
         f"{med(two, 'rate') / 1e3:,.0f} k",
@@ -127,4 +160,5 @@ def _row(label: str, two: list[Result], mem: list[Result], pubsub: list[Result])
         f"{med(two, 'p99'):.1f}/{med(mem, 'p99'):.1f}/{med(pubsub, 'p99'):.1f}",
         f"{med(two, 'cpu'):.2f} / {med(mem, 'cpu'):.2f} / {med(pubsub, 'cpu'):.2f}",
         f"{ratio_median([r.cpu for r in two], [r.cpu for r in mem]):.2f}x",
+        f"{per_write[0]:.1f} / {per_write[1]:.1f}",
     )

@@ -267,6 +267,55 @@ async def test_publish_from_outside_the_room(backend: Backend) -> None:
     assert joined.members == ["late"]
 
 
+async def test_unannounced_publish_is_refused_while_a_member_holds_the_nick(
+    backend: Backend,
+) -> None:
+    """``chat.say`` with a nick: refused (``ChatNickTaken``, nothing stored) while a
+    member holds a nick with that key."""
+    broker, _node = await backend.node()
+    assert await broker.publish("r", "ada", b"before", unannounced=True) == 1
+    await broker.join("r", member(1), "ada", since=None, count=0)
+    with pytest.raises(ChatNickTaken):
+        await broker.publish("r", "ADA", b"refused", unannounced=True)
+    assert await broker.publish("r", "ci", b"free nick", unannounced=True) == 2
+    history = (await broker.join("r", member(2), "cy", since=0, count=0)).history
+    assert [(m.sender, m.text) for m in history] == [("ada", b"before"), ("ci", b"free nick")]
+
+
+@pytest.mark.parametrize("lane", [False, True], ids=["no-member-here", "member-here"])
+async def test_unannounced_says_racing_a_join_of_the_nick(spanning: Backend, lane: bool) -> None:
+    """One node says as ``ada`` from outside, without pause, while another node joins
+    ``ada``: the check is part of the store, so every accepted message comes before the
+    join and every one after it is refused, in the order the says were made."""
+    (a, _), (b, _) = await spanning.node(), await spanning.node()
+    if lane:  # b has a member in the room: its says take the room's lane
+        await b.join("r", member(1), "bob", since=None, count=0)
+    says: list[asyncio.Future[int]] = []
+
+    async def say_until_refused() -> None:
+        while len(says) < 5000 and not any(s.done() and s.exception() for s in says):
+            says.extend(
+                asyncio.ensure_future(b.publish("r", "ada", b"%d" % n, unannounced=True))
+                for n in range(len(says), len(says) + 20)
+            )
+            await asyncio.sleep(0)
+
+    says.append(asyncio.ensure_future(b.publish("r", "ada", b"first", unannounced=True)))
+    await says[0]
+    saying = asyncio.ensure_future(say_until_refused())
+    joined = await a.join("r", member(2), "ada", since=None, count=0)
+    await saying
+    outcomes = await asyncio.gather(*says, return_exceptions=True)
+    accepted = [o for o in outcomes if isinstance(o, int)]
+    refused = [o for o in outcomes if not isinstance(o, int)]
+    assert accepted and refused
+    assert all(isinstance(o, ChatNickTaken) for o in refused)
+    assert outcomes[: len(accepted)] == accepted  # refused from the join on, never again
+    assert max(accepted) <= joined.seq  # all before the join event
+    history = (await a.join("r", member(3), "cy", since=0, count=0)).history
+    assert [m.seq for m in history if m.sender == "ada"] == accepted[-KEEP:]
+
+
 async def test_publish_from_a_node_without_members_reaches_the_others(
     spanning: Backend,
 ) -> None:
@@ -356,8 +405,9 @@ async def test_redis_stalled_or_down_is_backend_unavailable_and_nothing_done(
 
 
 async def test_redis_forgets_an_empty_room_after_chat_room_idle(tmp_path: Path) -> None:
-    """A room with members never expires; once the last one left, its counter and
-    stream expire after ``idle`` (chat_room_idle), and numbering still never goes back."""
+    """A room with members never expires; once the last one left, or after a message
+    said from outside while nobody is in, its counter and stream expire after ``idle``
+    (chat_room_idle), and numbering still never goes back."""
     redis = RedisServer(tmp_path / "redis").start()
     broker, node = RedisBroker(redis.url, KEEP, idle=0.3), Node()
     await broker.start(node)
@@ -376,6 +426,13 @@ async def test_redis_forgets_an_empty_room_after_chat_room_idle(tmp_path: Path) 
         assert joined.history == []
         assert await broker.publish("r", "cy", b"after") > first
         assert redis.command("PTTL", keys.log) == b":-1\r\n"
+        # spoken to from outside, nobody ever in: forgotten idle after the last message
+        outside = Keys("outside")
+        assert await broker.publish("outside", "ci", b"one", unannounced=True) == 1
+        assert redis.command("PTTL", outside.log) not in (b":-1\r\n", b":-2\r\n")
+        assert redis.command("PTTL", outside.seq) not in (b":-1\r\n", b":-2\r\n")
+        await until(lambda: redis.command("EXISTS", outside.log, outside.seq) == b":0\r\n")
+        assert await broker.publish("outside", "ci", b"two", unannounced=True) > 1
     finally:
         await broker.stop()
         redis.stop()

@@ -144,11 +144,16 @@ class ChatBroker(abc.ABC):
         """Move the member to ``nick`` (``ChatNickTaken`` if held), announce it; the old nick."""
 
     @abc.abstractmethod
-    def publish(self, room: str, sender: str, text: bytes) -> Awaitable[int]:
+    def publish(
+        self, room: str, sender: str, text: bytes, *, unannounced: bool = False
+    ) -> Awaitable[int]:
         """Assign the next ``seq``, store, deliver; resolves to the ``seq`` once stored.
 
         Not a coroutine: the ``seq`` order is fixed by the order of the calls, so a
-        connection's messages keep the order it sent them in."""
+        connection's messages keep the order it sent them in. ``unannounced``: the
+        sender is no member (``chat.say`` with ``nick``); fails with ``ChatNickTaken``
+        when a member holds that nick, checked in the same step as the store, so a join
+        of the nick cannot come between the check and the message."""
 
     @abc.abstractmethod
     async def direct(self, dm: Direct, key: str) -> int:

@@ -25,7 +25,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from ...protocol.errors import BackendUnavailable
+from ...protocol.errors import BackendUnavailable, ChatNickTaken
 from ...server.limits import Limits
 from .broker import ChatBroker, ChatNode, Direct, Event, History, Joined, Member, Message
 from .history import HistoryStore
@@ -204,10 +204,16 @@ class MemoryBroker(ChatBroker):
 
     # messages ---------------------------------------------------------------------------
 
-    def publish(self, room: str, sender: str, text: bytes) -> Awaitable[int]:
+    def publish(
+        self, room: str, sender: str, text: bytes, *, unannounced: bool = False
+    ) -> Awaitable[int]:
+        loop = asyncio.get_running_loop()
+        if unannounced and self._presence.held(room, sender):
+            taken: asyncio.Future[int] = loop.create_future()
+            taken.set_exception(ChatNickTaken(f"the nick {sender} is in use in {room}"))
+            return taken
         seq = self._seq.get(room, 0) + 1
         self._seq[room] = seq
-        loop = asyncio.get_running_loop()
         pending = _Pending(
             Message(room, seq, sender, round(time.time(), 3), text),
             loop.create_future(),

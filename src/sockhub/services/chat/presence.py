@@ -86,6 +86,11 @@ class Presence:
                 if not conns:
                     del self._holders[k]
 
+    def held(self, room: str, nick: str) -> bool:
+        """Whether a member of ``room`` holds ``nick`` (or a nick with its key)."""
+        state = self._rooms.get(room)
+        return state is not None and nick_key(nick) in state.nicks
+
     def nicks(self, room: str) -> list[str]:
         state = self._rooms.get(room)
         if state is None:

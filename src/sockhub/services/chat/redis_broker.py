@@ -21,7 +21,8 @@ seen, so a counter Redis lost (restart without persistence, fail-over) never goe
 
 A room's scripts go to Redis one at a time, in the order they were asked for (the
 room's *lane*): a connection's messages keep their order, and its leave comes after
-its last message. ``ok`` is sent once the script returned, that is once Redis holds
+its last message. The lane sends the next batch once the previous one came back over
+pub/sub, so everything said meanwhile goes in one script. ``ok`` is sent once the script returned, that is once Redis holds
 the message; a failing or unreachable Redis is ``backend.unavailable`` within
 ``TIMEOUT`` and, the script being atomic, nothing half-done.
 
@@ -63,9 +64,11 @@ from .broker import (
     Member,
     Message,
 )
+from .coalesce import Coalesced
 from .names import nick_key
 from .presence import Presence
 from .redis_cluster import Client, Router, open_client
+from .redis_cork import CorkedPipe
 from .redis_format import (
     DM,
     ENTRY,
@@ -125,10 +128,12 @@ def probe(url: str) -> None:
 
 
 class _Say:
-    __slots__ = ("future", "sender", "text")
+    __slots__ = ("check", "future", "sender", "text")
 
-    def __init__(self, sender: str, text: bytes, future: asyncio.Future[int]) -> None:
+    def __init__(self, sender: str, text: bytes, future: asyncio.Future[int], check: str) -> None:
         self.sender, self.text, self.future = sender, text, future
+        self.check = check
+        """The nick key an unannounced sender must find free ('' for a member)."""
 
 
 class _Op:
@@ -194,7 +199,7 @@ class RedisBroker(ChatBroker):
         self._redis: Client | None = None
         self._scripts: dict[str, tuple[str, str]] = {}
         """name -> (sha1, text)"""
-        self._router = Router(self._url, cluster=False)
+        self._router = Router(self._url, cluster=False, pipe=CorkedPipe)
         """Where the scripts go (the Redis, or the cluster node serving their keys)."""
         self._subs: Subscriptions | None = None
         self._sharded = True
@@ -207,6 +212,11 @@ class RedisBroker(ChatBroker):
         self._unleft: set[tuple[str, str]] = set()
         """(room, member id) whose leave Redis did not take yet"""
         self._reach: dict[str, int] = {}
+        self._reach_writes = Coalesced(self._write_reach)
+        self._room_writes = Coalesced(self._write_rooms)
+        """Which names this node's connections hold and which rooms it has members in,
+        each written in one call per loop turn (a mass disconnect is one call, not a
+        thousand)."""
         self._turn = False
         self._stopping = False
         self._clock_offset = 0
@@ -228,7 +238,7 @@ class RedisBroker(ChatBroker):
         except _FAILURES as exc:
             raise BrokerUnreachable(f"cannot reach Redis at {safe_url(self._url)}: {exc}") from exc
         cluster = int(info.get("cluster_enabled", 0)) == 1
-        self._router = Router(self._url, cluster=cluster)
+        self._router = Router(self._url, cluster=cluster, pipe=CorkedPipe)
         self._sharded = int(str(info.get("redis_version", "0")).split(".")[0]) >= 7
         seconds, micros = await self.redis.time()
         self._clock_offset = seconds * 1000 + micros // 1000 - int(time.time() * 1000)
@@ -266,6 +276,8 @@ class RedisBroker(ChatBroker):
                     await room.runner
         if self._own_background:
             await self._background.close()
+        await self._reach_writes.idle()
+        await self._room_writes.idle()
         rooms_key, keys_key, _ = node_keys(self.node_id)
         with contextlib.suppress(*_FAILURES):
             async with self.redis.pipeline(transaction=False) as pipe:
@@ -403,15 +415,23 @@ class RedisBroker(ChatBroker):
                     except Exception as exc:
                         op.future.set_exception(exc)
                     continue
-                batch: list[_Say] = []
-                while room.jobs and isinstance(room.jobs[0], _Say) and len(batch) < MAX_BATCH:
-                    say = room.jobs.popleft()
-                    assert isinstance(say, _Say)
-                    batch.append(say)
-                await self._publish(name, room, batch)
+                await self._publish(name, room, self._batch(room))
         finally:
             room.runner = None
             self._release_room(name)
+
+    @staticmethod
+    def _batch(room: _Room) -> list[_Say]:
+        """The messages at the head of the lane that go in one script: up to
+        ``MAX_BATCH``; an unannounced one goes alone (its nick check fails it only)."""
+        batch: list[_Say] = []
+        while room.jobs and isinstance(room.jobs[0], _Say) and len(batch) < MAX_BATCH:
+            if batch and (batch[0].check or room.jobs[0].check):
+                break
+            say = room.jobs.popleft()
+            assert isinstance(say, _Say)
+            batch.append(say)
+        return batch
 
     def _on_lane(self, name: str, run: Callable[[], Awaitable[T]]) -> asyncio.Future[T]:
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
@@ -432,33 +452,50 @@ class RedisBroker(ChatBroker):
 
     # messages ---------------------------------------------------------------------------
 
-    def publish(self, room: str, sender: str, text: bytes) -> Awaitable[int]:
+    def publish(
+        self, room: str, sender: str, text: bytes, *, unannounced: bool = False
+    ) -> Awaitable[int]:
+        check = nick_key(sender) if unannounced else ""
         if room not in self._rooms:
             # chat.say with a nick from outside, and no member of the room on this node:
             # no lane, and ok once Redis stored it (no member here waits to see it
             # first); a task, so the scripts go out in call order
-            return asyncio.ensure_future(self._stored(room, [(sender, text)]))
+            return asyncio.ensure_future(self._stored_outside(room, sender, text, check))
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._queue(room, _Say(sender, text, future))
+        self._queue(room, _Say(sender, text, future, check))
         return future
 
-    async def _stored(self, name: str, says: list[tuple[str, bytes]]) -> int:
+    async def _stored(self, name: str, says: list[tuple[str, bytes]], check: str = "") -> int:
         """Run the publish script; the first message's ``seq`` (``BackendUnavailable``
-        when Redis failed or answered too late: then nothing was stored)."""
+        when Redis failed or answered too late, ``ChatNickTaken`` when a member holds
+        the nick key ``check``: then nothing was stored)."""
         args: list[Any] = [self._floor(name), self._keep, f"{time.time():.3f}", self._deadline()]
-        args.append(array_header(len(says)))
+        args += [self._idle_ms, check, array_header(len(says))]
         args += [PACK.encode(say) for say in says]
         with _unavailable():
-            first = int(await self._script("publish", Keys(name).all[:3], args))
+            first = int(await self._script("publish", Keys(name).all, args))
+        if first == -2:
+            raise ChatNickTaken(f"the nick {says[0][0]} is in use in {name}")
         if first < 0:
             raise BackendUnavailable("the chat broker (Redis) answered too late; not sent")
         return first
 
+    async def _stored_outside(self, name: str, sender: str, text: bytes, check: str) -> int:
+        """A message to a room this node has no member in; its seq is remembered like a
+        left room's, so a room Redis forgot (``chat_room_idle``) never numbers from 1."""
+        seq = await self._stored(name, [(sender, text)], check)
+        if name not in self._rooms:
+            self._high[name] = max(self._high.get(name, (0, 0)), (seq, 0))
+        return seq
+
     async def _publish(self, name: str, room: _Room, batch: list[_Say]) -> None:
         try:
-            first = await self._stored(name, [(say.sender, say.text) for say in batch])
-        except BackendUnavailable as exc:
-            log.error("publishing %d chat messages to %s failed: %s", len(batch), name, exc)
+            first = await self._stored(
+                name, [(say.sender, say.text) for say in batch], batch[0].check
+            )
+        except (BackendUnavailable, ChatNickTaken) as exc:
+            if isinstance(exc, BackendUnavailable):
+                log.error("publishing %d chat messages to %s failed: %s", len(batch), name, exc)
             for say in batch:
                 if not say.future.done():
                     say.future.set_exception(exc)
@@ -472,6 +509,13 @@ class RedisBroker(ChatBroker):
         for i, say in enumerate(batch):
             room.order.wait(first + i, say.future)
         asyncio.get_running_loop().call_later(ACK_WAIT, _answer_late, batch, first)
+        if room.order.last is not None:
+            # one batch in flight per room, end to end (Nagle without a timer): what is
+            # said meanwhile goes in the next script, so batches grow with the load and
+            # each member gets fewer, larger writes; bounded, so a slow pub/sub only
+            # slows the lane (and skipped before the node's first join was answered:
+            # nothing is handed over yet, and that join may be behind in the lane)
+            await asyncio.wait([batch[-1].future], timeout=TIMEOUT)
 
     def _deadline(self) -> int:
         """When a script sent now must no longer run, in ms on Redis's clock."""
@@ -490,13 +534,12 @@ class RedisBroker(ChatBroker):
         state = self._room(room)
         state.local += 1
         key = nick_key(nick)
-        rooms_key = node_keys(self.node_id)[0]
         try:
             with _unavailable():
                 assert state.subscribed is not None
                 async with asyncio.timeout(TIMEOUT):
                     await asyncio.shield(state.subscribed)
-                    await self.redis.sadd(rooms_key, room)
+                    await self._room_writes.changed([room])
                 args: list[Any] = [
                     member.id,
                     nick,
@@ -557,7 +600,7 @@ class RedisBroker(ChatBroker):
         state.local -= 1
         if state.local == 0:
             with contextlib.suppress(*_FAILURES):
-                await self.redis.srem(node_keys(self.node_id)[0], room)
+                await self._room_writes.changed([room])
         self._release_room(room)
 
     async def _leave_script(self, room: str, member_id: str) -> int:
@@ -613,6 +656,23 @@ class RedisBroker(ChatBroker):
         keys = {nick_key(n) for n in nicks}
         if member.user is not None:
             keys.add(nick_key(member.user))
+        await self._reach_writes.changed(keys)
+
+    async def _write_rooms(self, names: set[str]) -> None:
+        """Record whether this node has members in each room (a reaper reads it)."""
+        rooms_key = node_keys(self.node_id)[0]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for name in names:
+                room = self._rooms.get(name)
+                if room is not None and room.local > 0:
+                    pipe.sadd(rooms_key, name)
+                else:
+                    pipe.srem(rooms_key, name)
+            async with asyncio.timeout(TIMEOUT):
+                await pipe.execute()
+
+    async def _write_reach(self, keys: set[str]) -> None:
+        """Record how many of this node's connections hold each name now."""
         keys_key = node_keys(self.node_id)[1]
         async with self.redis.pipeline(transaction=False) as pipe:
             for key in keys:
@@ -624,6 +684,7 @@ class RedisBroker(ChatBroker):
                 else:
                     self._reach.pop(key, None)
                     pipe.hdel(reach_key(key), self.node_id)
+                    pipe.srem(keys_key, key)
             async with asyncio.timeout(TIMEOUT):
                 await pipe.execute()
 

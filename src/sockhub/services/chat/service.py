@@ -91,14 +91,12 @@ def make_broker(ctx: ServerContext) -> ChatBroker:
 class _Conn:
     """The chat state of one connection."""
 
-    __slots__ = ("id", "rooms", "session", "speaking")
+    __slots__ = ("id", "rooms", "session")
 
     def __init__(self, conn_id: str, session: Session) -> None:
         self.id = conn_id
         self.session = session
         self.rooms: dict[str, Membership] = {}
-        self.speaking = asyncio.Lock()
-        """Keeps its unannounced messages in the order sent across the nick check."""
 
 
 class ChatService(Service):
@@ -314,16 +312,14 @@ class ChatService(Service):
         check_text(req.body, self.ctx.limits.chat_text_max)
         self._check_reserved(nick, req.session.user)
         self._throttle(req.session)
-        return self._spoken(req, conn, room, nick)
+        # the broker checks that no member holds the nick, in the same step as the store
+        stored = self.broker.publish(room, nick, req.body, unannounced=True)
+        return self._spoken(req, room, nick, stored)
 
-    async def _spoken(self, req: Request, conn: _Conn, room: str, nick: str) -> None:
-        async with conn.speaking:
-            key = nick_key(nick)
-            if any(nick_key(held) == key for held in await self.broker.members(room)):
-                raise ChatNickTaken(f"the nick {nick} is in use in {room}")
-            stored = self.broker.publish(room, nick, req.body)
+    async def _spoken(self, req: Request, room: str, nick: str, stored: Awaitable[int]) -> None:
+        seq = await stored
         log.info("chat %s said in %s as %s, unjoined", req.session.peer, room, escape(nick, 64))
-        await self._acked(req, stored)
+        req.ok(seq=seq)
 
     def _dm(self, req: Request) -> Awaitable[None]:
         to = check_nick(get_str(req.header, "to"))
