@@ -2,8 +2,8 @@
 
 One file of ``SIZE`` random bytes, three ways, rounds interleaved (A B C A B C ...):
 
-a. **hashing**: the page's own SHA-256 worker (``hashBlob`` of ``files.js``, the code an
-   upload runs) over the picked file, nothing sent;
+a. **hashing**: the picked file read in the upload's pieces into the page's own SHA-256
+   worker (``Hasher`` of ``files.js``, as an upload feeds it), nothing sent;
 b. **raw HTTP**: ``fetch`` POSTs the picked file to a minimal HTTP receiver started here
    (``http.server``, writing it to a temp file), from a page of the receiver's own origin
    (the sockhub page's CSP lets it talk to its own server only);
@@ -38,9 +38,15 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"
 
 RECEIVER_PAGE = b"<!doctype html><title>receiver</title><input id=pick type=file>"
 HASH_IN_PAGE = """async (input) => {
-    const { hashBlob } = await import("/js/files.js");
+    const { Hasher } = await import("/js/files.js");
+    const file = input.files[0];
+    const hasher = new Hasher();
     const started = performance.now();
-    await hashBlob(input.files[0]);
+    for (let at = 0; at < file.size; at += 1024 * 1024) {
+        await hasher.add(new Uint8Array(await file.slice(at, at + 1024 * 1024).arrayBuffer()));
+    }
+    await hasher.digest();
+    hasher.close();
     return (performance.now() - started) / 1000;
 }"""
 POST_IN_PAGE = """async (input) => {

@@ -8,25 +8,48 @@ import { AHEAD, blobLimit, diskWriter, Saver, WINDOW } from "./download.js";
 import { HubError } from "./hub.js";
 
 const PIECE = 1024 * 1024; // bytes per WebSocket message of an upload body
+const READ = 4 * 1024 * 1024; // bytes read from the file at a time
 const HIGH_WATER = 8 * 1024 * 1024; // bytes the socket may hold unsent before we wait
+const HASH_AHEAD = 16 * 1024 * 1024; // bytes given to the hashing worker and not yet hashed
 
-export function hashBlob(blob, onProgress) {
-  return new Promise((resolve, reject) => {
-    const worker = new Worker("/js/hashworker.js", { type: "module" });
-    worker.onmessage = (ev) => {
-      if (ev.data.hashed !== undefined) onProgress?.(ev.data.hashed);
-      if (ev.data.sha256 || ev.data.error) {
-        worker.terminate();
+// The hashing worker fed the file's pieces in order, at most HASH_AHEAD bytes ahead of it
+// (it tells how far it has got), so a fast socket does not pile the file up in its queue.
+export class Hasher {
+  constructor() {
+    this.worker = new Worker("/js/hashworker.js", { type: "module" });
+    this.given = 0;
+    this.hashed = 0;
+    this.wake = null;
+    this.result = new Promise((resolve, reject) => {
+      this.worker.onmessage = (ev) => {
+        if (ev.data.hashed !== undefined) this.hashed = ev.data.hashed;
         if (ev.data.sha256) resolve(ev.data.sha256);
-        else reject(new Error(ev.data.error));
-      }
-    };
-    worker.onerror = (ev) => {
-      worker.terminate();
-      reject(new Error(ev.message || "hashing failed"));
-    };
-    worker.postMessage({ blob });
-  });
+        this.wake?.();
+      };
+      this.worker.onerror = (ev) => {
+        this.failed = new Error(ev.message || "hashing failed");
+        reject(this.failed);
+        this.wake?.();
+      };
+    });
+    this.result.catch(() => {}); // awaited by digest(), if the upload gets that far
+  }
+
+  async add(bytes) {
+    while (!this.failed && this.given - this.hashed > HASH_AHEAD) await new Promise((wake) => (this.wake = wake));
+    if (this.failed) throw this.failed;
+    this.given += bytes.length;
+    this.worker.postMessage({ piece: bytes }, [bytes.buffer]);
+  }
+
+  digest() {
+    this.worker.postMessage({ end: true });
+    return this.result;
+  }
+
+  close() {
+    this.worker.terminate();
+  }
 }
 
 function waitFor(ms) {
@@ -91,11 +114,11 @@ export class Files extends EventTarget {
     }
   }
 
+  // The file is read once, piece by piece: each piece goes to the socket (from the
+  // offset the server asks for) and then, moved not copied, to the hashing worker, which
+  // works while the next piece is read and sent. The bytes before the offset are read
+  // for the hash only: the sha256 in file.end is of the whole file.
   async send(file, path, t) {
-    const hashing = hashBlob(file, (n) => {
-      t.hashed = n;
-      this.changed();
-    });
     let ready;
     const offsetKnown = new Promise((resolve) => (ready = resolve));
     const put = this.hub.start({ op: "file.put", path, total: file.size }, undefined, (h) => {
@@ -103,29 +126,39 @@ export class Files extends EventTarget {
     });
     const offset = await Promise.race([offsetKnown, put.done.then(() => null)]);
     if (offset !== null) {
-      t.offset = t.done = offset;
-      t.state = "sending";
-      t.started = performance.now();
-      if (offset) t.note = `resumed at ${offset} bytes`;
-      this.changed();
-      this.hub.send({ op: "file.data", target: put.id, size: file.size - offset });
-      // the header says size; the body follows in pieces, one message each
-      let given = offset;
-      for (let at = offset; at < file.size; at += PIECE) {
-        while (this.hub.buffered > HIGH_WATER) {
-          t.done = given - this.hub.buffered;
-          this.changed();
-          await waitFor(25);
-        }
-        const bytes = new Uint8Array(await file.slice(at, at + PIECE).arrayBuffer());
-        this.hub.sendBytes(bytes);
-        given += bytes.length;
-        t.done = given - this.hub.buffered;
+      const hasher = new Hasher();
+      try {
+        t.offset = t.done = offset;
+        t.state = "sending";
+        t.started = performance.now();
+        if (offset) t.note = `resumed at ${offset} bytes`;
         this.changed();
+        this.hub.send({ op: "file.data", target: put.id, size: file.size - offset });
+        // the header says size; the body follows in pieces of PIECE, one message each
+        let given = offset;
+        const read = (at) => file.slice(at, at + READ).arrayBuffer();
+        let next = read(0); // the next piece is read while this one is sent and hashed
+        for (let at = 0; at < file.size; at += READ) {
+          const bytes = new Uint8Array(await next);
+          if (at + READ < file.size) next = read(at + READ);
+          const from = Math.max(0, offset - at);
+          if (from < bytes.length) {
+            // (a closed socket's bufferedAmount never drains: sendBytes says it is closed)
+            while (this.hub.buffered > HIGH_WATER && this.hub.ws.readyState === WebSocket.OPEN) await waitFor(5);
+            // send() copies: the piece is free again afterwards
+            for (let i = from; i < bytes.length; i += PIECE) this.hub.sendBytes(bytes.subarray(i, i + PIECE));
+            given += bytes.length - from;
+          }
+          t.done = given - this.hub.buffered;
+          this.progress();
+          await hasher.add(bytes);
+        }
+        t.state = "checking";
+        this.changed();
+        this.hub.send({ op: "file.end", target: put.id, sha256: await hasher.digest() });
+      } finally {
+        hasher.close();
       }
-      t.state = "checking";
-      this.changed();
-      this.hub.send({ op: "file.end", target: put.id, sha256: await hashing });
     }
     const { header } = await put.done;
     t.sha256 = header.sha256 ?? "";

@@ -1,6 +1,7 @@
-// SHA-256 off the page's thread. Either of a Blob (a picked File), read in pieces so a
-// large file is never in memory whole: posts {hashed} as it goes, then {sha256}; or of a
-// download as it arrives: {piece} messages, then {end, expect}, answered with {sha256}.
+// SHA-256 off the page's thread, of a file given piece by piece as it is read (an upload)
+// or as it arrives (a download): {piece} messages, each answered with {hashed} (the bytes
+// hashed so far, so the page can keep its lead bounded), then {end, expect}, answered
+// with {sha256}.
 // A download written to disk goes through here on its way to the service worker (a
 // {stream} port): each piece is passed on once hashed, except the last one, held back
 // until the whole hash matches the server's (`expect`), so a file that does not match is
@@ -8,8 +9,6 @@
 // the service worker says back (bytes delivered, a cancel) is passed to the page.
 
 import { hex, Sha256 } from "./sha256.js";
-
-const PIECE = 4 * 1024 * 1024;
 
 let streaming = null;
 let out = null; // the port to the service worker's stream, for a download written to disk
@@ -31,24 +30,12 @@ function end(expect) {
   postMessage({ sha256 });
 }
 
-async function hashBlob(blob) {
-  const hash = new Sha256();
-  try {
-    for (let at = 0; at < blob.size; at += PIECE) {
-      hash.update(new Uint8Array(await blob.slice(at, at + PIECE).arrayBuffer()));
-      postMessage({ hashed: Math.min(blob.size, at + PIECE) });
-    }
-    postMessage({ sha256: hex(hash.digest()) });
-  } catch (err) {
-    postMessage({ error: String(err) });
-  }
-}
-
 onmessage = (ev) => {
   const message = ev.data;
   if (message.piece) {
     streaming ??= new Sha256();
     streaming.update(message.piece);
+    postMessage({ hashed: streaming.length });
     if (held) pass(held);
     held = out ? message.piece : null;
   } else if (message.end) {
@@ -58,7 +45,5 @@ onmessage = (ev) => {
     out.onmessage = (reply) => postMessage(reply.data);
   } else if (message.abort) {
     out?.postMessage({ error: message.abort });
-  } else if (message.blob) {
-    hashBlob(message.blob);
   }
 };
