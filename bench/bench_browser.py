@@ -60,14 +60,14 @@ POST_IN_PAGE = """async (input) => {
 class Receiver(BaseHTTPRequestHandler):
     """GET: a page with a file picker; POST: the body written to a temp file, then 204."""
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/html")
         self.send_header("Content-Length", str(len(RECEIVER_PAGE)))
         self.end_headers()
         self.wfile.write(RECEIVER_PAGE)
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         left = int(self.headers["Content-Length"])
         with tempfile.TemporaryFile() as out:
             while left:
@@ -79,7 +79,7 @@ class Receiver(BaseHTTPRequestHandler):
         self.send_response(204)
         self.end_headers()
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
 
@@ -158,7 +158,9 @@ def main() -> None:
 
             rates = interleaved(
                 {
-                    "a. hashing in the page": lambda: SIZE / page.evaluate(HASH_IN_PAGE, hashed) / 1e6,
+                    "a. hashing in the page": lambda: (
+                        SIZE / page.evaluate(HASH_IN_PAGE, hashed) / 1e6
+                    ),
                     "b. raw HTTP upload": lambda: SIZE / raw.evaluate(POST_IN_PAGE, posted) / 1e6,
                     "c. sockhub upload": upload,
                 },
@@ -167,7 +169,9 @@ def main() -> None:
             browser.close()
     a, b, c = rates.values()
     ratios = [cc / min(aa, bb) for aa, bb, cc in zip(a, b, c, strict=True)]
-    print(f"browser upload, {SIZE >> 20} MiB file, {ROUNDS} rounds interleaved, Chromium on loopback")
+    print(
+        f"browser upload, {SIZE >> 20} MiB file, {ROUNDS} rounds interleaved, Chromium on loopback"
+    )
     rows = [[name, f"{median(v):.0f}", f"{min(v):.0f}-{max(v):.0f}"] for name, v in rates.items()]
     print_table(["", "MB/s median", "spread"], rows)
     print(

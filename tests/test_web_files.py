@@ -87,14 +87,20 @@ def test_upload_cut_by_a_reload_resumes_when_picked_again(
     total = source.stat().st_size
     page = files_page(web, chromium)
     page.set_input_files("#upload-input", str(source))
-    page.wait_for_function(
-        "total => { const bar = document.querySelector(\"#transfers li[data-state='sending'] progress\");"
-        " return bar && bar.value > total / 4; }",
-        arg=total,
-        timeout=120_000,
-    )
-    page.screenshot(path=str(artifact_dir(request) / "sending.png"))
-    page.reload()
+    # the reload comes from the page itself, as soon as a quarter is out: from here it
+    # would come a screenshot and a round trip later, and a fast upload may have ended
+    with page.expect_navigation(timeout=120_000):
+        page.evaluate(
+            """total => {
+                const check = () => {
+                    const bar = document.querySelector("#transfers li[data-state='sending'] progress");
+                    if (bar && bar.value > total / 4) location.reload();
+                    else setTimeout(check, 5);
+                };
+                check();
+            }""",
+            total,
+        )
     page.wait_for_selector("#chat:not([hidden])")
     page.click("#tab-files")
     page.set_input_files("#upload-input", str(source))
