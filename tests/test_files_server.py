@@ -106,6 +106,31 @@ def test_get_from_offset(fs: tuple[RunningServer, Client], tmp_path: Path) -> No
     assert end.header["sha256"] == sha(data)  # type: ignore[union-attr]
 
 
+def test_get_a_window(fs: tuple[RunningServer, Client], tmp_path: Path) -> None:
+    """``length`` bounds the bytes sent; only the window that reaches the end has the sha256."""
+    _srv, c = fs
+    data = os.urandom(10_000)
+    put_bytes(c, tmp_path, "f", data)
+    got = b""
+    ends = []
+    for offset, length in ((0, 1), (1, 4000), (4001, 5999), (10_000, 1)):
+        head, *chunks, end = c.stream(
+            "file.get", path="f", offset=offset, length=length, partial=("file.data",)
+        )
+        assert head.header["total"] == 10_000  # type: ignore[union-attr]
+        window = b"".join(chunks)  # type: ignore[arg-type]
+        assert len(window) == min(length, 10_000 - offset)
+        got += window
+        ends.append(end.header.get("sha256"))  # type: ignore[union-attr]
+    assert got == data
+    assert ends == [None, None, sha(data), sha(data)]  # 4001 + 5999 is the end
+    *_, end = c.stream("file.get", path="f", offset=0, length=10_001, partial=("file.data",))
+    assert end.header["sha256"] == sha(data)  # type: ignore[union-attr]
+    for length in (0, -1, "1"):
+        with pytest.raises(BadRequest, match="length"):
+            c.request("file.get", path="f", length=length)
+
+
 BAD_PATHS = [
     "../x",
     "a/../../x",

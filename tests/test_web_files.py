@@ -26,9 +26,11 @@ def web(tmp_path: Path) -> Iterator[RunningWeb]:
         yield running
 
 
-def files_page(web: RunningWeb, chromium: Any) -> Any:
+def files_page(web: RunningWeb, chromium: Any, init: str = "") -> Any:
     key = web.srv.add_user("fay", ("chat", "files"))
     page = chromium.new_context(accept_downloads=True).new_page()
+    if init:
+        page.add_init_script(init)
     enter(page, web.url, user="fay", key=b64(key))
     page.click("#tab-files")
     page.wait_for_selector("#files-panel:not([hidden])")
@@ -85,14 +87,20 @@ def test_upload_cut_by_a_reload_resumes_when_picked_again(
     total = source.stat().st_size
     page = files_page(web, chromium)
     page.set_input_files("#upload-input", str(source))
-    page.wait_for_function(
-        "total => { const bar = document.querySelector(\"#transfers li[data-state='sending'] progress\");"
-        " return bar && bar.value > total / 4; }",
-        arg=total,
-        timeout=120_000,
-    )
-    page.screenshot(path=str(artifact_dir(request) / "sending.png"))
-    page.reload()
+    # the reload comes from the page itself, as soon as a quarter is out: from here it
+    # would come a screenshot and a round trip later, and a fast upload may have ended
+    with page.expect_navigation(timeout=120_000):
+        page.evaluate(
+            """total => {
+                const check = () => {
+                    const bar = document.querySelector("#transfers li[data-state='sending'] progress");
+                    if (bar && bar.value > total / 4) location.reload();
+                    else setTimeout(check, 5);
+                };
+                check();
+            }""",
+            total,
+        )
     page.wait_for_selector("#chat:not([hidden])")
     page.click("#tab-files")
     page.set_input_files("#upload-input", str(source))
@@ -169,3 +177,132 @@ def test_download_cut_by_a_lost_connection_resumes(
     assert 0 < int(note.split("resumed at ")[1].split(" ")[0]) < len(data)
     assert relayed["connections"] >= 2
     assert saved.read_bytes() == data
+
+
+def put_file(web: RunningWeb, name: str, size: int) -> bytes:
+    folder = web.srv.data / "files"
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / name).open("wb") as fh:
+        for at in range(0, size, 1 << 20):
+            fh.write(os.urandom(min(1 << 20, size - at)))
+    return (folder / name).read_bytes() if size < 1 << 24 else b""
+
+
+def service_worker_counters(page: Any) -> dict[str, int]:
+    (worker,) = page.context.service_workers
+    return dict(worker.evaluate("({ opened: self.opened, peakQueued: self.peakQueued })"))
+
+
+@pytest.mark.slow
+def test_large_download_is_written_to_disk_as_it_arrives(
+    web: RunningWeb, chromium: Any, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """200 MB through the service worker's stream: the browser's download writer takes
+    it while it arrives, and the page asks the server for more only as the disk keeps up,
+    so the bytes held between the socket and the disk stay under download.js's AHEAD."""
+    put_file(web, "disk.img", 200 * 1024 * 1024)
+    page = files_page(web, chromium)
+    page.wait_for_selector("#entries li[data-name='disk.img']")
+    with page.expect_download(timeout=60_000) as info:
+        page.click("#entries li[data-name='disk.img']")
+    download = info.value
+    assert "/dl/" in download.url  # the service worker's URL, not a blob: at the end
+    saved = tmp_path / "disk.img"
+    download.save_as(saved)
+    assert download.failure() is None
+    page.wait_for_selector(DONE, timeout=120_000)
+    page.screenshot(path=str(artifact_dir(request) / "downloaded.png"))
+    assert sha(saved) == sha(web.srv.data / "files" / "disk.img")
+    ahead = page.evaluate("import('/js/download.js').then((m) => m.AHEAD)")
+    assert 0 < int(page.get_attribute(DONE, "data-peak") or 0) <= ahead
+    counters = service_worker_counters(page)
+    assert counters["opened"] == 1
+    assert 0 < counters["peakQueued"] <= ahead
+
+
+def relayed_download(page: Any, name: str, change: Any) -> Any:
+    """The page reloaded behind a relay (Playwright's route_web_socket) whose first
+    socket passes its large messages through ``change`` (None drops one); later sockets
+    are relayed as they are. Returns the download once it has started."""
+    state = {"connections": 0, "large": 0}
+
+    def relay(ws: Any) -> None:
+        server = ws.connect_to_server()
+        state["connections"] += 1
+        first = state["connections"] == 1
+
+        def down(message: str | bytes) -> None:
+            if first and isinstance(message, bytes) and len(message) > 100_000:
+                state["large"] += 1
+                message = change(state["large"], message)
+                if message is None:
+                    return
+            ws.send(message)
+
+        ws.on_message(server.send)
+        server.on_message(down)
+
+    page.route_web_socket("**/ws", relay)
+    page.reload()
+    page.wait_for_selector("#chat:not([hidden])")
+    page.click("#tab-files")
+    page.wait_for_selector(f"#entries li[data-name='{name}']")
+    with page.expect_download(timeout=60_000) as info:
+        page.click(f"#entries li[data-name='{name}']")
+    return info.value
+
+
+def test_download_not_matching_the_servers_hash_is_not_saved(
+    web: RunningWeb, chromium: Any
+) -> None:
+    """One byte changed on the way: the hash of the whole does not match, the last piece
+    is never written and the stream is errored, so the browser marks the download failed."""
+    put_file(web, "flipped.bin", 6 * 1024 * 1024 + 3)
+    page = files_page(web, chromium)
+
+    def flip(n: int, message: bytes) -> bytes:
+        changed = bytearray(message)
+        if n == 1:
+            changed[-1000] ^= 1
+        return bytes(changed)
+
+    download = relayed_download(page, "flipped.bin", flip)
+    assert download.failure()
+    failed = "#transfers li[data-state='failed']"
+    page.wait_for_selector(failed)
+    assert "do not match the server's sha256" in (page.text_content(failed) or "")
+
+
+def test_download_whose_page_goes_away_midway_is_not_saved(web: RunningWeb, chromium: Any) -> None:
+    """The connection stalls after the first piece and the page is reloaded: the hashing
+    worker and its port to the service worker are gone, the stream is errored, and the
+    browser marks the download failed rather than complete."""
+    put_file(web, "cut.bin", 12 * 1024 * 1024)
+    page = files_page(web, chromium)
+    download = relayed_download(page, "cut.bin", lambda n, message: message if n == 1 else None)
+    page.wait_for_selector("#transfers li[data-state='receiving']")
+    page.reload()
+    assert download.failure()
+
+
+def test_download_without_a_service_worker_is_bounded(web: RunningWeb, chromium: Any) -> None:
+    """Where the browser offers no service worker (plain http across a LAN; forced here),
+    a download is kept as a Blob and saved at the end, up to the bound (1 MiB here, set
+    in localStorage as a user may): a file of exactly the bound is saved, one byte more is
+    refused with a word on what to do instead, and no download starts."""
+    limit = 1024 * 1024
+    init = f'delete Navigator.prototype.serviceWorker; localStorage.setItem("sockhub.blobLimit", "{limit}");'
+    at_limit = put_file(web, "fits.bin", limit)
+    put_file(web, "over.bin", limit + 1)
+    page = files_page(web, chromium, init)
+    page.wait_for_selector("#download-note:not([hidden])")
+    started: list[Any] = []
+    page.on("download", lambda download: started.append(download))
+    page.click("#entries li[data-name='over.bin']")
+    refused = page.wait_for_selector("#transfers li[data-state='failed']")
+    assert "sockhub get" in (refused.text_content() or "")
+    with page.expect_download(timeout=60_000) as info:
+        page.click("#entries li[data-name='fits.bin']")
+    assert info.value.url.startswith("blob:")
+    assert Path(info.value.path()).read_bytes() == at_limit
+    assert started == [info.value]

@@ -140,6 +140,7 @@ function renderFiles() {
     const li = el("li", `state-${t.state}`);
     li.dataset.path = t.path;
     li.dataset.state = t.state;
+    if (t.peak) li.dataset.peak = t.peak; // bytes held between socket and disk, at most
     const bar = document.createElement("progress");
     bar.max = t.total || 1;
     bar.value = t.done;
@@ -202,6 +203,7 @@ hub.addEventListener("down", () => {
 chat.addEventListener("change", render);
 $("messages").addEventListener("scroll", scrolled);
 files.addEventListener("change", renderFiles);
+$("download-note").hidden = window.isSecureContext && !!navigator.serviceWorker;
 $("tab-chat").addEventListener("click", () => show("chat"));
 $("tab-files").addEventListener("click", () => show("files"));
 $("tab-term").addEventListener("click", () => show("term"));

@@ -4,28 +4,52 @@
 // transfer cut by a reload or a lost connection resumes when the same file is picked
 // again: the server answers file.ready with the bytes it already holds.
 
+import { AHEAD, blobLimit, diskWriter, Saver, WINDOW } from "./download.js";
 import { HubError } from "./hub.js";
 
 const PIECE = 1024 * 1024; // bytes per WebSocket message of an upload body
+const READ = 4 * 1024 * 1024; // bytes read from the file at a time
 const HIGH_WATER = 8 * 1024 * 1024; // bytes the socket may hold unsent before we wait
+const HASH_AHEAD = 16 * 1024 * 1024; // bytes given to the hashing worker and not yet hashed
 
-export function hashBlob(blob, onProgress) {
-  return new Promise((resolve, reject) => {
-    const worker = new Worker("/js/hashworker.js", { type: "module" });
-    worker.onmessage = (ev) => {
-      if (ev.data.hashed !== undefined) onProgress?.(ev.data.hashed);
-      if (ev.data.sha256 || ev.data.error) {
-        worker.terminate();
+// The hashing worker fed the file's pieces in order, at most HASH_AHEAD bytes ahead of it
+// (it tells how far it has got), so a fast socket does not pile the file up in its queue.
+export class Hasher {
+  constructor() {
+    this.worker = new Worker("/js/hashworker.js", { type: "module" });
+    this.given = 0;
+    this.hashed = 0;
+    this.wake = null;
+    this.result = new Promise((resolve, reject) => {
+      this.worker.onmessage = (ev) => {
+        if (ev.data.hashed !== undefined) this.hashed = ev.data.hashed;
         if (ev.data.sha256) resolve(ev.data.sha256);
-        else reject(new Error(ev.data.error));
-      }
-    };
-    worker.onerror = (ev) => {
-      worker.terminate();
-      reject(new Error(ev.message || "hashing failed"));
-    };
-    worker.postMessage({ blob });
-  });
+        this.wake?.();
+      };
+      this.worker.onerror = (ev) => {
+        this.failed = new Error(ev.message || "hashing failed");
+        reject(this.failed);
+        this.wake?.();
+      };
+    });
+    this.result.catch(() => {}); // awaited by digest(), if the upload gets that far
+  }
+
+  async add(bytes) {
+    while (!this.failed && this.given - this.hashed > HASH_AHEAD) await new Promise((wake) => (this.wake = wake));
+    if (this.failed) throw this.failed;
+    this.given += bytes.length;
+    this.worker.postMessage({ piece: bytes }, [bytes.buffer]);
+  }
+
+  digest() {
+    this.worker.postMessage({ end: true });
+    return this.result;
+  }
+
+  close() {
+    this.worker.terminate();
+  }
 }
 
 function waitFor(ms) {
@@ -90,11 +114,11 @@ export class Files extends EventTarget {
     }
   }
 
+  // The file is read once, piece by piece: each piece goes to the socket (from the
+  // offset the server asks for) and then, moved not copied, to the hashing worker, which
+  // works while the next piece is read and sent. The bytes before the offset are read
+  // for the hash only: the sha256 in file.end is of the whole file.
   async send(file, path, t) {
-    const hashing = hashBlob(file, (n) => {
-      t.hashed = n;
-      this.changed();
-    });
     let ready;
     const offsetKnown = new Promise((resolve) => (ready = resolve));
     const put = this.hub.start({ op: "file.put", path, total: file.size }, undefined, (h) => {
@@ -102,100 +126,153 @@ export class Files extends EventTarget {
     });
     const offset = await Promise.race([offsetKnown, put.done.then(() => null)]);
     if (offset !== null) {
-      t.offset = t.done = offset;
-      t.state = "sending";
-      t.started = performance.now();
-      if (offset) t.note = `resumed at ${offset} bytes`;
-      this.changed();
-      this.hub.send({ op: "file.data", target: put.id, size: file.size - offset });
-      // the header says size; the body follows in pieces, one message each
-      let given = offset;
-      for (let at = offset; at < file.size; at += PIECE) {
-        while (this.hub.buffered > HIGH_WATER) {
-          t.done = given - this.hub.buffered;
-          this.changed();
-          await waitFor(25);
-        }
-        const bytes = new Uint8Array(await file.slice(at, at + PIECE).arrayBuffer());
-        this.hub.sendBytes(bytes);
-        given += bytes.length;
-        t.done = given - this.hub.buffered;
+      const hasher = new Hasher();
+      try {
+        t.offset = t.done = offset;
+        t.state = "sending";
+        t.started = performance.now();
+        if (offset) t.note = `resumed at ${offset} bytes`;
         this.changed();
+        this.hub.send({ op: "file.data", target: put.id, size: file.size - offset });
+        // the header says size; the body follows in pieces of PIECE, one message each
+        let given = offset;
+        const read = (at) => file.slice(at, at + READ).arrayBuffer();
+        let next = read(0); // the next piece is read while this one is sent and hashed
+        for (let at = 0; at < file.size; at += READ) {
+          const bytes = new Uint8Array(await next);
+          if (at + READ < file.size) next = read(at + READ);
+          const from = Math.max(0, offset - at);
+          if (from < bytes.length) {
+            // (a closed socket's bufferedAmount never drains: sendBytes says it is closed)
+            while (this.hub.buffered > HIGH_WATER && this.hub.ws.readyState === WebSocket.OPEN) await waitFor(5);
+            // send() copies: the piece is free again afterwards
+            for (let i = from; i < bytes.length; i += PIECE) this.hub.sendBytes(bytes.subarray(i, i + PIECE));
+            given += bytes.length - from;
+          }
+          t.done = given - this.hub.buffered;
+          this.progress();
+          await hasher.add(bytes);
+        }
+        t.state = "checking";
+        this.changed();
+        this.hub.send({ op: "file.end", target: put.id, sha256: await hasher.digest() });
+      } finally {
+        hasher.close();
       }
-      t.state = "checking";
-      this.changed();
-      this.hub.send({ op: "file.end", target: put.id, sha256: await hashing });
     }
     const { header } = await put.done;
     t.sha256 = header.sha256 ?? "";
   }
 
-  // Streamed: each piece of the body is hashed in a worker and put into the browser's
-  // blob storage as it arrives (Chromium keeps large blobs on disk, not in the page's
-  // memory), with progress. A connection lost midway is resumed at the bytes received
-  // once the page has reconnected (file.get with offset). The file is handed to the
-  // browser only when the SHA-256 of all of it matches the server's.
+  // Streamed: the file comes in windows (file.get with length), asked for only as the
+  // disk takes what came before (download.js), so the bytes between the socket and the
+  // disk stay under AHEAD whatever the speeds; each piece is hashed in a worker on its
+  // way out. A connection lost midway is resumed at the bytes handed on, once the page
+  // has reconnected. The file is complete only when the SHA-256 of all of it matches.
   async download(name) {
     const path = join(this.path, name);
-    const entry = this.entries.find((e) => e.name === name);
-    const t = this.transfer("download", path, entry?.size ?? 0);
+    const t = this.transfer("download", path, 0);
     t.state = "receiving";
-    const worker = new Worker("/js/hashworker.js", { type: "module" });
-    const parts = [];
-    let shown = 0;
-    const sink = (piece) => {
-      parts.push(new Blob([piece]));
-      const copy = piece.slice();
-      worker.postMessage({ piece: copy }, [copy.buffer]);
-      t.done += piece.length;
-      if (performance.now() - shown > 100) {
-        shown = performance.now();
-        this.changed();
-      }
-    };
+    t.peak = 0;
+    let saver = null;
     try {
-      const header = await this.receive(path, t, sink);
+      const { header } = await this.hub.request({ op: "file.stat", path });
+      t.total = header.total;
+      const sw = await diskWriter();
+      if (!sw && t.total > blobLimit()) {
+        throw new Error(
+          `too big to download here (over ${blobLimit()} bytes): over plain http the page keeps a download in memory;` +
+            " open the page over https or on localhost, where it is written to disk as it arrives, or use `sockhub get`",
+        );
+      }
+      saver = new Saver(name, t.total, sw);
+      await saver.open();
+      const sha = await this.receive(path, t, saver);
       t.state = "checking";
       this.changed();
-      const sha = await new Promise((resolve) => {
-        worker.onmessage = (ev) => resolve(ev.data.sha256);
-        worker.postMessage({ end: true });
-      });
-      if (sha !== header.sha256) throw new Error("the bytes do not match the server's sha256; nothing saved");
-      t.sha256 = sha;
+      t.sha256 = await saver.finish(sha);
       t.state = "done";
-      this.changed();
-      const a = document.createElement("a");
-      a.href = URL.createObjectURL(new Blob(parts));
-      a.download = name;
-      a.click();
-      setTimeout(() => URL.revokeObjectURL(a.href), 60_000);
     } catch (err) {
+      saver?.abort(err.message);
       t.state = "failed";
       t.note = err.message;
-      this.changed();
     } finally {
-      worker.terminate();
+      saver?.close();
+      this.changed();
     }
   }
 
-  // file.get from the bytes already received; after a lost connection, again once the
-  // page is back (up to about a minute of waiting). Resolves with file.end's header.
-  async receive(path, t, sink) {
+  // The windows from the bytes handed on; after a lost connection, again once the page
+  // is back (up to about a minute of waiting). Resolves with the server's sha256.
+  async receive(path, t, saver) {
     for (let wait = 250; ; wait = Math.min(wait * 2, 5000)) {
-      const offset = t.done;
+      const offset = saver.written;
       try {
-        const { header } = await this.hub.request({ op: "file.get", path, offset }, undefined, (h) => (t.total = h.total), sink);
+        const sha = await this.windows(path, t, saver, offset);
         if (offset) t.note = `resumed at ${offset} bytes after a lost connection`;
-        return header;
+        return sha;
       } catch (err) {
         if (!(err instanceof HubError && err.code === "closed")) throw err;
+        t.done = saver.written; // what came of the windows after it is asked for again
         t.note = `connection lost at ${t.done} bytes; resuming`;
         this.changed();
         const until = performance.now() + 60_000;
         while (!this.hub.authed && performance.now() < until) await waitFor(wait);
         if (!this.hub.authed) throw err;
       }
+    }
+  }
+
+  // Asks for window after window, each only when the disk has taken all but AHEAD bytes
+  // of what it will have asked for. The first window not yet complete hands its pieces
+  // on as they come; those after it keep theirs until their turn (the server may answer
+  // two in either order).
+  async windows(path, t, saver, from) {
+    const offsets = [from];
+    while (offsets.at(-1) + WINDOW < t.total) offsets.push(offsets.at(-1) + WINDOW);
+    const end = (n) => Math.min(offsets[n] + WINDOW, t.total);
+    const pending = [];
+    let asked = 0;
+    let sha = null;
+    for (let n = 0; n < offsets.length; n++) {
+      if (asked === n) await saver.room(end(n) - AHEAD);
+      while (asked < offsets.length && (asked === n || end(asked) - saver.delivered <= AHEAD)) {
+        pending.push(this.window(path, offsets[asked++], t, saver));
+      }
+      const head = pending.shift();
+      head.first();
+      const { header, total } = await head.done;
+      if (total !== t.total) throw new Error("the file changed on the server during the download");
+      sha = header.sha256 ?? sha;
+    }
+    return sha;
+  }
+
+  window(path, offset, t, saver) {
+    let parts = [];
+    let total = null;
+    const sink = (piece) => {
+      if (parts) parts.push(piece.slice());
+      else saver.write(piece.slice());
+      t.done += piece.length;
+      t.peak = Math.max(t.peak, t.done - saver.delivered);
+      this.progress();
+    };
+    const asked = this.hub.request({ op: "file.get", path, offset, length: WINDOW }, undefined, (h) => (total = h.total), sink);
+    const done = asked.then(({ header }) => ({ header, total }));
+    done.catch(() => {}); // a window after one that failed is not awaited
+    const first = () => {
+      for (const piece of parts) saver.write(piece);
+      parts = null;
+    };
+    return { done, first };
+  }
+
+  // A change event at most every 100 ms while the bytes flow.
+  progress() {
+    if (performance.now() - (this.shown ?? 0) > 100) {
+      this.shown = performance.now();
+      this.changed();
     }
   }
 }
@@ -206,7 +283,7 @@ export function progressText(t) {
   const seconds = (performance.now() - t.started) / 1000;
   const speed = seconds > 0 ? (t.done - t.offset) / seconds : 0;
   const parts = [`${Math.floor(fraction * 100)}%`];
-  if (t.state === "sending" && speed > 0) {
+  if ((t.state === "sending" || t.state === "receiving") && speed > 0) {
     parts.push(`${(speed / 1e6).toFixed(1)} MB/s`);
     parts.push(`${Math.ceil((t.total - t.done) / speed)} s left`);
   }

@@ -1,32 +1,49 @@
-// SHA-256 off the page's thread. Either of a Blob (a picked File), read in pieces so a
-// large file is never in memory whole: posts {hashed} as it goes, then {sha256}; or of a
-// download as it arrives: {piece} messages, then {end}, answered with {sha256}.
+// SHA-256 off the page's thread, of a file given piece by piece as it is read (an upload)
+// or as it arrives (a download): {piece} messages, each answered with {hashed} (the bytes
+// hashed so far, so the page can keep its lead bounded), then {end, expect}, answered
+// with {sha256}.
+// A download written to disk goes through here on its way to the service worker (a
+// {stream} port): each piece is passed on once hashed, except the last one, held back
+// until the whole hash matches the server's (`expect`), so a file that does not match is
+// never complete on disk: the stream is errored instead ({abort} does the same). What
+// the service worker says back (bytes delivered, a cancel) is passed to the page.
 
 import { hex, Sha256 } from "./sha256.js";
 
-const PIECE = 4 * 1024 * 1024;
-
 let streaming = null;
+let out = null; // the port to the service worker's stream, for a download written to disk
+let held = null; // the last piece, not passed on until the hash is known to match
 
-onmessage = async (ev) => {
-  if (ev.data.piece) {
+function pass(piece) {
+  out?.postMessage({ piece }, [piece.buffer]);
+}
+
+function end(expect) {
+  const sha256 = hex((streaming ?? new Sha256()).digest());
+  if (out && sha256 === expect) {
+    if (held) pass(held);
+    out.postMessage({ close: true });
+  } else {
+    out?.postMessage({ error: "the bytes do not match the server's sha256" });
+  }
+  held = null;
+  postMessage({ sha256 });
+}
+
+onmessage = (ev) => {
+  const message = ev.data;
+  if (message.piece) {
     streaming ??= new Sha256();
-    streaming.update(ev.data.piece);
-    return;
-  }
-  if (ev.data.end) {
-    postMessage({ sha256: hex((streaming ?? new Sha256()).digest()) });
-    return;
-  }
-  const blob = ev.data.blob;
-  const hash = new Sha256();
-  try {
-    for (let at = 0; at < blob.size; at += PIECE) {
-      hash.update(new Uint8Array(await blob.slice(at, at + PIECE).arrayBuffer()));
-      postMessage({ hashed: Math.min(blob.size, at + PIECE) });
-    }
-    postMessage({ sha256: hex(hash.digest()) });
-  } catch (err) {
-    postMessage({ error: String(err) });
+    streaming.update(message.piece);
+    postMessage({ hashed: streaming.length });
+    if (held) pass(held);
+    held = out ? message.piece : null;
+  } else if (message.end) {
+    end(message.expect);
+  } else if (message.stream) {
+    out = message.stream;
+    out.onmessage = (reply) => postMessage(reply.data);
+  } else if (message.abort) {
+    out?.postMessage({ error: message.abort });
   }
 };

@@ -2,7 +2,7 @@
 // another machine, where browsers hide crypto.subtle (it needs a secure context).
 // Streaming: update() any number of times, then digest().
 
-const K = new Uint32Array([
+const K = new Int32Array([
   0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
   0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
   0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
@@ -13,15 +13,17 @@ const K = new Uint32Array([
   0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
 ]);
 
+// Int32Array and `| 0` everywhere: the engine keeps every word a small integer, where
+// Uint32Array's words past 2^31 would be read as doubles (several times slower).
 export class Sha256 {
   constructor() {
-    this.h = new Uint32Array([
+    this.h = new Int32Array([
       0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
     ]);
     this.block = new Uint8Array(64);
     this.used = 0;
     this.length = 0;
-    this.w = new Uint32Array(64);
+    this.w = new Int32Array(64);
   }
 
   update(bytes) {
@@ -33,12 +35,13 @@ export class Sha256 {
       this.used += take;
       i = take;
       if (this.used < 64) return this;
-      this.compress(this.block, 0);
+      this.compress(this.block, 0, 64);
       this.used = 0;
     }
-    for (; i + 64 <= bytes.length; i += 64) this.compress(bytes, i);
-    this.block.set(bytes.subarray(i), 0);
-    this.used = bytes.length - i;
+    const whole = i + ((bytes.length - i) & ~63);
+    if (whole > i) this.compress(bytes, i, whole);
+    this.block.set(bytes.subarray(whole), 0);
+    this.used = bytes.length - whole;
     return this;
   }
 
@@ -52,34 +55,39 @@ export class Sha256 {
     this.update(pad);
     const out = new Uint8Array(32);
     const outView = new DataView(out.buffer);
-    this.h.forEach((word, n) => outView.setUint32(n * 4, word));
+    this.h.forEach((word, n) => outView.setInt32(n * 4, word));
     return out;
   }
 
-  compress(bytes, at) {
+  // The blocks of bytes[from .. to) (a multiple of 64), one call for all of them.
+  compress(bytes, from, to) {
     const w = this.w;
-    for (let t = 0; t < 16; t++) {
-      const p = at + t * 4;
-      w[t] = (bytes[p] << 24) | (bytes[p + 1] << 16) | (bytes[p + 2] << 8) | bytes[p + 3];
-    }
-    for (let t = 16; t < 64; t++) {
-      const a = w[t - 15], b = w[t - 2];
-      const s0 = ((a >>> 7) | (a << 25)) ^ ((a >>> 18) | (a << 14)) ^ (a >>> 3);
-      const s1 = ((b >>> 17) | (b << 15)) ^ ((b >>> 19) | (b << 13)) ^ (b >>> 10);
-      w[t] = (w[t - 16] + s0 + w[t - 7] + s1) | 0;
-    }
-    let [a, b, c, d, e, f, g, h] = this.h;
-    for (let t = 0; t < 64; t++) {
-      const s1 = ((e >>> 6) | (e << 26)) ^ ((e >>> 11) | (e << 21)) ^ ((e >>> 25) | (e << 7));
-      const ch = (e & f) ^ (~e & g);
-      const t1 = (h + s1 + ch + K[t] + w[t]) | 0;
-      const s0 = ((a >>> 2) | (a << 30)) ^ ((a >>> 13) | (a << 19)) ^ ((a >>> 22) | (a << 10));
-      const maj = (a & b) ^ (a & c) ^ (b & c);
-      const t2 = (s0 + maj) | 0;
-      h = g; g = f; f = e; e = (d + t1) | 0; d = c; c = b; b = a; a = (t1 + t2) | 0;
-    }
     const H = this.h;
-    H[0] += a; H[1] += b; H[2] += c; H[3] += d; H[4] += e; H[5] += f; H[6] += g; H[7] += h;
+    let h0 = H[0], h1 = H[1], h2 = H[2], h3 = H[3], h4 = H[4], h5 = H[5], h6 = H[6], h7 = H[7];
+    for (let at = from; at < to; at += 64) {
+      for (let t = 0; t < 16; t++) {
+        const p = at + t * 4;
+        w[t] = (bytes[p] << 24) | (bytes[p + 1] << 16) | (bytes[p + 2] << 8) | bytes[p + 3];
+      }
+      for (let t = 16; t < 64; t++) {
+        const x = w[t - 15], y = w[t - 2];
+        const s0 = ((x >>> 7) | (x << 25)) ^ ((x >>> 18) | (x << 14)) ^ (x >>> 3);
+        const s1 = ((y >>> 17) | (y << 15)) ^ ((y >>> 19) | (y << 13)) ^ (y >>> 10);
+        w[t] = (w[t - 16] + s0 + w[t - 7] + s1) | 0;
+      }
+      let a = h0, b = h1, c = h2, d = h3, e = h4, f = h5, g = h6, h = h7;
+      for (let t = 0; t < 64; t++) {
+        const s1 = ((e >>> 6) | (e << 26)) ^ ((e >>> 11) | (e << 21)) ^ ((e >>> 25) | (e << 7));
+        const ch = (e & f) ^ (~e & g);
+        const t1 = (h + s1 + ch + K[t] + w[t]) | 0;
+        const s0 = ((a >>> 2) | (a << 30)) ^ ((a >>> 13) | (a << 19)) ^ ((a >>> 22) | (a << 10));
+        const maj = (a & b) ^ (a & c) ^ (b & c);
+        h = g; g = f; f = e; e = (d + t1) | 0; d = c; c = b; b = a; a = (t1 + s0 + maj) | 0;
+      }
+      h0 = (h0 + a) | 0; h1 = (h1 + b) | 0; h2 = (h2 + c) | 0; h3 = (h3 + d) | 0;
+      h4 = (h4 + e) | 0; h5 = (h5 + f) | 0; h6 = (h6 + g) | 0; h7 = (h7 + h) | 0;
+    }
+    H[0] = h0; H[1] = h1; H[2] = h2; H[3] = h3; H[4] = h4; H[5] = h5; H[6] = h6; H[7] = h7;
   }
 }
 
