@@ -14,8 +14,10 @@ import asyncio
 import enum
 import logging
 import os
+import secrets
 import stat
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +49,8 @@ __all__ = ["Uploads", "get_sha256"]
 log = logging.getLogger("sockhub.files")
 
 MAX_DEAD = 1024
+TELL_EVERY = 4 * 1024 * 1024
+"""Bytes of a POSTed body between two ``file.got`` progress frames."""
 _HEX = frozenset("0123456789abcdef")
 
 
@@ -92,6 +96,12 @@ class Upload:
         self.reserve = 0
         """Bytes of the server's spool budget this upload holds until it is released."""
         self.last = loop.time()
+        self.token = ""
+        """While the body may still come by ``POST /up/<token>`` on the web port."""
+        self.feeder: Callable[[bool], None] | None = None
+        """The POST bringing the body: paused and resumed instead of the session."""
+        self.detach: Callable[[], None] | None = None
+        """Stops that POST from feeding the spool once the upload is over."""
 
     def fail(self, exc: ProtocolError, *, discard: bool = False) -> None:
         if not self.ended.done():
@@ -118,8 +128,12 @@ def _store_error(path: str, exc: OSError) -> ProtocolError:
     return Internal("the server could not store the file; it logged why")
 
 
+def _cut_text(upload: Upload) -> str:
+    return f"the client stopped sending before {upload.path} ended"
+
+
 def _cut_off(upload: Upload) -> None:
-    upload.fail(BadRequest(f"the client stopped sending before {upload.path} ended"))
+    upload.fail(BadRequest(_cut_text(upload)))
 
 
 class _Sink:
@@ -146,10 +160,37 @@ class _Sink:
         """The connection dropped mid-body; the put task is cancelled and keeps the partial."""
 
 
+class _PostedSink(_Sink):
+    """The body brought by a POST. Its progress is told on the session (``file.got``),
+    as a page cannot see how far a fetch's body has gone; its connection dropping
+    mid-body fails the upload (the session lives on), keeping the partial for a resume
+    as a dropped file.data does."""
+
+    __slots__ = ("got", "told", "uploads")
+
+    def __init__(self, upload: Upload, spool: Spool, uploads: Uploads) -> None:
+        super().__init__(upload, spool)
+        self.uploads = uploads
+        self.got = self.told = spool.offset
+
+    def write(self, chunk: bytes | memoryview) -> None:
+        self.spool.write(chunk)
+        self.got += len(chunk)
+        if self.got - self.told >= TELL_EVERY or self.got == self.upload.total:
+            self.told = self.got
+            self.upload.session.send({"op": "file.got", "re": self.upload.rid, "offset": self.got})
+
+    def abort(self) -> None:
+        if self.upload.phase is Phase.RECEIVING:
+            self.uploads._fail(self.upload, BadRequest(_cut_text(self.upload)))
+
+
 class Uploads:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.busy: dict[str, Upload] = {}
+        self.tokens: dict[str, Upload] = {}
+        """Uploads whose body may come by POST on the web port, by their one-time token."""
         self.sessions: dict[Session, _Sessions] = {}
         self.cleanups: set[asyncio.Task[None]] = set()
 
@@ -221,7 +262,7 @@ class Uploads:
             total,
             executor=store.executor,
             loop=store.loop,
-            pressure=lambda on: self._pressure(req.session, on),
+            pressure=lambda on: self._pressure(upload, on),
             failed=lambda exc: self._spool_failed(upload, exc),
             high=store.limits.file_spool_high,
         )
@@ -231,7 +272,11 @@ class Uploads:
         state.active[upload.rid] = upload
         if state.eof:
             _cut_off(upload)
-        req.send({"op": "file.ready", "offset": partial.offset})
+        ready: dict[str, Any] = {"op": "file.ready", "offset": partial.offset}
+        if req.session.kind == "ws" and upload.left:
+            upload.token = ready["token"] = secrets.token_urlsafe(32)
+            self.tokens[upload.token] = upload
+        req.send(ready)
         upload.last = store.loop.time()
         claimed = await upload.ended
         try:
@@ -328,6 +373,9 @@ class Uploads:
         """Close the partial (its queued bytes reach the disk first), then free the path."""
         store = self.store
         try:
+            self.tokens.pop(upload.token, None)
+            if upload.detach is not None:
+                upload.detach()
             state = self.sessions.get(upload.session)
             if state is not None and state.active.get(upload.rid) is upload:
                 del state.active[upload.rid]
@@ -375,8 +423,32 @@ class Uploads:
         else:
             assert upload.spool is not None
             upload.phase = Phase.RECEIVING
+            self.tokens.pop(upload.token, None)
             return _Sink(upload, upload.spool)
         return None
+
+    def claim(
+        self, token: str, size: int, feeder: Callable[[bool], None], detach: Callable[[], None]
+    ) -> BodySink | None:
+        """The sink for the body of the upload ``token`` was issued for, arriving by POST
+        instead of file.data: None when no upload waits for it (unknown, used, expired).
+        ``feeder`` is paused while the disk is behind; ``detach`` is called when the
+        upload is over. A size other than what is still needed fails the upload, as a
+        wrong file.data does, and is raised."""
+        upload = self.tokens.pop(token, None)
+        if upload is None or upload.phase is not Phase.READY or upload.ended.done():
+            return None
+        if size != upload.left:
+            over = size > upload.left
+            err = (FileTooLarge if over else BadRequest)(
+                f"the POST must carry exactly {upload.left} bytes, not {size}"
+            )
+            self._fail(upload, err)
+            raise err
+        assert upload.spool is not None
+        upload.phase = Phase.RECEIVING
+        upload.feeder, upload.detach = feeder, detach
+        return _PostedSink(upload, upload.spool, self)
 
     def end(self, req: Request) -> None:
         upload = self._target(req, ending=True)
@@ -435,8 +507,13 @@ class Uploads:
         for upload in list(state.active.values()):
             _cut_off(upload)
 
-    def _pressure(self, session: Session, on: bool) -> None:
-        """Stop reading a connection while any of its uploads waits for the disk."""
+    def _pressure(self, upload: Upload, on: bool) -> None:
+        """Stop reading a connection while any of its uploads waits for the disk (the
+        POST's own connection when the body comes that way)."""
+        if upload.feeder is not None:
+            upload.feeder(on)
+            return
+        session = upload.session
         state = self._session(session)
         state.pressure += 1 if on else -1
         if on and state.pressure == 1:
