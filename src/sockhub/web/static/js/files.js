@@ -118,12 +118,16 @@ export class Files extends EventTarget {
       }
       t.state = "done";
       t.done = t.total;
-      await this.list();
+      this.changed();
     } catch (err) {
       t.state = "failed";
       t.note = err instanceof HubError && err.code === "closed" ? "connection lost: pick the file again to resume" : err.message;
       this.changed();
+      return;
     }
+    // the folder with its new file; the upload is done whether or not this gets through
+    // (a failure is the connection's, which the page's banner shows)
+    await this.list().catch(() => {});
   }
 
   // An upload: file.put, then the body from the offset the server asks for while the
