@@ -5,7 +5,6 @@ page using it (or the socket when it is not offered), on real sockets and in Chr
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import http.client
 import json
@@ -18,13 +17,12 @@ from typing import Any
 
 import pytest
 
-from sockhub.protocol.auth import client_mac
 from sockhub.protocol.frames import Decoder, Frame, encode_frame
 from sockhub.services.files.spool import Spool
 
 from .files_support import partials
 from .test_web_files import DONE, files_page, sha
-from .test_web_socket import WsPeer, ws_connect
+from .test_web_socket import WsPeer, ws_connect, ws_login
 from .web_support import RunningWeb, chromium, running_web
 
 __all__ = ["chromium"]  # the fixture, used by name
@@ -41,20 +39,8 @@ def web(tmp_path: Path) -> Iterator[RunningWeb]:
 
 
 async def login(web: RunningWeb, ws: Any) -> WsPeer:
-    key = web.srv.add_user("fay", ("files",))
     peer = await WsPeer(ws).start()
-    snonce = base64.b64decode(peer.hello["nonce"])
-    cnonce = os.urandom(32)
-    reply = await peer.request(
-        {
-            "op": "auth",
-            "id": 1,
-            "method": "hmac-sha256",
-            "user": "fay",
-            "cnonce": base64.b64encode(cnonce).decode(),
-            "mac": client_mac(key, snonce, cnonce, "fay").hex(),
-        }
-    )
+    reply, _ = await ws_login(peer, "fay", web.srv.add_user("fay", ("files",)))
     assert reply.header["op"] == "ok"
     return peer
 

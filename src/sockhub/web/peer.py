@@ -6,7 +6,8 @@ bytes and writes what it produces. After the 101 the ``ServerProtocol`` is dropp
 the connection's frames are read by ``framing.FrameReader``: an idle WebSocket then costs
 little more than an idle TCP connection (docs/web.md, "Figures"). Each binary message's
 bytes go to the session that runs sockhub on top; the session's writes leave as binary
-messages through ``session.WebSocketLink``.
+messages through ``session.WebSocketLink``. A connection whose first bytes are a POST
+(an upload's body, ``POST /up/<token>``) is handed to ``upload.PostPeer`` instead.
 """
 
 from __future__ import annotations

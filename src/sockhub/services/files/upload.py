@@ -6,12 +6,13 @@ body is streamed into a ``Spool`` (written and hashed off the loop), and ``file.
 brings the sha256 the client computed. Only when the two hashes agree is the partial
 renamed over ``path``, so a reader sees the old file or the new one, never a mix.
 After an upload failed, the frames the client had already sent for it are dropped.
+On a WebSocket session ``file.ready`` also carries a one-time token: the body may come
+by ``POST /up/<token>`` on the web port instead (``claim``), into the same spool.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 import os
 import secrets
@@ -40,6 +41,7 @@ from ...protocol.text import escape
 from ...server.service import BodySink, Request, Session
 from .noreplace import rename_noreplace
 from .quota import BLOCK, Owned, Usage, allocated
+from .running import Phase, PostedSink, Sink, Upload, cut_text
 from .spool import BUFFER, Spool
 from .store import Store, fs_errors
 from .tree import os_error
@@ -49,8 +51,6 @@ __all__ = ["Uploads", "get_sha256"]
 log = logging.getLogger("sockhub.files")
 
 MAX_DEAD = 1024
-TELL_EVERY = 4 * 1024 * 1024
-"""Bytes of a POSTed body between two ``file.got`` progress frames."""
 _HEX = frozenset("0123456789abcdef")
 
 
@@ -68,45 +68,6 @@ def get_sha256(header: dict[str, Any], required: bool) -> str | None:
     if not isinstance(value, str) or len(value) != 64 or not set(value.lower()) <= _HEX:
         raise BadRequest("field 'sha256' must be 64 hex digits")
     return value.lower()
-
-
-class Phase(enum.Enum):
-    READY = "ready"  # file.ready sent, waiting for file.data
-    RECEIVING = "receiving"  # the file.data body is arriving
-    RECEIVED = "received"  # waiting for file.end
-
-
-class Upload:
-    """One running upload; ``ended`` gives the client's sha256 or the reason it failed."""
-
-    def __init__(self, session: Session, rid: int, path: str, total: int) -> None:
-        loop = asyncio.get_running_loop()
-        self.session = session
-        self.rid = rid
-        self.path = path
-        self.total = total
-        self.phase = Phase.READY
-        self.left = 0
-        self.key = ""
-        self.spool: Spool | None = None
-        self.ended: asyncio.Future[str] = loop.create_future()
-        self.released: asyncio.Future[None] = loop.create_future()
-        self.discard = False
-        self.published = False
-        self.reserve = 0
-        """Bytes of the server's spool budget this upload holds until it is released."""
-        self.last = loop.time()
-        self.token = ""
-        """While the body may still come by ``POST /up/<token>`` on the web port."""
-        self.feeder: Callable[[bool], None] | None = None
-        """The POST bringing the body: paused and resumed instead of the session."""
-        self.detach: Callable[[], None] | None = None
-        """Stops that POST from feeding the spool once the upload is over."""
-
-    def fail(self, exc: ProtocolError, *, discard: bool = False) -> None:
-        if not self.ended.done():
-            self.discard = self.discard or discard
-            self.ended.set_exception(exc)
 
 
 @dataclass(slots=True)
@@ -128,61 +89,8 @@ def _store_error(path: str, exc: OSError) -> ProtocolError:
     return Internal("the server could not store the file; it logged why")
 
 
-def _cut_text(upload: Upload) -> str:
-    return f"the client stopped sending before {upload.path} ended"
-
-
 def _cut_off(upload: Upload) -> None:
-    upload.fail(BadRequest(_cut_text(upload)))
-
-
-class _Sink:
-    """The ``file.data`` body of one upload, chunk by chunk into its spool."""
-
-    __slots__ = ("spool", "upload")
-
-    def __init__(self, upload: Upload, spool: Spool) -> None:
-        self.upload = upload
-        self.spool = spool
-
-    def buffer(self, size: int) -> memoryview | None:
-        return self.spool.buffer(size)
-
-    def write(self, chunk: bytes | memoryview) -> None:
-        self.spool.write(chunk)
-
-    def end(self) -> None:
-        if self.upload.phase is Phase.RECEIVING:
-            self.upload.phase = Phase.RECEIVED
-            self.upload.last = asyncio.get_running_loop().time()
-
-    def abort(self) -> None:
-        """The connection dropped mid-body; the put task is cancelled and keeps the partial."""
-
-
-class _PostedSink(_Sink):
-    """The body brought by a POST. Its progress is told on the session (``file.got``),
-    as a page cannot see how far a fetch's body has gone; its connection dropping
-    mid-body fails the upload (the session lives on), keeping the partial for a resume
-    as a dropped file.data does."""
-
-    __slots__ = ("got", "told", "uploads")
-
-    def __init__(self, upload: Upload, spool: Spool, uploads: Uploads) -> None:
-        super().__init__(upload, spool)
-        self.uploads = uploads
-        self.got = self.told = spool.offset
-
-    def write(self, chunk: bytes | memoryview) -> None:
-        self.spool.write(chunk)
-        self.got += len(chunk)
-        if self.got - self.told >= TELL_EVERY or self.got == self.upload.total:
-            self.told = self.got
-            self.upload.session.send({"op": "file.got", "re": self.upload.rid, "offset": self.got})
-
-    def abort(self) -> None:
-        if self.upload.phase is Phase.RECEIVING:
-            self.uploads._fail(self.upload, BadRequest(_cut_text(self.upload)))
+    upload.fail(BadRequest(cut_text(upload)))
 
 
 class Uploads:
@@ -424,7 +332,7 @@ class Uploads:
             assert upload.spool is not None
             upload.phase = Phase.RECEIVING
             self.tokens.pop(upload.token, None)
-            return _Sink(upload, upload.spool)
+            return Sink(upload, upload.spool)
         return None
 
     def claim(
@@ -448,7 +356,9 @@ class Uploads:
         assert upload.spool is not None
         upload.phase = Phase.RECEIVING
         upload.feeder, upload.detach = feeder, detach
-        return _PostedSink(upload, upload.spool, self)
+        return PostedSink(
+            upload, upload.spool, lambda: self._fail(upload, BadRequest(cut_text(upload)))
+        )
 
     def end(self, req: Request) -> None:
         upload = self._target(req, ending=True)
