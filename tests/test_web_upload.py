@@ -10,12 +10,14 @@ import http.client
 import json
 import os
 import socket
+import ssl
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from websockets.asyncio.client import connect
 
 from sockhub.protocol.frames import Decoder, Frame, encode_frame
 from sockhub.services.files.spool import Spool
@@ -64,12 +66,21 @@ async def final(peer: WsPeer, rid: int) -> tuple[Frame, list[int]]:
 
 
 def post(
-    web: RunningWeb, token: str, body: bytes, headers: dict[str, str] | None = None
+    web: RunningWeb,
+    token: str,
+    body: bytes,
+    headers: dict[str, str] | None = None,
+    tls: ssl.SSLContext | None = None,
 ) -> tuple[int, dict[str, Any]]:
     """POST ``body`` to the token's path: the status and the JSON error, if any."""
-    conn = http.client.HTTPConnection("127.0.0.1", web.port, timeout=60)
+    if tls is None:
+        conn = http.client.HTTPConnection("127.0.0.1", web.port, timeout=60)
+        origin = web.origin
+    else:
+        conn = http.client.HTTPSConnection("127.0.0.1", web.port, timeout=60, context=tls)
+        origin = f"https://127.0.0.1:{web.port}"
     try:
-        sent = {"Origin": web.origin, "Content-Length": str(len(body)), **(headers or {})}
+        sent = {"Origin": origin, "Content-Length": str(len(body)), **(headers or {})}
         conn.request("POST", f"/up/{token}", body=body, headers=sent)
         response = conn.getresponse()
         answer = response.read()
@@ -115,6 +126,28 @@ async def test_a_posted_body_arrives_with_its_sha256(web: RunningWeb) -> None:
         # used: the same token again finds nothing, and changes nothing
         assert (await asyncio.to_thread(post, web, ready["token"], b"x" * 5))[0] == 404
         assert stored(web, "posted.bin").read_bytes() == data
+
+
+async def test_a_body_posted_over_tls(tmp_path: Path) -> None:
+    """With --tls the POST is https, on the same port and certificate as the page."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    data = os.urandom(3 * MiB + 1)
+    with running_web(tmp_path / "data", udp=False, tls=True) as web:
+        origin = f"https://127.0.0.1:{web.port}"
+        url = f"wss://127.0.0.1:{web.port}/ws"
+        async with connect(url, ssl=ctx, origin=origin, subprotocols=["sockhub.v1"]) as ws:  # type: ignore[arg-type]
+            peer = await login(web, ws)
+            token = (await put(peer, 2, "secret.bin", len(data)))["token"]
+            assert await asyncio.to_thread(post, web, token, data, None, ctx) == (204, {})
+            await ws.send(
+                encode_frame(
+                    {"op": "file.end", "target": 2, "sha256": hashlib.sha256(data).hexdigest()}
+                )
+            )
+            assert (await final(peer, 2))[0].header["op"] == "ok"
+        assert stored(web, "secret.bin").read_bytes() == data
 
 
 async def test_unknown_and_expired_tokens_are_404_and_touch_nothing(web: RunningWeb) -> None:
