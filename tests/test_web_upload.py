@@ -21,6 +21,7 @@ from websockets.asyncio.client import connect
 
 from sockhub.protocol.frames import Decoder, Frame, encode_frame
 from sockhub.services.files.spool import Spool
+from sockhub.web.upload import MAX_HEAD
 
 from .files_support import partials
 from .test_web_files import DONE, files_page, sha
@@ -214,6 +215,38 @@ async def test_the_length_must_be_what_the_upload_still_needs(web: RunningWeb) -
             failed, _ = await final(peer, rid)
             assert failed.header["op"] == "error" and failed.header["code"] == code
             assert not stored(web, f"sized{rid}.bin").exists()
+
+
+def test_a_head_not_ended_within_its_bound_is_refused_with_431(web: RunningWeb) -> None:
+    """A head may take MAX_HEAD bytes before it ends: at the bound it is still read (and
+    its token looked up), one byte over it is refused without waiting for the end."""
+    start = (
+        f"POST /up/{'A' * 43} HTTP/1.1\r\nHost: 127.0.0.1:{web.port}\r\n"
+        "Content-Length: 0\r\nX-Filler: "
+    ).encode()
+    for size, ending, status in ((MAX_HEAD, b"\r\n\r\n", b"404"), (MAX_HEAD + 1, b"", b"431")):
+        with socket.create_connection(("127.0.0.1", web.port), timeout=30) as sock:
+            sock.sendall(start + b"f" * (size - len(start)))
+            sock.sendall(ending)
+            assert sock.recv(100).split(b" ")[1] == status
+
+
+async def test_a_post_that_stalls_is_cut_off_and_resumable(tmp_path: Path) -> None:
+    """Bytes that stop coming for handshake_timeout while the server reads: the POST is
+    cut, its put fails as cut off, and its partial holds what came."""
+    data = os.urandom(2 * MiB)
+    with running_web(tmp_path / "data", udp=False, handshake_timeout=1.0) as web:
+        async with ws_connect(web) as ws:
+            peer = await login(web, ws)
+            token = (await put(peer, 2, "stalled.bin", len(data)))["token"]
+            sock = await asyncio.to_thread(head_only, web, token, len(data), data[:MiB])
+            try:
+                cut, _ = await final(peer, 2)
+                assert "stopped sending" in cut.header["message"]
+                assert sock.recv(1) == b""  # the server closed the POST's connection
+            finally:
+                sock.close()
+            assert (await put(peer, 3, "stalled.bin", len(data)))["offset"] == MiB
 
 
 async def test_a_put_over_the_quota_is_refused_before_any_token(tmp_path: Path) -> None:

@@ -88,8 +88,9 @@ class PostPeer(asyncio.Protocol):
                         self.sink.write(event.data)
                 elif isinstance(event, h11.EndOfMessage):
                     self._finish()
-        except h11.RemoteProtocolError as exc:
-            self._refuse(HTTPStatus.BAD_REQUEST, "bad.request", f"bad HTTP request: {exc}")
+        except h11.RemoteProtocolError as exc:  # 431 for a head over MAX_HEAD, else 400
+            status = HTTPStatus(exc.error_status_hint)
+            self._refuse(status, "bad.request", f"bad HTTP request: {exc}")
 
     def eof_received(self) -> bool:
         return False  # a body cut short is the upload's end: connection_lost says so
@@ -196,7 +197,9 @@ class PostPeer(asyncio.Protocol):
         ]
         if body:
             headers += [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
-        events: list[h11.Event] = [h11.Response(status_code=status.value, headers=headers)]
+        events: list[h11.Event] = [
+            h11.Response(status_code=status.value, headers=headers, reason=status.phrase)
+        ]
         if body:
             events.append(h11.Data(data=body))
         events.append(h11.EndOfMessage())
