@@ -7,9 +7,10 @@ a. **hashing**: the picked file read in the upload's pieces into the page's own 
 b. **raw HTTP**: ``fetch`` POSTs the picked file to a minimal HTTP receiver started here
    (``http.server``, writing it to a temp file), from a page of the receiver's own origin
    (the sockhub page's CSP lets it talk to its own server only);
-c. **sockhub upload**: the page's real upload (picker, ``file.put``, the body over the
-   WebSocket while the worker hashes, the server's check of the sha256 and its rename),
-   timed from picking the file to the transfer shown done.
+c. **sockhub upload**: the page's real upload (picker, ``file.put``, the body as a
+   streamed ``fetch`` POST to ``/up/<token>`` on the web port while the worker hashes,
+   ``file.end`` on the WebSocket, the server's check of the sha256, its fsync and
+   rename), timed from picking the file to the transfer shown done.
 
 An upload must hash and send, so it cannot beat the slower of (a) and (b); the figure is
 (c) / min(a, b) per round, and its median. Rates are MB/s (10^6 bytes).

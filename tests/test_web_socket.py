@@ -103,23 +103,29 @@ async def test_foreign_host_and_missing_subprotocol_are_refused(web: RunningWeb)
     assert proto.value.response.status_code == 400
 
 
+async def ws_login(peer: WsPeer, user: str, key: bytes) -> tuple[Frame, bytes]:
+    """The HMAC login (PROTOCOL.md section 3): the reply, and the client nonce it used."""
+    snonce = base64.b64decode(peer.hello["nonce"])
+    cnonce = os.urandom(32)
+    reply = await peer.request(
+        {
+            "op": "auth",
+            "id": 1,
+            "method": "hmac-sha256",
+            "user": user,
+            "cnonce": base64.b64encode(cnonce).decode(),
+            "mac": client_mac(key, snonce, cnonce, user).hex(),
+        }
+    )
+    return reply, cnonce
+
+
 async def test_login_with_the_hmac_transcript(web: RunningWeb) -> None:
     key = web.srv.add_user("alice", ("chat", "files"))
     async with ws_connect(web) as ws:
         peer = await WsPeer(ws).start()
         snonce = base64.b64decode(peer.hello["nonce"])
-        cnonce = os.urandom(32)
-        mac = client_mac(key, snonce, cnonce, "alice").hex()
-        reply = await peer.request(
-            {
-                "op": "auth",
-                "id": 1,
-                "method": "hmac-sha256",
-                "user": "alice",
-                "cnonce": base64.b64encode(cnonce).decode(),
-                "mac": mac,
-            }
-        )
+        reply, cnonce = await ws_login(peer, "alice", key)
         assert reply.header["op"] == "ok" and "files" in reply.header["grants"]
         assert reply.header["mac"] == server_mac(key, snonce, cnonce, "alice").hex()
         listed = await peer.request({"op": "file.list", "id": 2, "path": ""})

@@ -13,14 +13,17 @@ import logging
 from typing import TYPE_CHECKING
 
 from ..server.tls import ensure_self_signed, server_context
+from ..services.files import FilesService
 from .framing import SharedFrames
 from .peer import MessageReceiver, WebPeer
 from .policy import OriginPolicy
 from .session import WebSocketLink
 from .static import Asset, load_assets
+from .upload import PostPeer
 
 if TYPE_CHECKING:
     from ..server import Server
+    from ..services.files.upload import Uploads
 
 __all__ = ["PING_INTERVAL", "WebListener", "page_url"]
 
@@ -53,6 +56,11 @@ class WebListener:
         self.ping_interval = PING_INTERVAL
         self.assets: dict[str, Asset] = load_assets()
         self.peers: set[WebPeer] = set()
+        self.posts: set[PostPeer] = set()
+        """Connections carrying an upload's body (``POST /up/<token>``)."""
+        self.uploads: Uploads | None = next(
+            (s.uploads for s in server.services if isinstance(s, FilesService)), None
+        )
         self.addresses: list[tuple[str, int]] = []
         self.policy = OriginPolicy(tls=self.config.tls, port=self.config.web_port)
         self._server: asyncio.Server | None = None
@@ -101,6 +109,8 @@ class WebListener:
             peer.close(1001, "the server is stopping")
         for peer in list(self.peers):
             peer.abort()
+        for post in list(self.posts):
+            post.abort()
         if self._server is not None:
             await self._server.wait_closed()
 
@@ -113,11 +123,15 @@ class WebListener:
         return link
 
     async def _sweep(self) -> None:
-        """Once a second: drop requests that never finished, ping the open sockets."""
+        """Once a second: drop requests that never finished (an upload's POST whose bytes
+        stopped coming while the server was reading), ping the open sockets."""
         limits = self.server.limits
         while True:
             await asyncio.sleep(min(1.0, self.ping_interval))
             now = self.loop.time()
+            for post in list(self.posts):
+                if not post.paused and now - post.last_data > limits.handshake_timeout:
+                    post.abort()
             for peer in list(self.peers):
                 if peer.receiver is None:
                     if now - peer.opened > limits.handshake_timeout:

@@ -6,7 +6,8 @@ bytes and writes what it produces. After the 101 the ``ServerProtocol`` is dropp
 the connection's frames are read by ``framing.FrameReader``: an idle WebSocket then costs
 little more than an idle TCP connection (docs/web.md, "Figures"). Each binary message's
 bytes go to the session that runs sockhub on top; the session's writes leave as binary
-messages through ``session.WebSocketLink``.
+messages through ``session.WebSocketLink``. A connection whose first bytes are a POST
+(an upload's body, ``POST /up/<token>``) is handed to ``upload.PostPeer`` instead.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from .framing import (
     pong_frame,
 )
 from .http import WS_PATH, content_security_policy, page_response, plain_response
+from .upload import PostPeer
 
 if TYPE_CHECKING:
     from .listener import WebListener
@@ -101,11 +103,8 @@ class WebPeer(asyncio.Protocol):
 
     def __init__(self, web: WebListener) -> None:
         self.web = web
-        self.ws: ServerProtocol | None = ServerProtocol(
-            subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
-            logger=_quiet,
-        )
-        """The request's parser and answer; None once the request is answered."""
+        self.ws: ServerProtocol | None = None
+        """The request's parser and answer, from the first bytes; None again after a 101."""
         self.frames: FrameReader | None = None
         """The frame reader, from the upgrade until input is discarded."""
         self.state = HTTP
@@ -132,6 +131,24 @@ class WebPeer(asyncio.Protocol):
             self.frames.feed(data)
             if not self.reading_paused:
                 self._read()
+        elif self.state == HTTP:
+            self._first_data(data)
+
+    def _first_data(self, data: bytes) -> None:
+        """An upload's POST goes to a protocol object of its own (``upload.PostPeer``,
+        h11); anything else to python-websockets' handshake, which serves GET only."""
+        if data.startswith(b"POST ") and self.transport is not None:
+            self.web.peers.discard(self)
+            self.state = CLOSED
+            post = PostPeer(self.web, self.transport, self.peer)
+            self.transport.set_protocol(post)
+            post.data_received(data)
+            return
+        self.ws = ServerProtocol(
+            subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
+            logger=_quiet,
+        )
+        self._request_data(self.ws, data)
 
     def eof_received(self) -> bool:
         if self.ws is not None:

@@ -6,16 +6,19 @@ body is streamed into a ``Spool`` (written and hashed off the loop), and ``file.
 brings the sha256 the client computed. Only when the two hashes agree is the partial
 renamed over ``path``, so a reader sees the old file or the new one, never a mix.
 After an upload failed, the frames the client had already sent for it are dropped.
+On a WebSocket session ``file.ready`` also carries a one-time token: the body may come
+by ``POST /up/<token>`` on the web port instead (``claim``), into the same spool.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 import os
+import secrets
 import stat
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +41,7 @@ from ...protocol.text import escape
 from ...server.service import BodySink, Request, Session
 from .noreplace import rename_noreplace
 from .quota import BLOCK, Owned, Usage, allocated
+from .running import Phase, PostedSink, Sink, Upload, cut_text
 from .spool import BUFFER, Spool
 from .store import Store, fs_errors
 from .tree import os_error
@@ -66,39 +70,6 @@ def get_sha256(header: dict[str, Any], required: bool) -> str | None:
     return value.lower()
 
 
-class Phase(enum.Enum):
-    READY = "ready"  # file.ready sent, waiting for file.data
-    RECEIVING = "receiving"  # the file.data body is arriving
-    RECEIVED = "received"  # waiting for file.end
-
-
-class Upload:
-    """One running upload; ``ended`` gives the client's sha256 or the reason it failed."""
-
-    def __init__(self, session: Session, rid: int, path: str, total: int) -> None:
-        loop = asyncio.get_running_loop()
-        self.session = session
-        self.rid = rid
-        self.path = path
-        self.total = total
-        self.phase = Phase.READY
-        self.left = 0
-        self.key = ""
-        self.spool: Spool | None = None
-        self.ended: asyncio.Future[str] = loop.create_future()
-        self.released: asyncio.Future[None] = loop.create_future()
-        self.discard = False
-        self.published = False
-        self.reserve = 0
-        """Bytes of the server's spool budget this upload holds until it is released."""
-        self.last = loop.time()
-
-    def fail(self, exc: ProtocolError, *, discard: bool = False) -> None:
-        if not self.ended.done():
-            self.discard = self.discard or discard
-            self.ended.set_exception(exc)
-
-
 @dataclass(slots=True)
 class _Sessions:
     """A connection's uploads: running ones, and failed ones whose frames may still come."""
@@ -119,37 +90,15 @@ def _store_error(path: str, exc: OSError) -> ProtocolError:
 
 
 def _cut_off(upload: Upload) -> None:
-    upload.fail(BadRequest(f"the client stopped sending before {upload.path} ended"))
-
-
-class _Sink:
-    """The ``file.data`` body of one upload, chunk by chunk into its spool."""
-
-    __slots__ = ("spool", "upload")
-
-    def __init__(self, upload: Upload, spool: Spool) -> None:
-        self.upload = upload
-        self.spool = spool
-
-    def buffer(self, size: int) -> memoryview | None:
-        return self.spool.buffer(size)
-
-    def write(self, chunk: bytes | memoryview) -> None:
-        self.spool.write(chunk)
-
-    def end(self) -> None:
-        if self.upload.phase is Phase.RECEIVING:
-            self.upload.phase = Phase.RECEIVED
-            self.upload.last = asyncio.get_running_loop().time()
-
-    def abort(self) -> None:
-        """The connection dropped mid-body; the put task is cancelled and keeps the partial."""
+    upload.fail(BadRequest(cut_text(upload)))
 
 
 class Uploads:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.busy: dict[str, Upload] = {}
+        self.tokens: dict[str, Upload] = {}
+        """Uploads whose body may come by POST on the web port, by their one-time token."""
         self.sessions: dict[Session, _Sessions] = {}
         self.cleanups: set[asyncio.Task[None]] = set()
 
@@ -221,7 +170,7 @@ class Uploads:
             total,
             executor=store.executor,
             loop=store.loop,
-            pressure=lambda on: self._pressure(req.session, on),
+            pressure=lambda on: self._pressure(upload, on),
             failed=lambda exc: self._spool_failed(upload, exc),
             high=store.limits.file_spool_high,
         )
@@ -231,7 +180,11 @@ class Uploads:
         state.active[upload.rid] = upload
         if state.eof:
             _cut_off(upload)
-        req.send({"op": "file.ready", "offset": partial.offset})
+        ready: dict[str, Any] = {"op": "file.ready", "offset": partial.offset}
+        if req.session.kind == "ws" and upload.left:
+            upload.token = ready["token"] = secrets.token_urlsafe(32)
+            self.tokens[upload.token] = upload
+        req.send(ready)
         upload.last = store.loop.time()
         claimed = await upload.ended
         try:
@@ -328,6 +281,9 @@ class Uploads:
         """Close the partial (its queued bytes reach the disk first), then free the path."""
         store = self.store
         try:
+            self.tokens.pop(upload.token, None)
+            if upload.detach is not None:
+                upload.detach()
             state = self.sessions.get(upload.session)
             if state is not None and state.active.get(upload.rid) is upload:
                 del state.active[upload.rid]
@@ -375,8 +331,34 @@ class Uploads:
         else:
             assert upload.spool is not None
             upload.phase = Phase.RECEIVING
-            return _Sink(upload, upload.spool)
+            self.tokens.pop(upload.token, None)
+            return Sink(upload, upload.spool)
         return None
+
+    def claim(
+        self, token: str, size: int, feeder: Callable[[bool], None], detach: Callable[[], None]
+    ) -> BodySink | None:
+        """The sink for the body of the upload ``token`` was issued for, arriving by POST
+        instead of file.data: None when no upload waits for it (unknown, used, expired).
+        ``feeder`` is paused while the disk is behind; ``detach`` is called when the
+        upload is over. A size other than what is still needed fails the upload, as a
+        wrong file.data does, and is raised."""
+        upload = self.tokens.pop(token, None)
+        if upload is None or upload.phase is not Phase.READY or upload.ended.done():
+            return None
+        if size != upload.left:
+            over = size > upload.left
+            err = (FileTooLarge if over else BadRequest)(
+                f"the POST must carry exactly {upload.left} bytes, not {size}"
+            )
+            self._fail(upload, err)
+            raise err
+        assert upload.spool is not None
+        upload.phase = Phase.RECEIVING
+        upload.feeder, upload.detach = feeder, detach
+        return PostedSink(
+            upload, upload.spool, lambda: self._fail(upload, BadRequest(cut_text(upload)))
+        )
 
     def end(self, req: Request) -> None:
         upload = self._target(req, ending=True)
@@ -435,8 +417,13 @@ class Uploads:
         for upload in list(state.active.values()):
             _cut_off(upload)
 
-    def _pressure(self, session: Session, on: bool) -> None:
-        """Stop reading a connection while any of its uploads waits for the disk."""
+    def _pressure(self, upload: Upload, on: bool) -> None:
+        """Stop reading a connection while any of its uploads waits for the disk (the
+        POST's own connection when the body comes that way)."""
+        if upload.feeder is not None:
+            upload.feeder(on)
+            return
+        session = upload.session
         state = self._session(session)
         state.pressure += 1 if on else -1
         if on and state.pressure == 1:

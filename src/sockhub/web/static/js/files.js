@@ -52,6 +52,18 @@ export class Hasher {
   }
 }
 
+// The file's pieces of READ bytes in order, [offset, bytes]; the next one is read while
+// this one is used.
+async function* pieces(file) {
+  const read = (at) => file.slice(at, at + READ).arrayBuffer();
+  let next = read(0);
+  for (let at = 0; at < file.size; at += READ) {
+    const bytes = new Uint8Array(await next);
+    if (at + READ < file.size) next = read(at + READ);
+    yield [at, bytes];
+  }
+}
+
 function waitFor(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -106,62 +118,105 @@ export class Files extends EventTarget {
       }
       t.state = "done";
       t.done = t.total;
-      await this.list();
+      this.changed();
     } catch (err) {
       t.state = "failed";
       t.note = err instanceof HubError && err.code === "closed" ? "connection lost: pick the file again to resume" : err.message;
       this.changed();
+      return;
     }
+    // the folder with its new file; the upload is done whether or not this gets through
+    // (a failure is the connection's, which the page's banner shows)
+    await this.list().catch(() => {});
   }
 
-  // The file is read once, piece by piece: each piece goes to the socket (from the
-  // offset the server asks for) and then, moved not copied, to the hashing worker, which
-  // works while the next piece is read and sent. The bytes before the offset are read
-  // for the hash only: the sha256 in file.end is of the whole file.
+  // An upload: file.put, then the body from the offset the server asks for while the
+  // hashing worker reads all of the file (the sha256 in file.end is of the whole file,
+  // so the bytes before the offset are read for the hash only), then file.end. The body
+  // goes as an HTTP POST when the server offers one (a token in file.ready): the browser
+  // streams it from the file without it entering the page. Otherwise over the socket.
   async send(file, path, t) {
     let ready;
-    const offsetKnown = new Promise((resolve) => (ready = resolve));
+    const readyKnown = new Promise((resolve) => (ready = resolve));
     const put = this.hub.start({ op: "file.put", path, total: file.size }, undefined, (h) => {
-      if (h.op === "file.ready") ready(h.offset);
+      if (h.op === "file.ready") ready(h);
+      else if (h.op === "file.got") this.advanced(t, h.offset, t.hashed);
     });
-    const offset = await Promise.race([offsetKnown, put.done.then(() => null)]);
-    if (offset !== null) {
+    const answer = await Promise.race([readyKnown, put.done.then(() => null)]);
+    if (answer !== null) {
       const hasher = new Hasher();
       try {
-        t.offset = t.done = offset;
+        t.offset = t.done = t.received = answer.offset;
+        t.hashed = 0;
         t.state = "sending";
         t.started = performance.now();
-        if (offset) t.note = `resumed at ${offset} bytes`;
+        if (answer.offset) t.note = `resumed at ${answer.offset} bytes`;
         this.changed();
-        this.hub.send({ op: "file.data", target: put.id, size: file.size - offset });
-        // the header says size; the body follows in pieces of PIECE, one message each
-        let given = offset;
-        const read = (at) => file.slice(at, at + READ).arrayBuffer();
-        let next = read(0); // the next piece is read while this one is sent and hashed
-        for (let at = 0; at < file.size; at += READ) {
-          const bytes = new Uint8Array(await next);
-          if (at + READ < file.size) next = read(at + READ);
-          const from = Math.max(0, offset - at);
-          if (from < bytes.length) {
-            // (a closed socket's bufferedAmount never drains: sendBytes says it is closed)
-            while (this.hub.buffered > HIGH_WATER && this.hub.ws.readyState === WebSocket.OPEN) await waitFor(5);
-            // send() copies: the piece is free again afterwards
-            for (let i = from; i < bytes.length; i += PIECE) this.hub.sendBytes(bytes.subarray(i, i + PIECE));
-            given += bytes.length - from;
-          }
-          t.done = given - this.hub.buffered;
-          this.progress();
-          await hasher.add(bytes);
-        }
+        const sha256 = answer.token ? await this.post(file, answer, put, t, hasher) : await this.stream(file, answer.offset, put, t, hasher);
         t.state = "checking";
         this.changed();
-        this.hub.send({ op: "file.end", target: put.id, sha256: await hasher.digest() });
+        this.hub.send({ op: "file.end", target: put.id, sha256 });
       } finally {
         hasher.close();
       }
     }
     const { header } = await put.done;
     t.sha256 = header.sha256 ?? "";
+  }
+
+  // The body as POST /up/<token>, and the hash meanwhile. The progress shown is what both
+  // have done: the bytes hashed, and those the server says it has (file.got). When the
+  // POST fails, the put's own error (a lost connection, a full disk) says why, if it has one.
+  async post(file, { offset, token }, put, t, hasher) {
+    const sent = fetch(`/up/${token}`, { method: "POST", body: file.slice(offset), cache: "no-store" }).then(async (answer) => {
+      if (answer.ok) return;
+      const why = await answer.json().catch(() => ({}));
+      throw new Error(why.message || `the server refused the upload (HTTP ${answer.status})`);
+    });
+    try {
+      const [sha256] = await Promise.all([this.hashAll(file, t, hasher), sent]);
+      return sha256;
+    } catch (err) {
+      await Promise.race([put.done, waitFor(2000)]);
+      throw err;
+    }
+  }
+
+  async hashAll(file, t, hasher) {
+    for await (const [, bytes] of pieces(file)) {
+      await hasher.add(bytes);
+      this.advanced(t, t.received, hasher.hashed);
+    }
+    return hasher.digest();
+  }
+
+  // The body over the socket, one message per PIECE, each piece then moved (not copied)
+  // to the hashing worker, which works while the next piece is read and sent.
+  async stream(file, offset, put, t, hasher) {
+    this.hub.send({ op: "file.data", target: put.id, size: file.size - offset });
+    let given = offset;
+    for await (const [at, bytes] of pieces(file)) {
+      const from = Math.max(0, offset - at);
+      if (from < bytes.length) {
+        // (a closed socket's bufferedAmount never drains: sendBytes says it is closed)
+        while (this.hub.buffered > HIGH_WATER && this.hub.ws.readyState === WebSocket.OPEN) await waitFor(5);
+        // send() copies: the piece is free again afterwards
+        for (let i = from; i < bytes.length; i += PIECE) this.hub.sendBytes(bytes.subarray(i, i + PIECE));
+        given += bytes.length - from;
+      }
+      t.done = given - this.hub.buffered;
+      this.progress();
+      await hasher.add(bytes);
+    }
+    return hasher.digest();
+  }
+
+  // A POSTed upload has gone as far as both the server's bytes and the hash.
+  advanced(t, received, hashed) {
+    t.received = received;
+    t.hashed = hashed;
+    t.done = Math.max(t.offset, Math.min(received, hashed));
+    this.progress();
   }
 
   // Streamed: the file comes in windows (file.get with length), asked for only as the

@@ -4,7 +4,7 @@
 import { encodeFrame, FrameReader, utf8 } from "./frames.js";
 import { hex, hmacSha256 } from "./sha256.js";
 
-const PARTIAL = new Set(["chat.msg", "exec.out", "file.data", "file.ready"]); // non-final frames with re
+const PARTIAL = new Set(["chat.msg", "exec.out", "file.data", "file.got", "file.ready"]); // non-final frames with re
 
 function b64decode(textValue) {
   const raw = atob(textValue);
