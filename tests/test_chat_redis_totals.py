@@ -1,0 +1,148 @@
+"""History totals over every room in Redis (``redis_totals``): exact accounting, rooms
+forgotten by ``chat_room_idle`` leaving the index, and the trimmer moving to another
+server when its holder is killed."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from sockhub import AsyncClient
+from sockhub.services.chat.redis_broker import RedisBroker
+from sockhub.services.chat.redis_format import HISTORY, Keys, stored_messages
+
+from .files_support import ServerProcess
+from .redis_cluster_support import ask
+from .redis_support import RedisServer
+from .test_chat_brokers import KEEP, Backend, Node, cost, member, spanning
+
+__all__ = ["spanning"]  # the fixture, shared with the broker contract
+
+LEASE_KEY, TOTALS, _, ROOMS = HISTORY
+
+
+async def settled(check: Callable[[], Awaitable[bool] | bool]) -> None:
+    """Poll ``check`` until it holds: the trimmer and the index writes run in the
+    background."""
+    deadline = time.monotonic() + 20
+    while True:
+        held = check()
+        if await held if inspect.isawaitable(held) else held:
+            return
+        assert time.monotonic() < deadline, "the history never settled"
+        await asyncio.sleep(0.05)
+
+
+async def stored(broker: RedisBroker, rooms: set[str]) -> dict[str, tuple[int, int]]:
+    """What each room's stream holds, all of it: messages and bytes."""
+    held = {}
+    for room in rooms:
+        found = stored_messages(room, await broker.redis.xrange(Keys(room).log))
+        if found:
+            held[room] = (len(found), sum(cost(room, m.sender, m.text) for m in found))
+    return held
+
+
+async def index(broker: RedisBroker) -> tuple[dict[str, tuple[int, int]], tuple[int, int]]:
+    """The index: each room's kept messages and bytes, and the totals."""
+    rooms = {
+        key.decode(): tuple(int(v) for v in value.split()[2:])
+        for key, value in (await broker.redis.hgetall(ROOMS)).items()
+    }
+    totals = await broker.redis.hgetall(TOTALS)
+    return rooms, (int(totals.get(b"n", 0)), int(totals.get(b"b", 0)))  # type: ignore[return-value]
+
+
+async def test_every_room_is_accounted_exactly(spanning: Backend) -> None:
+    """Two nodes publish to many rooms, in batches and one by one; the per-room bound
+    and the totals both trim. Settled, the index says exactly what every stream holds,
+    the totals are its sums, and they are within both limits."""
+    spanning.totals = {"max_messages": 300, "max_bytes": 20_000}
+    (a, _), (b, _) = await spanning.node(), await spanning.node()
+    assert isinstance(a, RedisBroker) and isinstance(b, RedisBroker)
+    rooms = set()
+    for n in range(0, 600, 20):
+        says = []
+        for i in range(n, n + 20):
+            room = f"room{i % 37}" if i < 300 else f"busy{i % 4}"
+            rooms.add(room)
+            says.append((a if i % 3 else b).publish(room, "sé" * (i % 4), b"y" * (i * 7 % 90)))
+        await asyncio.gather(*says)
+
+    async def exact() -> bool:
+        held, (rows, totals) = await stored(a, rooms), await index(b)
+        sums = (sum(n for n, _ in held.values()), sum(c for _, c in held.values()))
+        return held == rows and totals == sums and sums[0] <= 300 and sums[1] <= 20_000
+
+    await settled(exact)
+    # the newest (and busiest) rooms keep exactly their own bound, not a node more
+    assert [await a.redis.xlen(Keys(f"busy{i}").log) for i in range(4)] == [KEEP] * 4
+
+
+async def test_a_forgotten_room_leaves_the_index(tmp_path: Path) -> None:
+    """A room forgotten by ``chat_room_idle`` is dropped from the index once the
+    trimmer reaches it: it no longer counts against the totals."""
+    redis = RedisServer(tmp_path / "redis").start()
+    broker = RedisBroker(redis.url, KEEP, idle=0.3, max_messages=30)
+    await broker.start(Node())
+    try:
+        for n in range(10):
+            await broker.publish("fleeting", "ci", b"%d" % n)  # nobody in: expires
+        keys = Keys("fleeting")
+        await settled(lambda: redis.command("EXISTS", keys.log, keys.seq) == b":0\r\n")
+        assert "fleeting" in (await index(broker))[0]  # under the limits: not looked at
+        await broker.join("kept", member(1), "ada", since=None, count=0)
+        sent = [await broker.publish("kept", "ada", b"%d" % n) for n in range(40)]
+
+        async def dropped() -> bool:
+            rows, totals = await index(broker)
+            return "fleeting" not in rows and totals == (30, rows["kept"][1])
+
+        await settled(dropped)
+        history = await broker.history("kept", None, KEEP)
+        assert [m.seq for m in history.messages] == sent[-30:]
+    finally:
+        await broker.stop()
+        redis.stop()
+
+
+def holder(redis: RedisServer) -> Any:
+    return ask(redis, "GET", LEASE_KEY)
+
+
+async def test_the_trimmer_moves_when_its_server_is_killed(tmp_path: Path) -> None:
+    """The server holding the trimmer's lease is killed (-9): another takes the lease
+    over and trims the totals back within the limit."""
+    redis = RedisServer(tmp_path / "redis").start()
+    args = ["--broker", f"{redis.url}?lease=1", "--limit", "chat_history_max_messages=50"]
+    args += ["--limit", "chat_anon_burst=100000", "--limit", "chat_anon_per_ip_burst=100000"]
+    servers = []
+    try:
+        for name in ("first", "second"):
+            (tmp_path / name).mkdir()
+            servers.append(ServerProcess(tmp_path / name / "data", *args))
+            if name == "first":  # alone, it takes the lease
+                await settled(lambda: holder(redis) is not None)
+                first = holder(redis)
+        servers[0].kill()
+        async with await AsyncClient.connect(servers[1].address) as client:
+            for n in range(120):
+                await client.say(f"r{n % 3}", f"m{n}", nick="ci")
+            rooms = [Keys(f"r{i}").log for i in range(3)]
+
+            async def trimmed() -> bool:
+                held = sum(ask(redis, "XLEN", key) for key in rooms)
+                return holder(redis) not in (None, first) and held == 50
+
+            await settled(trimmed)
+            kept = [(await client.history(f"r{i}")).messages for i in range(3)]
+            texts = sorted(int(m.text[1:]) for page in kept for m in page)
+            assert texts == list(range(70, 120))
+    finally:
+        for server in servers:
+            server.__exit__()
+        redis.stop()
