@@ -1,8 +1,8 @@
 """Bookkeeping writes gathered into one call: whatever changed during a loop turn, and
 while the previous call was in flight, goes out together.
 
-The Redis broker records which rooms the node has members in and which names its
-connections hold. Written one change at a time, a thousand members leaving at once
+The Redis broker records which rooms the node has members in, which names its
+connections hold, and what each room's history keeps (``redis_totals``). Written one change at a time, a thousand members leaving at once
 would be a thousand calls at once, more than a connection pool holds; gathered, they
 are one pipelined call. The writer is handed the *keys* that changed, not values: it
 reads the current state when it writes, so the last write always carries the latest

@@ -403,7 +403,7 @@ class RedisBroker(ChatBroker):
         return f"{high[0]}:{high[1]}"
 
     async def _read(self, name: str, after: int, upto: int) -> list[Message]:
-        """Kept messages in (after, upto] (the stream may hold a few over ``keep``)."""
+        """Kept messages in (after, upto]."""
         raw = await self.redis.xrange(Keys(name).log, f"({after}-0", f"{upto}")
         return stored_messages(name, raw)
 
