@@ -14,6 +14,7 @@ from typing import Any
 from sockhub import AsyncClient
 from sockhub.services.chat.redis_broker import RedisBroker
 from sockhub.services.chat.redis_format import HISTORY, Keys, stored_messages
+from sockhub.services.chat.redis_totals import Totals
 
 from .files_support import ServerProcess
 from .redis_cluster_support import ask
@@ -81,6 +82,45 @@ async def test_every_room_is_accounted_exactly(spanning: Backend) -> None:
     await settled(exact)
     # the newest (and busiest) rooms keep exactly their own bound, not a node more
     assert [await a.redis.xlen(Keys(f"busy{i}").log) for i in range(4)] == [KEEP] * 4
+
+
+async def test_over_the_limits_by_what_was_published_since_the_last_run(
+    spanning: Backend,
+) -> None:
+    """The overshoot bound (docs/limits.md): between two trimmer runs the totals grow
+    by what is published, and each run ends within both limits, the oldest gone. Here
+    the trimmer runs when the test says (it holds the lease as ``tester``)."""
+    spanning.totals = {"max_messages": 40, "max_bytes": 4000}
+    broker, _ = await spanning.node()
+    assert isinstance(broker, RedisBroker)
+    await broker.redis.set(LEASE_KEY, "tester")  # the node's own trimmer stays idle
+    trimmer = Totals(
+        broker._script,
+        broker._deadline,
+        lambda: "tester",
+        max_messages=40,
+        max_bytes=4000,
+        lease=60,
+    )
+    sent: list[tuple[str, int, int]] = []
+    for burst in range(5):
+        before = (await index(broker))[1]
+        for n in range(30):
+            room, text = f"r{n % 7}", b"z" * (burst * 30 + n)
+            sent.append((room, await broker.publish(room, "ci", text), cost(room, "ci", text)))
+        await broker.totals.flush()
+        grown = sum(c for *_, c in sent[-30:])
+        assert (await index(broker))[1] == (before[0] + 30, before[1] + grown)
+        await trimmer.tick()
+        rooms, (n, b) = await index(broker)
+        assert n <= 40 and b <= 4000
+        held = await stored(broker, {r for r, *_ in sent})
+        assert held == rooms
+        newest = sent[-n:]
+        assert sum(c for *_, c in newest) == b
+        assert {r: len([s for s in newest if s[0] == r]) for r, *_ in newest} == {
+            r: k for r, (k, _) in held.items()
+        }
 
 
 async def test_a_forgotten_room_leaves_the_index(tmp_path: Path) -> None:
