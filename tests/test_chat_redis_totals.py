@@ -51,7 +51,7 @@ async def stored(broker: RedisBroker, rooms: set[str]) -> dict[str, tuple[int, i
 async def index(broker: RedisBroker) -> tuple[dict[str, tuple[int, int]], tuple[int, int]]:
     """The index: each room's kept messages and bytes, and the totals."""
     rooms = {
-        key.decode(): tuple(int(v) for v in value.split()[2:])
+        key.decode(): tuple(int(v) for v in value.split()[3:])
         for key, value in (await broker.redis.hgetall(ROOMS)).items()
     }
     totals = await broker.redis.hgetall(TOTALS)
@@ -147,6 +147,31 @@ async def test_a_forgotten_room_leaves_the_index(tmp_path: Path) -> None:
         assert [m.seq for m in history.messages] == sent[-30:]
     finally:
         await broker.stop()
+        redis.stop()
+
+
+async def test_a_room_made_again_replaces_its_forgotten_self(tmp_path: Path) -> None:
+    """A room forgotten and said to again by a node that never saw it numbers from 1
+    again: the index takes the new room's account, not the old one's (a later seq)."""
+    redis = RedisServer(tmp_path / "redis").start()
+    first = RedisBroker(redis.url, KEEP, idle=0.3)
+    await first.start(Node())
+    try:
+        assert [await first.publish("again", "ci", b"%d" % n) for n in range(9)][-1] == 9
+        keys = Keys("again")
+        await settled(lambda: redis.command("EXISTS", keys.log, keys.seq) == b":0\r\n")
+        assert (await index(first))[0]["again"] == (9, 9 * cost("again", "ci", b"0"))
+        fresh = RedisBroker(redis.url, KEEP, idle=0.3)
+        await fresh.start(Node())
+        try:
+            assert await fresh.publish("again", "ci", b"new") == 1
+            await fresh.totals.flush()
+            rows, totals = await index(fresh)
+            assert rows["again"] == (1, cost("again", "ci", b"new")) == totals
+        finally:
+            await fresh.stop()
+    finally:
+        await first.stop()
         redis.stop()
 
 

@@ -496,8 +496,8 @@ class RedisBroker(ChatBroker):
             raise ChatNickTaken(f"the nick {says[0][0]} is in use in {name}")
         if first < 0:
             raise BackendUnavailable("the chat broker (Redis) answered too late; not sent")
-        n, b, head = int(result[1]), int(result[2]), result[3].decode()
-        self.totals.kept(name, Kept(first + len(says) - 1, 0, n, b, head))
+        n, b, head, made = int(result[1]), int(result[2]), result[3].decode(), int(result[4])
+        self.totals.kept(name, Kept(made, first + len(says) - 1, 0, n, b, head))
         return first
 
     async def _stored_outside(self, name: str, sender: str, text: bytes, check: str) -> int:

@@ -97,6 +97,15 @@ local function appended()
   return (tonumber(f.a) or 0) + #(f.d or '')
 end
 
+-- When this room was made (µs on Redis's clock, set by its first message): a room
+-- forgotten (chat_room_idle) and made again numbers anew, and this tells the two apart.
+local function born()
+  local c = redis.call('HGET', KEYS[1], 'c')
+  if c then return c end
+  local t = redis.call('TIME')
+  return t[1] .. string.format('%06d', tonumber(t[2]))
+end
+
 -- What the stream keeps: messages, bytes, and its oldest message's ts ('' if none).
 local function kept(total)
   local head = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)[1]

@@ -1,9 +1,9 @@
 -- The history trimmer's cut in one room (redis_totals.py). ARGV: messages and bytes
 -- to remove (it stops once both are reached), the newest ts it may remove ('': no
--- bound), deadline, most entries to remove. Removes the room's oldest messages; returns
--- {'ok', s, g, kept messages, kept bytes, oldest kept ts, removed} (s:g, the last
--- message's seq and the trims since it, orders the room's states), {'gone'} when the
--- room was forgotten (chat_room_idle), {'late'} when too late.
+-- bound), deadline, most entries to remove. Removes the room's oldest messages;
+-- returns {'ok', c, s, g, kept messages, kept bytes, oldest kept ts} (c:s:g orders the
+-- room's states: when it was made, its last message's seq, the trims since it),
+-- {'gone'} when the room was forgotten (chat_room_idle), {'late'} when too late.
 if redis.call('EXISTS', KEYS[1], KEYS[2]) == 0 then return {'gone'} end
 if too_late(ARGV[4]) then return {'late'} end
 local need_n, need_b, cap = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[5])
@@ -31,7 +31,7 @@ if cut and removed > 0 then
 elseif removed > 0 then
   redis.call('XTRIM', KEYS[2], 'MAXLEN', 0)
 end
-local s = redis.call('HGET', KEYS[1], 's') or '0'
+local c = redis.call('HMGET', KEYS[1], 'c', 's')
 local g = 0
 if removed > 0 and redis.call('EXISTS', KEYS[1]) == 1 then
   g = redis.call('HINCRBY', KEYS[1], 'g', 1)
@@ -39,4 +39,4 @@ else
   g = tonumber(redis.call('HGET', KEYS[1], 'g') or '0')
 end
 local count, bytes, head = kept(total)
-return {'ok', s, g, count, bytes, head, removed}
+return {'ok', c[1] or '0', c[2] or '0', g, count, bytes, head}
