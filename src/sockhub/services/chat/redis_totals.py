@@ -56,6 +56,9 @@ EVERYTHING = 1 << 60
 
 Script = Callable[[str, list[str], list[Any]], Awaitable[Any]]
 
+_FAILURES = (RedisError, hiredis.ReplyError, OSError, TimeoutError)
+"""What a failing or unreachable Redis raises."""
+
 
 class Kept(NamedTuple):
     """A room's history after a script: its state, kept messages, bytes, oldest ts."""
@@ -110,7 +113,7 @@ class Totals:
         states = {room: self._pending[room] for room in rooms if room in self._pending}
         try:
             await self._index([arg for room, kept in states.items() for arg in kept.args(room)])
-        except Exception as exc:
+        except _FAILURES as exc:
             log.warning("recording the history of %d room(s) failed: %r", len(states), exc)
         else:
             for room, kept in states.items():
@@ -137,7 +140,7 @@ class Totals:
                 plan = await self._script("trimmer", list(HISTORY), [*args, *self._limits])
                 if len(plan) < 4 or not await self._round(int(plan[0]), int(plan[1]), *plan[2:]):
                     return
-        except (RedisError, hiredis.ReplyError, OSError, TimeoutError) as exc:
+        except _FAILURES as exc:
             log.warning("trimming the chat history failed: %r", exc)
 
     @property
