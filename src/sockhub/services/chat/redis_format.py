@@ -68,7 +68,7 @@ DM = msgspec.msgpack.Decoder(tuple[str, str, float, bytes, str])
 
 
 ROOM_SCRIPTS = ("publish", "join", "leave", "rename", "reap", "restore", "trim")
-NODE_SCRIPTS = ("lease", "claim", "index", "trimmer")
+NODE_SCRIPTS = ("lease", "claim", "index", "trimmer", "sweep")
 
 
 def lua(name: str, publish: str) -> str:

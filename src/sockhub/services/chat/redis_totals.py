@@ -17,8 +17,10 @@ trims them (``trim.lua``, in the room's slot) no further than the next room's ol
 so the messages go oldest first across rooms, and writes what each trim left back to
 the index. The index lags the rooms by ``INDEX_EVERY`` and the trimmer runs every
 ``interval``: Redis holds at most the limits plus what every node publishes meanwhile
-(docs/limits.md). A room forgotten by ``chat_room_idle`` leaves the
-index when the trimmer reaches it and finds it gone.
+(docs/limits.md). A room forgotten by ``chat_room_idle`` leaves the index when the
+trimmer finds it gone: when trimming reaches it, or when the sweep does (each run
+looks at ``SWEEP`` more rooms of the index, round and round), which also corrects an
+entry that missed its room's latest state.
 """
 
 from __future__ import annotations
@@ -47,6 +49,9 @@ INDEX_EVERY = 0.1
 busy rooms on one node, a script for every five publish scripts (3,598 scripts for
 3,000 publishes); one per 0.1 s is a handful a second, and adds a tenth of a second
 of traffic to the overshoot."""
+
+SWEEP = 128
+"""Rooms of the index the trimmer looks at per run, whatever the totals."""
 
 MAX_CUT = 4096
 """Messages one trim script removes at most (a script holds Redis while it runs)."""
@@ -96,6 +101,8 @@ class Totals:
         self._pending: dict[str, Kept] = {}
         """Rooms whose latest result is not in the index yet."""
         self._writes = Coalesced(self._write)
+        self._cursor = "0"
+        """Where the sweep goes on (HSCAN's cursor over the index)."""
 
     def start(self, background: Background) -> None:
         background.every(self.interval, self.tick, "chat history trimmer")
@@ -138,8 +145,11 @@ class Totals:
             while True:
                 args = [self._node_id(), int(self.lease * 1000), WINDOW]
                 plan = await self._script("trimmer", list(HISTORY), [*args, *self._limits])
+                if not plan:
+                    return  # another node trims
                 if len(plan) < 4 or not await self._round(int(plan[0]), int(plan[1]), *plan[2:]):
-                    return
+                    break
+            await self._sweep()
         except _FAILURES as exc:
             log.warning("trimming the chat history failed: %r", exc)
 
@@ -161,18 +171,32 @@ class Totals:
             cuts = [(room, EVERYTHING, EVERYTHING, bound) for room in rooms]
         else:  # the oldest room alone, no further than the next one's oldest
             cuts = [(rooms[0], max(over_n, 0), max(over_b, 0), ts[1] if len(ts) > 1 else "")]
+        # a round that changed nothing ends the run: what it read is what the next reads
+        return await self._cut(cuts, stored) > 0
+
+    async def _sweep(self) -> None:
+        """Look at the next ``SWEEP`` rooms of the index: a trim of nothing says what
+        each keeps now, or that it is gone."""
+        cursor, flat = await self._script("sweep", [HISTORY[3]], [self._cursor, SWEEP])
+        self._cursor = as_str(cursor)
+        rooms = [as_str(room) for room in flat[0::2]]
+        await self._cut([(room, 0, 0, "") for room in rooms], [_entry(e) for e in flat[1::2]])
+
+    async def _cut(self, cuts: list[tuple[str, int, int, str]], stored: list[Kept]) -> int:
+        """Run the trims ``cuts`` at once and write what they left to the index (a room
+        found gone leaves it, unless written again since ``stored``, its entry before);
+        how many entries that changed."""
         results = await asyncio.gather(*(self._trim(*cut) for cut in cuts))
         updates: list[Any] = []
         for (room, *_), before, result in zip(cuts, stored[: len(cuts)], results, strict=True):
             if result == "late":
                 continue
-            if result == "gone":  # forgotten: drop it, unless written again meanwhile
+            if result == "gone":
                 updates += [room, before.c, before.s, before.g, -1, 0, ""]
                 continue
             assert not isinstance(result, str)
             updates += result.args(room)
-        # a round that changed nothing ends the run: what it read is what the next reads
-        return await self._index(updates) > 0
+        return await self._index(updates)
 
     async def _trim(self, room: str, need_n: int, need_b: int, bound: str) -> Kept | str:
         """One room's cut: what it left, or ``gone`` (the room was forgotten) or
