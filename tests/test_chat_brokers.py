@@ -84,17 +84,19 @@ class Backend:
         self.redis: RedisServer | None = None
         self.cluster = cluster
         self.brokers: list[ChatBroker] = []
+        self.totals: dict[str, int] = {}
+        """History totals for the nodes made next (``max_messages``, ``max_bytes``)."""
 
     async def node(self) -> tuple[ChatBroker, Node]:
         broker: ChatBroker
         if self.kind == "memory":
-            broker = MemoryBroker(HistoryStore(self.tmp / "h.sqlite3", KEEP))
+            broker = MemoryBroker(HistoryStore(self.tmp / "h.sqlite3", KEEP, **self.totals))
         elif self.cluster is not None:
-            broker = RedisBroker(self.cluster.url, KEEP)
+            broker = RedisBroker(self.cluster.url, KEEP, **self.totals)
         else:
             if self.redis is None:
                 self.redis = RedisServer(self.tmp / "redis").start()
-            broker = RedisBroker(self.redis.url, KEEP)
+            broker = RedisBroker(self.redis.url, KEEP, **self.totals)
         node = Node()
         await broker.start(node)
         self.brokers.append(broker)
@@ -201,6 +203,56 @@ async def test_history_pages_back_to_the_oldest_kept(backend: Backend) -> None:
     assert (await broker.history("r", seqs[0] + 1, 5)).messages[0].seq == seqs[0]
     assert (await broker.history("r", seqs[-1] + 100, 1)).messages[0].seq == seqs[-1]
     assert await broker.history("nowhere", None, 50) == History([], False)
+
+
+def cost(room: str, sender: str, text: bytes) -> int:
+    """What a message counts against ``max_bytes`` (docs/limits.md)."""
+    return len(text) + len(sender.encode()) + len(room.encode()) + 32
+
+
+async def kept_once_trimmed(
+    broker: ChatBroker, rooms: Collection[str], done: Callable[[list[Message]], bool]
+) -> list[Message]:
+    """Every room's kept history, read again until ``done`` holds of it (the Redis
+    broker's trimmer runs in the background)."""
+    deadline = time.monotonic() + 20
+    while True:
+        kept = [m for room in rooms for m in (await broker.history(room, None, KEEP)).messages]
+        if done(kept):
+            return kept
+        assert time.monotonic() < deadline, f"{len(kept)} messages kept"
+        await asyncio.sleep(0.05)
+
+
+async def test_history_totals_keep_the_newest_messages_of_all_rooms(backend: Backend) -> None:
+    """Over ``max_messages`` in all rooms together, the oldest stored go first,
+    whatever their room: what stays is the newest ``max_messages``."""
+    backend.totals = {"max_messages": 40}
+    broker, _ = await backend.node()
+    sent = []
+    for n in range(130):
+        room = f"r{n % 9}"
+        sent.append((room, await broker.publish(room, "ci", b"m%d" % n)))
+    kept = await kept_once_trimmed(broker, {r for r, _ in sent}, lambda k: len(k) <= 40)
+    assert {(m.room, m.seq) for m in kept} == set(sent[-40:])
+
+
+async def test_history_totals_keep_the_newest_bytes_of_all_rooms(backend: Backend) -> None:
+    """Over ``max_bytes`` (text + sender + room + 32 a message), the oldest go first."""
+    limit = 3000
+    backend.totals = {"max_bytes": limit}
+    broker, _ = await backend.node()
+    sent = []
+    for n in range(120):
+        room, sender, text = f"room{n % 5}", "sé" * (n % 3 + 1), b"x" * (n * 37 % 120)
+        sent.append((room, await broker.publish(room, sender, text), cost(room, sender, text)))
+    assert sum(c for *_, c in sent) > 2 * limit
+
+    def within(kept: list[Message]) -> bool:
+        return sum(cost(m.room, m.sender, m.text) for m in kept) <= limit
+
+    kept = await kept_once_trimmed(broker, {r for r, *_ in sent}, within)
+    assert kept and {(m.room, m.seq) for m in kept} == {(r, s) for r, s, _ in sent[-len(kept) :]}
 
 
 async def test_history_needs_no_member_on_the_node(backend: Backend) -> None:

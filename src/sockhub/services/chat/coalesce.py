@@ -1,8 +1,8 @@
 """Bookkeeping writes gathered into one call: whatever changed during a loop turn, and
 while the previous call was in flight, goes out together.
 
-The Redis broker records which rooms the node has members in and which names its
-connections hold. Written one change at a time, a thousand members leaving at once
+The Redis broker records which rooms the node has members in, which names its
+connections hold, and what each room's history keeps (``redis_totals``). Written one change at a time, a thousand members leaving at once
 would be a thousand calls at once, more than a connection pool holds; gathered, they
 are one pipelined call. The writer is handed the *keys* that changed, not values: it
 reads the current state when it writes, so the last write always carries the latest
@@ -33,19 +33,25 @@ class Coalesced(Generic[K]):
     async def changed(self, keys: Iterable[K]) -> None:
         """Returns once a call that read the state after this change succeeded; raises
         what that call raised."""
+        written = self.note(keys)
+        if written is not None:
+            # shielded: one caller cancelled must not cancel the others' answer
+            await asyncio.shield(written)
+
+    def note(self, keys: Iterable[K]) -> asyncio.Future[None] | None:
+        """Record a change without waiting for it to be written (the future that says
+        when it is, None when ``keys`` is empty); a failed call is the writer's to log."""
         fresh = set(keys)
         if not fresh:
-            return
+            return None
         self._dirty |= fresh
         loop = asyncio.get_running_loop()
         if self._next is None:
             self._next = loop.create_future()
-        written = self._next
         if self._running is None:
             # a task starts on the next loop turn: this turn's other changes go along
             self._running = loop.create_task(self._run())
-        # shielded: one caller cancelled must not cancel the others' answer
-        await asyncio.shield(written)
+        return self._next
 
     async def idle(self) -> None:
         """Wait for the call in flight and the ones queued behind it."""

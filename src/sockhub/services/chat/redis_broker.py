@@ -32,6 +32,7 @@ and runs ``reap.lua`` on each room the dead node had members in (``sockhub:{node
 so they leave with ordinary, ordered events. A node that finds its own lease gone (it
 was cut off for too long, or Redis forgot everything) registers under a new id and puts
 its members back. Direct messages go to the nodes named in ``sockhub:{reach:KEY}``.
+The totals over every room's history are kept by ``redis_totals``.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from redis.exceptions import RedisError
 from ...protocol.errors import BackendUnavailable, ChatNickTaken, ChatNotJoined
 from ...protocol.text import escape
 from ...server.background import Background
+from ...server.limits import Limits
 from .broker import (
     BrokerUnreachable,
     ChatBroker,
@@ -81,6 +83,7 @@ from .redis_format import (
     Keys,
     array_header,
     as_str,
+    costs,
     decode_push,
     lua,
     nicks,
@@ -92,6 +95,7 @@ from .redis_format import (
 )
 from .redis_order import Position, RoomOrder
 from .redis_subs import Subscriptions
+from .redis_totals import Kept, Totals
 
 __all__ = ["LEASE", "TIMEOUT", "RedisBroker", "parse_url", "probe"]
 
@@ -182,6 +186,8 @@ class RedisBroker(ChatBroker):
         background: Background | None = None,
         *,
         idle: float | None = None,
+        max_messages: int = Limits().chat_history_max_messages,
+        max_bytes: int = Limits().chat_history_max_bytes,
     ) -> None:
         self._url, self.lease = parse_url(url)
         self._keep = keep
@@ -223,6 +229,14 @@ class RedisBroker(ChatBroker):
         """Redis's clock minus ours, ms (give or take a round trip): script deadlines."""
         self._registered = True
         """False from a lost lease until every member is put back."""
+        self.totals = Totals(
+            self._script,
+            self._deadline,
+            lambda: self.node_id,
+            max_messages=max_messages,
+            max_bytes=max_bytes,
+            lease=self.lease,
+        )
 
     # start and stop ---------------------------------------------------------------------
 
@@ -261,6 +275,7 @@ class RedisBroker(ChatBroker):
             await self._close()
             raise BrokerUnreachable(f"cannot use Redis at {safe_url(self._url)}: {exc}") from exc
         self._background.every(self.lease / 3, self._keep_lease, "chat broker lease")
+        self.totals.start(self._background)
 
     @property
     def _lease_ms(self) -> int:
@@ -278,6 +293,7 @@ class RedisBroker(ChatBroker):
             await self._background.close()
         await self._reach_writes.idle()
         await self._room_writes.idle()
+        await self.totals.flush()
         rooms_key, keys_key, _ = node_keys(self.node_id)
         with contextlib.suppress(*_FAILURES):
             async with self.redis.pipeline(transaction=False) as pipe:
@@ -387,7 +403,7 @@ class RedisBroker(ChatBroker):
         return f"{high[0]}:{high[1]}"
 
     async def _read(self, name: str, after: int, upto: int) -> list[Message]:
-        """Kept messages in (after, upto] (the stream may hold a few over ``keep``)."""
+        """Kept messages in (after, upto]."""
         raw = await self.redis.xrange(Keys(name).log, f"({after}-0", f"{upto}")
         return stored_messages(name, raw)
 
@@ -469,15 +485,19 @@ class RedisBroker(ChatBroker):
         """Run the publish script; the first message's ``seq`` (``BackendUnavailable``
         when Redis failed or answered too late, ``ChatNickTaken`` when a member holds
         the nick key ``check``: then nothing was stored)."""
-        args: list[Any] = [self._floor(name), self._keep, f"{time.time():.3f}", self._deadline()]
-        args += [self._idle_ms, check, array_header(len(says))]
+        # ts to the microsecond: the trimmer orders rooms' oldest messages by it
+        args: list[Any] = [self._floor(name), self._keep, f"{time.time():.6f}", self._deadline()]
+        args += [self._idle_ms, check, costs(name, says), array_header(len(says))]
         args += [PACK.encode(say) for say in says]
         with _unavailable():
-            first = int(await self._script("publish", Keys(name).all, args))
+            result = await self._script("publish", Keys(name).all, args)
+        first = int(result[0])
         if first == -2:
             raise ChatNickTaken(f"the nick {says[0][0]} is in use in {name}")
         if first < 0:
             raise BackendUnavailable("the chat broker (Redis) answered too late; not sent")
+        n, b, head, made = int(result[1]), int(result[2]), result[3].decode(), int(result[4])
+        self.totals.kept(name, Kept(made, first + len(says) - 1, 0, n, b, head))
         return first
 
     async def _stored_outside(self, name: str, sender: str, text: bytes, check: str) -> int:

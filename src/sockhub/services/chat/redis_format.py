@@ -4,8 +4,8 @@ Room keys are hash-tagged ``{room}`` so Redis Cluster keeps a room on one slot; 
 keys are tagged ``{node:ID}``, reach keys ``{reach:KEY}``, the leases ``{nodes}``;
 every script touches the keys of one tag only. Payloads on a room's channel: ``M<first seq> <ts> <msgpack
 [[sender, text], ...]>`` for a batch of messages, ``E<seq>:<k> <JSON [kind, nick, ts,
-actor, old]>`` for an event; a stream entry holds ``t`` (ts) and ``d`` (msgpack
-[sender, text]).
+actor, old]>`` for an event; a stream entry holds ``t`` (ts), ``d`` (msgpack
+[sender, text]) and ``a`` (the bytes appended to the room before it).
 """
 
 from __future__ import annotations
@@ -18,12 +18,14 @@ import msgspec
 
 from ...server.config import ConfigError
 from .broker import Event, Message
+from .history import ROW_BYTES
 from .names import nick_key
 from .redis_order import Item
 
 __all__ = [
     "DM",
     "ENTRY",
+    "HISTORY",
     "LEASE",
     "NODES",
     "NODE_SCRIPTS",
@@ -33,6 +35,7 @@ __all__ = [
     "Keys",
     "array_header",
     "as_str",
+    "costs",
     "decode_push",
     "lua",
     "message",
@@ -52,6 +55,9 @@ NODES = "sockhub:{nodes}"
 REAPING = "sockhub:{nodes}:reaping"
 """The node leases and the nodes being reaped: one tag, so ``claim.lua`` (which moves
 nodes from one to the other) touches one Redis Cluster slot."""
+HISTORY = tuple(f"sockhub:{{history}}:{name}" for name in ("trimmer", "totals", "heads", "rooms"))
+"""The history index, one tag: who trims (a lease), the totals, each room's oldest kept
+ts, each room's kept messages and bytes (``redis_totals``)."""
 ENTRY = msgspec.json.Encoder()
 _ENTRY_DECODE = msgspec.json.Decoder(dict[str, Any])
 _EVENT_DECODE = msgspec.json.Decoder(tuple[str, str, float, str, str])
@@ -61,8 +67,8 @@ _UNPACK_ONE = msgspec.msgpack.Decoder(tuple[str, bytes])
 DM = msgspec.msgpack.Decoder(tuple[str, str, float, bytes, str])
 
 
-ROOM_SCRIPTS = ("publish", "join", "leave", "rename", "reap", "restore")
-NODE_SCRIPTS = ("lease", "claim")
+ROOM_SCRIPTS = ("publish", "join", "leave", "rename", "reap", "restore", "trim")
+NODE_SCRIPTS = ("lease", "claim", "index", "trimmer", "sweep")
 
 
 def lua(name: str, publish: str) -> str:
@@ -81,6 +87,13 @@ def array_header(n: int) -> bytes:
     if n < 1 << 16:
         return b"\xdc" + n.to_bytes(2, "big")
     return b"\xdd" + n.to_bytes(4, "big")
+
+
+def costs(room: str, says: list[tuple[str, bytes]]) -> str:
+    """What each message counts against ``chat_history_max_bytes``, as the publish
+    script takes it (the in-process broker's ``history.cost``)."""
+    base = len(room.encode()) + ROW_BYTES
+    return " ".join(str(base + len(text) + len(sender.encode())) for sender, text in says)
 
 
 def parse_url(url: str) -> tuple[str, float]:

@@ -84,7 +84,14 @@ def make_broker(ctx: ServerContext) -> ChatBroker:
 
         # a Redis stream is bounded per room: no room keeps more than the whole budget
         keep = min(limits.chat_history_keep, limits.chat_history_max_messages)
-        return RedisBroker(broker, keep, ctx.background, idle=limits.chat_room_idle)
+        return RedisBroker(
+            broker,
+            keep,
+            ctx.background,
+            idle=limits.chat_room_idle,
+            max_messages=limits.chat_history_max_messages,
+            max_bytes=limits.chat_history_max_bytes,
+        )
     raise ConfigError(f"chat broker {broker!r} is not supported (use 'memory' or redis://...)")
 
 

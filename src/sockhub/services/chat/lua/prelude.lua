@@ -75,3 +75,41 @@ local function expire_if_empty(ms)
     redis.call('PEXPIRE', KEYS[2], ms)
   end
 end
+
+-- History accounting. Each stream entry holds, besides t (ts) and d (msgpack [sender,
+-- text]), a: the bytes appended to the room before it; the counter holds B, the bytes
+-- appended in all (a message costs text + sender + room + 32, docs/limits.md). So
+-- what the stream keeps is B minus its oldest entry's a, whatever trimmed it.
+local function fields(flat)
+  local f = {}
+  for i = 1, #flat, 2 do f[flat[i]] = flat[i + 1] end
+  return f
+end
+
+-- B, or (a counter lost with its stream kept, or kept from before accounting) about
+-- it: the last entry's a plus that entry's packed size.
+local function appended()
+  local b = tonumber(redis.call('HGET', KEYS[1], 'B'))
+  if b then return b end
+  local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)[1]
+  if not last then return 0 end
+  local f = fields(last[2])
+  return (tonumber(f.a) or 0) + #(f.d or '')
+end
+
+-- When this room was made (µs on Redis's clock, set by its first message): a room
+-- forgotten (chat_room_idle) and made again numbers anew, and this tells the two apart.
+local function born()
+  local c = redis.call('HGET', KEYS[1], 'c')
+  if c then return c end
+  local t = redis.call('TIME')
+  return t[1] .. string.format('%06d', tonumber(t[2]))
+end
+
+-- What the stream keeps: messages, bytes, and its oldest message's ts ('' if none).
+local function kept(total)
+  local head = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)[1]
+  if not head then return 0, 0, '' end
+  local f = fields(head[2])
+  return redis.call('XLEN', KEYS[2]), total - (tonumber(f.a) or 0), f.t
+end
