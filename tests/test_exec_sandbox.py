@@ -132,13 +132,14 @@ def _as_nobody(folder: Path) -> tuple[list[str], dict[str, str]]:
     ``mktemp -d``), so the server's packages are copied into ``folder`` and run by the
     first interpreter of this Python version that nobody can start.
     """
+    import h11
     import msgspec
     import websockets
 
     import sockhub
 
     lib = folder / "lib"
-    for package in (sockhub, msgspec, websockets):
+    for package in (sockhub, msgspec, websockets, h11):
         source = Path(package.__file__ or "").parent
         shutil.copytree(source, lib / package.__name__, ignore=shutil.ignore_patterns("*.pyc"))
     for path in (lib, *lib.rglob("*")):
@@ -175,7 +176,8 @@ def test_the_sandbox_holds_for_an_unprivileged_server(open_folder: Path) -> None
         assert proc.stdout is not None
         lines = [proc.stdout.readline() for _ in range(2)]
         found = re.search(r"tcp\s+127\.0\.0\.1:(\d+)", lines[1])
-        assert found, (lines, proc.stderr.read() if proc.poll() is not None else "")  # type: ignore[union-attr]
+        if not found:  # it ended (stdout closed): say why
+            raise AssertionError((lines, proc.communicate(timeout=30)[1]))
         with Client.connect(f"127.0.0.1:{found.group(1)}", user="alice", key=key) as c:
             r = c.run(ATTACK.format(data=data))
         _looks_isolated(r.stdout, data, key)
