@@ -288,6 +288,7 @@ def lobby_of(tmp_path: Path, messages: int, **settings: Any) -> Iterator[Client]
 
 def test_history_limit_is_chat_history_max_join(tmp_path: Path) -> None:
     with lobby_of(tmp_path, 7, chat_history_max_join=5) as c:
+        assert c.hello.limits["chat_history_max_join"] == 5  # a client learns its bound
         page = c.history("lobby", limit=5)
         assert [m.text for m in page.messages] == [f"m{n}" for n in range(2, 7)]
         assert page.more and page.before == 3

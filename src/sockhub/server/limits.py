@@ -124,4 +124,5 @@ class Limits:
             "handshake_timeout": self.handshake_timeout,
             "send_timeout": self.send_timeout,
             "chat_text_max": self.chat_text_max,
+            "chat_history_max_join": self.chat_history_max_join,
         }
