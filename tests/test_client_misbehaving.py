@@ -53,15 +53,37 @@ def clients(kind: str) -> Iterator[Callable[..., Either]]:
         either.close()
 
 
-def answer_with(**fields: Any) -> Callable[[Peer], None]:
+def after_request(reply: Callable[[Any], bytes]) -> Callable[[Peer], None]:
+    """A server that says hello, reads one request, sends what ``reply`` makes of it
+    (nothing if the client sent none), then only reads."""
+
     def script(peer: Peer) -> None:
         peer.hello()
         frame = peer.request()
         if frame is not None:
-            peer.send(peer_frame({"op": frame.header["op"], **fields}))
+            peer.send(reply(frame))
         peer.drain_until_closed()
 
     return script
+
+
+def answer_with(**fields: Any) -> Callable[[Peer], None]:
+    return after_request(lambda frame: peer_frame({"op": frame.header["op"], **fields}))
+
+
+def opening_with(first: bytes) -> Callable[[Peer], None]:
+    """A server that sends ``first`` in place of a hello, then only reads."""
+
+    def script(peer: Peer) -> None:
+        peer.send(first)
+        peer.drain_until_closed()
+
+    return script
+
+
+def hello_only(peer: Peer) -> None:
+    peer.hello()
+    peer.drain_until_closed()
 
 
 def peer_frame(header: dict[str, Any]) -> bytes:
@@ -93,13 +115,7 @@ def test_a_target_that_is_not_an_integer_is_a_remote_protocol_error(
 def test_a_reply_that_is_not_a_frame_is_a_remote_protocol_error(
     clients: Callable[..., Either],
 ) -> None:
-    def script(peer: Peer) -> None:
-        peer.hello()
-        peer.request()
-        peer.send(struct.pack("!I", 5) + b"[1,2]")
-        peer.drain_until_closed()
-
-    with scripted(script) as server:
+    with scripted(after_request(lambda _: struct.pack("!I", 5) + b"[1,2]")) as server:
         c = clients(server.address)
         with pytest.raises(RemoteProtocolError) as info:
             c.call("echo", "x")
@@ -109,13 +125,8 @@ def test_a_reply_that_is_not_a_frame_is_a_remote_protocol_error(
 def test_a_server_that_stops_mid_frame_times_the_request_out(
     clients: Callable[..., Either],
 ) -> None:
-    def script(peer: Peer) -> None:
-        peer.hello()
-        peer.request()
-        peer.send(struct.pack("!I", 40) + b'{"op": "ec')  # then nothing more
-        peer.drain_until_closed()
-
-    with scripted(script) as server:
+    mid_frame = struct.pack("!I", 40) + b'{"op": "ec'  # then nothing more
+    with scripted(after_request(lambda _: mid_frame)) as server:
         c = clients(server.address, request_timeout=0.5)
         with pytest.raises(RequestTimeout):
             c.call("echo", "x")
@@ -124,11 +135,7 @@ def test_a_server_that_stops_mid_frame_times_the_request_out(
 def test_a_server_that_never_answers_times_the_request_out(
     clients: Callable[..., Either],
 ) -> None:
-    def script(peer: Peer) -> None:
-        peer.hello()
-        peer.drain_until_closed()
-
-    with scripted(script) as server:
+    with scripted(hello_only) as server:
         c = clients(server.address, request_timeout=0.3)
         with pytest.raises(RequestTimeout) as info:
             c.call("echo", "x")
@@ -175,11 +182,7 @@ def test_a_reset_is_a_broken_connection_caused_by_the_os_error(
 def test_closing_then_using_the_client_is_connection_closed(
     clients: Callable[..., Either],
 ) -> None:
-    def script(peer: Peer) -> None:
-        peer.hello()
-        peer.drain_until_closed()
-
-    with scripted(script) as server:
+    with scripted(hello_only) as server:
         c = clients(server.address)
         c.call("close")
         with pytest.raises(ConnectionClosed) as info:
@@ -218,11 +221,7 @@ def test_a_bad_hello_is_a_remote_protocol_error(
 def test_a_server_that_speaks_another_protocol_is_named(
     clients: Callable[..., Either], first: bytes, named: str
 ) -> None:
-    def script(peer: Peer) -> None:
-        peer.send(first)
-        peer.drain_until_closed()
-
-    with scripted(script) as server:
+    with scripted(opening_with(first)) as server:
         with pytest.raises(NotSockhubServer, match="not a sockhub server") as info:
             clients(server.address)
         assert named in str(info.value)
@@ -272,11 +271,7 @@ def test_every_client_error_shares_one_root() -> None:
 def test_the_cli_reports_a_foreign_server_with_exit_3(
     first: bytes, said: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    def script(peer: Peer) -> None:
-        peer.send(first)
-        peer.drain_until_closed()
-
-    with scripted(script) as server:
+    with scripted(opening_with(first)) as server:
         assert main(["echo", "-s", server.address, "x"]) == 3
     assert said in capsys.readouterr().err
 
