@@ -154,11 +154,16 @@ async def check(tally: Tally, ears: list[Listener]) -> None:
 
 
 async def fault_run(
-    servers: list[ServerProcess], fault: Callable[[], None], *, count: int = PER_SENDER
+    servers: list[ServerProcess],
+    fault: Callable[[], None],
+    *,
+    count: int = PER_SENDER,
+    tally: Tally | None = None,
 ) -> tuple[Tally, list[Listener]]:
-    """Two senders per server; ``fault`` once a third of the messages are acked."""
+    """Two senders per server; ``fault`` once a third of the messages are acked. Given a
+    ``tally``, the senders count in it, so the fault can look at it."""
     ears = await listeners(servers)
-    tally = Tally()
+    tally = Tally() if tally is None else tally
     senders = [
         asyncio.ensure_future(sender(s.address, f"s{i}{j}", tally, count))
         for i, s in enumerate(servers)
@@ -222,7 +227,7 @@ async def test_redis_restart_empty(cluster: tuple[RedisServer, list[ServerProces
         redis.restart(empty=True)
 
     tally_probe = Tally()
-    tally, ears = await _with_probe(servers, restart, tally_probe)
+    tally, ears = await fault_run(servers, restart, tally=tally_probe)
     assert min(s for s in tally.acked if s > before[0]) > before[0]
     async with await AsyncClient.connect(servers[1].address) as c:
         await until_members(c, {"ear0", "ear1", "who"})  # Redis forgot them; nodes put them back
@@ -282,22 +287,6 @@ async def until_members(client: AsyncClient, nicks: set[str]) -> None:
     while set(await client.who("room")) != nicks:
         assert time.monotonic() < deadline, await client.who("room")
         await asyncio.sleep(0.05)
-
-
-async def _with_probe(
-    servers: list[ServerProcess], fault: Callable[[], None], probe: Tally
-) -> tuple[Tally, list[Listener]]:
-    """``fault_run`` whose tally is ``probe``, so the fault can look at it."""
-    ears = await listeners(servers)
-    senders = [
-        asyncio.ensure_future(sender(s.address, f"s{i}{j}", probe, PER_SENDER))
-        for i, s in enumerate(servers)
-        for j in range(2)
-    ]
-    await until(lambda: len(probe.acked) >= PER_SENDER * 4 // 3)
-    await asyncio.to_thread(fault)
-    await asyncio.gather(*senders)
-    return probe, ears
 
 
 def listeners_on(port: int) -> int:

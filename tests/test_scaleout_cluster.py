@@ -18,7 +18,7 @@ from sockhub.services.chat.redis_format import Keys
 
 from .files_support import ServerProcess
 from .redis_cluster_support import NODE_TIMEOUT_MS, PrivateCluster
-from .test_scaleout import LEASE, Tally, _with_probe, check, one_order_one_history
+from .test_scaleout import LEASE, Tally, check, fault_run, one_order_one_history
 
 ROOM = "room"
 """The room the helpers of tests/test_scaleout.py talk in."""
@@ -77,7 +77,7 @@ async def test_master_fail_over(tmp_path: Path) -> None:
             cluster.wait_ok()  # a replica took the slots over
 
         tally_probe = Tally()
-        tally, ears = await _with_probe(servers, kill_master, tally_probe)
+        tally, ears = await fault_run(servers, kill_master, tally=tally_probe)
         assert cluster.master_of(Keys(ROOM).log) is not doomed
         assert min(s for s in tally.acked if s > before[0]) > before[0]
         await check(tally, ears)
