@@ -8,6 +8,7 @@ processes. A node here is the recorder ``Node``: what a server process would fan
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import signal
@@ -109,31 +110,30 @@ class Backend:
             self.redis.stop()
 
 
-def _backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+@contextlib.asynccontextmanager
+async def _backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
     cluster = None
     if request.param == "cluster":
         cluster = request.getfixturevalue("private_cluster")
         cluster.flush()
-    return Backend(request.param, tmp_path, cluster)
-
-
-@pytest.fixture(params=["memory", "redis", "cluster"])
-async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
-    b = _backend(request, tmp_path)
+    b = Backend(request.param, tmp_path, cluster)
     try:
         yield b
     finally:
         await b.close()
+
+
+@pytest.fixture(params=["memory", "redis", "cluster"])
+async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    async with _backend(request, tmp_path) as b:
+        yield b
 
 
 @pytest.fixture(params=["redis", "cluster"])
 async def spanning(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
     """A broker that spans processes (Redis, Redis Cluster): several nodes, one room."""
-    b = _backend(request, tmp_path)
-    try:
+    async with _backend(request, tmp_path) as b:
         yield b
-    finally:
-        await b.close()
 
 
 def increasing(seqs: list[int]) -> bool:
