@@ -107,3 +107,21 @@ def test_request_that_never_ends_is_dropped(tmp_path: Path) -> None:
         assert sock.recv(100) == b""
         sock.close()
         web.srv.wait_until(lambda: not web.web.peers)
+
+
+@pytest.mark.parametrize("limit", ["max_connections", "max_connections_per_ip"])
+def test_connections_that_are_not_sessions_yet_are_capped(tmp_path: Path, limit: str) -> None:
+    """Silent connections (no request yet) count against the connection caps from accept:
+    one over is closed at once, and a place freed is served again."""
+    with running_web(tmp_path / "data", **{limit: 2}) as web:
+        held = [socket.create_connection(("127.0.0.1", web.port), timeout=10) for _ in range(2)]
+        web.srv.wait_until(lambda: web.web.waiting_total == 2)
+        with socket.create_connection(("127.0.0.1", web.port), timeout=10) as extra:
+            assert extra.recv(100) == b""  # closed by the server, not timed out
+        held.pop().close()
+        web.srv.wait_until(lambda: web.web.waiting_total == 1)
+        response, _ = get(web, "/")
+        assert response.status == 200
+        for sock in held:
+            sock.close()
+        web.srv.wait_until(lambda: web.web.waiting_total == 0 and not web.web.waiting)

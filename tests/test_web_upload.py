@@ -127,6 +127,8 @@ async def test_a_posted_body_arrives_with_its_sha256(web: RunningWeb) -> None:
         # used: the same token again finds nothing, and changes nothing
         assert (await asyncio.to_thread(post, web, ready["token"], b"x" * 5))[0] == 404
         assert stored(web, "posted.bin").read_bytes() == data
+        # the POSTs' connections no longer count against the caps; the session does
+        await asyncio.to_thread(web.srv.wait_until, lambda: web.web.waiting_total == 0)
 
 
 async def test_a_body_posted_over_tls(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from typing import TYPE_CHECKING
 
 from ..server.tls import ensure_self_signed, server_context
@@ -58,6 +59,12 @@ class WebListener:
         self.peers: set[WebPeer] = set()
         self.posts: set[PostPeer] = set()
         """Connections carrying an upload's body (``POST /up/<token>``)."""
+        self.waiting: Counter[str] = Counter()
+        """Connections not (yet) a session, by address: a request being read or answered,
+        an upgrade, an upload's POST. Sessions are counted by the server's caps; these
+        are counted here, against the same two limits, so no client holds descriptors
+        without bound before any session admits it."""
+        self.waiting_total = 0
         self.uploads: Uploads | None = next(
             (s.uploads for s in server.services if isinstance(s, FilesService)), None
         )
@@ -115,6 +122,28 @@ class WebListener:
             await self._server.wait_closed()
 
     # peers ------------------------------------------------------------------------
+
+    def hold(self, address: str) -> bool:
+        """Count in a connection that is not a session yet; False when it is one too many
+        (in all, ``max_connections``; from ``address``, ``max_connections_per_ip``)."""
+        limits = self.server.limits
+        if (
+            self.waiting_total >= limits.max_connections
+            or self.waiting[address] >= limits.max_connections_per_ip
+        ):
+            return False
+        self.waiting[address] += 1
+        self.waiting_total += 1
+        return True
+
+    def let_go(self, address: str) -> None:
+        """A connection counted by ``hold`` became a session or ended."""
+        self.waiting_total -= 1
+        left = self.waiting[address] - 1
+        if left > 0:
+            self.waiting[address] = left
+        else:
+            del self.waiting[address]
 
     def open_session(self, peer: WebPeer) -> MessageReceiver:
         """The upgrade is done: a sockhub session starts (admitted like any other)."""

@@ -122,6 +122,11 @@ class WebPeer(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername")
         self.peer = str(peer[0]) if isinstance(peer, tuple) else "?"
+        if not self.web.hold(self.peer):
+            log.info("web %s: too many connections not yet a session; closed", self.peer)
+            self.state = CLOSED
+            transport.close()
+            return
         self.web.peers.add(self)
 
     def data_received(self, data: bytes) -> None:
@@ -167,6 +172,8 @@ class WebPeer(asyncio.Protocol):
             self.receiver.writing_resumed()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self in self.web.peers and self.receiver is None:
+            self.web.let_go(self.peer)  # it ended before it became a session
         self.web.peers.discard(self)
         self.state = CLOSED
         self.frames = None
@@ -214,6 +221,7 @@ class WebPeer(asyncio.Protocol):
             self.state = OPEN
             self.frames = FrameReader()
             self.receiver = self.web.open_session(self)
+            self.web.let_go(self.peer)  # from here the server's caps count it
 
     def _flush_http(self, ws: ServerProtocol) -> None:
         """Write the answer; python-websockets' empty write means: half-close."""

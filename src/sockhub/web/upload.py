@@ -97,6 +97,7 @@ class PostPeer(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.web.posts.discard(self)
+        self.web.let_go(self.peer)  # held since its first bytes came to a WebPeer
         if self._close_timer is not None:
             self._close_timer.cancel()
         sink, self.sink = self.sink, None
