@@ -20,30 +20,21 @@ node puts what pub/sub brings back in ``seq`` order and repairs gaps from the st
 seen, so a counter Redis lost (restart without persistence, fail-over) never goes back.
 
 A room's scripts go to Redis one at a time, in the order they were asked for (the
-room's *lane*): a connection's messages keep their order, and its leave comes after
-its last message. The lane sends the next batch once the previous one came back over
-pub/sub, so everything said meanwhile goes in one script. ``ok`` is sent once the script returned, that is once Redis holds
-the message; a failing or unreachable Redis is ``backend.unavailable`` within
-``TIMEOUT`` and, the script being atomic, nothing half-done.
+room's *lane*, ``redis_lane``). ``ok`` is sent once the script returned, that is once
+Redis holds the message; a failing or unreachable Redis is ``backend.unavailable``
+within ``TIMEOUT`` and, the script being atomic, nothing half-done.
 
-Presence survives a crashed node through leases: each node refreshes its entry in
-``sockhub:{nodes}`` (expiry on Redis's clock); any node that finds one expired claims it
-and runs ``reap.lua`` on each room the dead node had members in (``sockhub:{node:ID}:rooms``),
-so they leave with ordinary, ordered events. A node that finds its own lease gone (it
-was cut off for too long, or Redis forgot everything) registers under a new id and puts
-its members back. Direct messages go to the nodes named in ``sockhub:{reach:KEY}``.
-The totals over every room's history are kept by ``redis_totals``.
+Presence survives a crashed node through leases (``redis_lease``). Direct messages go
+to the nodes named in ``sockhub:{reach:KEY}``. The totals over every room's history are kept by ``redis_totals``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import functools
 import hashlib
 import logging
-import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
@@ -78,7 +69,6 @@ from .redis_format import (
     NODE_SCRIPTS,
     NODES,
     PACK,
-    REAPING,
     ROOM_SCRIPTS,
     Keys,
     array_header,
@@ -93,6 +83,8 @@ from .redis_format import (
     safe_url,
     stored_messages,
 )
+from .redis_lane import Lane, Op, Say, Stored
+from .redis_lease import NodeLease
 from .redis_order import Position, RoomOrder
 from .redis_subs import Subscriptions
 from .redis_totals import Kept, Totals
@@ -106,16 +98,10 @@ T = TypeVar("T")
 TIMEOUT = 1.0
 """Longest wait for Redis before a request fails with ``backend.unavailable``."""
 
-ACK_WAIT = 5.0
-"""Longest wait for a published message to come back before ``ok`` is sent anyway."""
-
 DEADLINE_MARGIN = 0.2
 """A publish script that starts later than ``TIMEOUT - DEADLINE_MARGIN`` after it was
 sent does nothing: its sender is about to hear ``backend.unavailable`` ("nothing was
 done"), so it must not be stored and delivered after all (a Redis that stalled)."""
-
-MAX_BATCH = 1024
-"""Messages per publish script (a script holds Redis while it runs)."""
 
 
 def probe(url: str) -> None:
@@ -131,32 +117,15 @@ def probe(url: str) -> None:
         client.close()
 
 
-class _Say:
-    __slots__ = ("check", "future", "sender", "text")
-
-    def __init__(self, sender: str, text: bytes, future: asyncio.Future[int], check: str) -> None:
-        self.sender, self.text, self.future = sender, text, future
-        self.check = check
-        """The nick key an unannounced sender must find free ('' for a member)."""
-
-
-class _Op:
-    __slots__ = ("future", "run")
-
-    def __init__(self, run: Callable[[], Awaitable[Any]], future: asyncio.Future[Any]) -> None:
-        self.run, self.future = run, future
-
-
 class _Room:
     """This node's side of one room: its order, its lane, its local members."""
 
-    __slots__ = ("jobs", "keys", "local", "order", "runner", "subscribed")
+    __slots__ = ("keys", "lane", "local", "order", "subscribed")
 
-    def __init__(self, name: str, order: RoomOrder) -> None:
+    def __init__(self, name: str, order: RoomOrder, stored: Stored) -> None:
         self.keys = Keys(name)
         self.order = order
-        self.jobs: collections.deque[_Say | _Op] = collections.deque()
-        self.runner: asyncio.Task[None] | None = None
+        self.lane = Lane(name, order, stored, TIMEOUT)
         self.local = 0
         """Members on this node, joined or joining."""
         self.subscribed: asyncio.Future[Any] | None = None
@@ -198,9 +167,6 @@ class RedisBroker(ChatBroker):
         self._background = Background() if background is None else background
         """Where the lease keeper, pub/sub reconnects and gap repairs run: the server's
         (cancelled and awaited at its shutdown), or the broker's own when used alone."""
-        self._base = secrets.token_hex(6)
-        self._epoch = 0
-        self.node_id = f"{self._base}.0"
         self._node: ChatNode | None = None
         self._redis: Client | None = None
         self._scripts: dict[str, tuple[str, str]] = {}
@@ -215,8 +181,6 @@ class RedisBroker(ChatBroker):
         self._presence = Presence()
         self._entries: dict[str, tuple[str, Member, str]] = {}
         """member id -> (room, member, nick) of this node's members, to put back"""
-        self._unleft: set[tuple[str, str]] = set()
-        """(room, member id) whose leave Redis did not take yet"""
         self._reach: dict[str, int] = {}
         self._reach_writes = Coalesced(self._write_reach)
         self._room_writes = Coalesced(self._write_rooms)
@@ -227,8 +191,19 @@ class RedisBroker(ChatBroker):
         self._stopping = False
         self._clock_offset = 0
         """Redis's clock minus ours, ms (give or take a round trip): script deadlines."""
-        self._registered = True
-        """False from a lost lease until every member is put back."""
+        self._lease = NodeLease(
+            self.lease,
+            idle_ms=self._idle_ms,
+            timeout=TIMEOUT,
+            script=self._script,
+            redis=lambda: self.redis,
+            floor=self._floor,
+            on_lane=self._on_lane,
+            leave_script=self._leave_script,
+            entry=self._entry,
+            entries=self._entries,
+            reach=self._reach,
+        )
         self.totals = Totals(
             self._script,
             self._deadline,
@@ -260,7 +235,7 @@ class RedisBroker(ChatBroker):
         for name in (*ROOM_SCRIPTS, *NODE_SCRIPTS):
             text = lua(name, publish).replace("__CLUSTER__", "true" if cluster else "false")
             self._scripts[name] = (hashlib.sha1(text.encode()).hexdigest(), text)
-        self._subs = Subscriptions(
+        self._subs = self._lease.subs = Subscriptions(
             self._router,
             self._background,
             sharded=self._sharded,
@@ -270,25 +245,26 @@ class RedisBroker(ChatBroker):
         try:
             async with asyncio.timeout(TIMEOUT):
                 await self._subs.start([node_keys(self.node_id)[2].encode()])
-            await self._script("lease", [NODES], [self.node_id, self._lease_ms, 1])
+            await self._script("lease", [NODES], [self.node_id, self._lease.lease_ms, 1])
         except _FAILURES as exc:
             await self._close()
             raise BrokerUnreachable(f"cannot use Redis at {safe_url(self._url)}: {exc}") from exc
-        self._background.every(self.lease / 3, self._keep_lease, "chat broker lease")
+        self._background.every(self.lease / 3, self._lease.keep_lease, "chat broker lease")
         self.totals.start(self._background)
 
     @property
-    def _lease_ms(self) -> int:
-        return int(self.lease * 1000)
+    def node_id(self) -> str:
+        """This node's id in Redis (a new one once its lease was lost)."""
+        return self._lease.node_id
 
     async def stop(self) -> None:
         self._stopping = True
         if self._redis is None:
             return
         for room in list(self._rooms.values()):
-            if room.runner is not None:
+            if room.lane.runner is not None:
                 with contextlib.suppress(Exception):
-                    await room.runner
+                    await room.lane.runner
         if self._own_background:
             await self._background.close()
         await self._reach_writes.idle()
@@ -373,7 +349,7 @@ class RedisBroker(ChatBroker):
                 self._background,
             )
             order.high = self._high.get(name, (0, 0))
-            room = self._rooms[name] = _Room(name, order)
+            room = self._rooms[name] = _Room(name, order, functools.partial(self._stored, name))
             assert self._subs is not None, "the Redis broker has not started"
             room.subscribed = self._subs.add(room.keys.chan.encode())
         return room
@@ -385,7 +361,7 @@ class RedisBroker(ChatBroker):
     def _release_room(self, name: str) -> None:
         """No member of the room is left on this node: stop listening to it."""
         room = self._rooms.get(name)
-        if room is None or room.local > 0 or room.jobs or room.runner is not None:
+        if room is None or room.local > 0 or room.lane.jobs or room.lane.runner is not None:
             return
         del self._rooms[name]
         self._high[name] = max(self._high.get(name, (0, 0)), room.order.high)
@@ -407,8 +383,8 @@ class RedisBroker(ChatBroker):
         raw = await self.redis.xrange(Keys(name).log, f"({after}-0", f"{upto}")
         return stored_messages(name, raw)
 
-    def _queue(self, name: str, job: _Say | _Op) -> None:
-        self._rooms[name].jobs.append(job)
+    def _queue(self, name: str, job: Say | Op) -> None:
+        self._rooms[name].lane.jobs.append(job)
         if not self._turn:
             self._turn = True
             asyncio.get_running_loop().call_soon(self._end_turn)
@@ -417,41 +393,21 @@ class RedisBroker(ChatBroker):
         """Start the lane of every room that got work this turn."""
         self._turn = False
         for name, room in self._rooms.items():
-            if room.jobs and room.runner is None:
-                room.runner = asyncio.get_running_loop().create_task(self._run_lane(name, room))
+            if room.lane.jobs and room.lane.runner is None:
+                room.lane.runner = asyncio.get_running_loop().create_task(
+                    self._run_lane(name, room)
+                )
 
     async def _run_lane(self, name: str, room: _Room) -> None:
         try:
-            while room.jobs:
-                if isinstance(room.jobs[0], _Op):
-                    op = room.jobs.popleft()
-                    assert isinstance(op, _Op)
-                    try:
-                        op.future.set_result(await op.run())
-                    except Exception as exc:
-                        op.future.set_exception(exc)
-                    continue
-                await self._publish(name, room, self._batch(room))
+            await room.lane.run()
         finally:
-            room.runner = None
+            room.lane.runner = None
             self._release_room(name)
-
-    @staticmethod
-    def _batch(room: _Room) -> list[_Say]:
-        """The messages at the head of the lane that go in one script: up to
-        ``MAX_BATCH``; an unannounced one goes alone (its nick check fails it only)."""
-        batch: list[_Say] = []
-        while room.jobs and isinstance(room.jobs[0], _Say) and len(batch) < MAX_BATCH:
-            if batch and (batch[0].check or room.jobs[0].check):
-                break
-            say = room.jobs.popleft()
-            assert isinstance(say, _Say)
-            batch.append(say)
-        return batch
 
     def _on_lane(self, name: str, run: Callable[[], Awaitable[T]]) -> asyncio.Future[T]:
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue(name, _Op(run, future))
+        self._queue(name, Op(run, future))
         return future
 
     async def _script(self, name: str, keys: list[str], args: list[Any]) -> Any:
@@ -478,7 +434,7 @@ class RedisBroker(ChatBroker):
             # first); a task, so the scripts go out in call order
             return asyncio.ensure_future(self._stored_outside(room, sender, text, check))
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._queue(room, _Say(sender, text, future, check))
+        self._queue(room, Say(sender, text, future, check))
         return future
 
     async def _stored(self, name: str, says: list[tuple[str, bytes]], check: str = "") -> int:
@@ -507,35 +463,6 @@ class RedisBroker(ChatBroker):
         if name not in self._rooms:
             self._high[name] = max(self._high.get(name, (0, 0)), (seq, 0))
         return seq
-
-    async def _publish(self, name: str, room: _Room, batch: list[_Say]) -> None:
-        try:
-            first = await self._stored(
-                name, [(say.sender, say.text) for say in batch], batch[0].check
-            )
-        except (BackendUnavailable, ChatNickTaken) as exc:
-            if isinstance(exc, BackendUnavailable):
-                log.error("publishing %d chat messages to %s failed: %s", len(batch), name, exc)
-            for say in batch:
-                if not say.future.done():
-                    say.future.set_exception(exc)
-            return
-        last = first + len(batch) - 1
-        room.order.known(last)
-        # ok once each message came back to this node (so the sender sees its own
-        # message first, and ok means members got it), backend.unavailable if it turns
-        # out lost; should pub/sub and the stream stay out of reach, ok after ACK_WAIT
-        # anyway: Redis did accept the message
-        for i, say in enumerate(batch):
-            room.order.wait(first + i, say.future)
-        asyncio.get_running_loop().call_later(ACK_WAIT, _answer_late, batch, first)
-        if room.order.last is not None:
-            # one batch in flight per room, end to end (Nagle without a timer): what is
-            # said meanwhile goes in the next script, so batches grow with the load and
-            # each member gets fewer, larger writes; bounded, so a slow pub/sub only
-            # slows the lane (and skipped before the node's first join was answered:
-            # nothing is handed over yet, and that join may be behind in the lane)
-            await asyncio.wait([batch[-1].future], timeout=TIMEOUT)
 
     def _deadline(self) -> int:
         """When a script sent now must no longer run, in ms on Redis's clock."""
@@ -615,7 +542,7 @@ class RedisBroker(ChatBroker):
             await self._on_lane(room, lambda: self._leave_script(room, member.id))
         except _FAILURES as exc:
             log.warning("leaving %s failed (%r); retrying in the background", room, exc)
-            self._unleft.add((room, member.id))
+            self._lease.unleft.add((room, member.id))
         await self._reach_quietly(member, nick)
         state.local -= 1
         if state.local == 0:
@@ -669,7 +596,7 @@ class RedisBroker(ChatBroker):
             await self._update_reach(member, *names)
         except _FAILURES as exc:
             log.warning("recording who %s reaches failed: %r", escape(names[-1], 64), exc)
-            self._registered = False  # the lease keeper writes the reach table again
+            self._lease.registered = False  # the lease keeper writes the reach table again
 
     async def _update_reach(self, member: Member, *nicks: str) -> None:
         """Tell Redis how many of this node's connections hold each name now."""
@@ -744,91 +671,3 @@ class RedisBroker(ChatBroker):
                             pipe.publish(channel, payload)
                     await pipe.execute()
         return sum(reached.values())
-
-    # leases -----------------------------------------------------------------------------
-
-    async def _keep_lease(self) -> None:
-        """Refresh this node's lease, finish failed leaves, and reap expired nodes
-        (every third of the lease)."""
-        try:
-            alive = await self._script("lease", [NODES], [self.node_id, self._lease_ms, 0])
-            if not int(alive):
-                self._new_id()
-            if not self._registered:
-                await self._register_again()
-                self._registered = True
-            for room, member_id in list(self._unleft):
-                await self._leave_script(room, member_id)
-                self._unleft.discard((room, member_id))
-            await self._reap()
-        except _FAILURES as exc:
-            log.warning("keeping the node lease failed: %r", exc)
-
-    def _new_id(self) -> None:
-        """Redis forgot this node (reaped after a long cut, or restarted empty): take a
-        new id, so a reaper still working on the old one cannot remove what is put
-        back; ``_register_again`` (retried until it succeeds) puts everything back."""
-        old_dm = node_keys(self.node_id)[2]
-        self._epoch += 1
-        self.node_id = f"{self._base}.{self._epoch}"
-        self._registered = False
-        log.warning("this node's lease was lost; registering again as %s", self.node_id)
-        if self._subs is not None:
-            self._subs.remove(old_dm.encode())
-
-    async def _register_again(self) -> None:
-        """Register the node's id, its DM channel, and put back every member."""
-        await self._script("lease", [NODES], [self.node_id, self._lease_ms, 1])
-        if self._subs is not None:
-            async with asyncio.timeout(TIMEOUT):
-                await self._subs.add(node_keys(self.node_id)[2].encode())
-        rooms_key, keys_key, _ = node_keys(self.node_id)
-        for room in {room for room, _, _ in self._entries.values()}:
-            await self.redis.sadd(rooms_key, room)
-        restoring = [
-            self._on_lane(room, functools.partial(self._restore, room, member))
-            for room, member, _ in self._entries.values()
-        ]
-        await asyncio.gather(*restoring)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for key, held in self._reach.items():
-                pipe.hset(reach_key(key), self.node_id, held)
-                pipe.sadd(keys_key, key)
-            await pipe.execute()
-
-    async def _restore(self, room: str, member: Member) -> None:
-        """Put a member back, in the room's lane: a leave queued meanwhile comes after,
-        and a member that left before its turn is not put back."""
-        entry = self._entries.get(member.id)
-        if entry is None or entry[0] != room:
-            return
-        nick = entry[2]
-        args = [self._floor(room), member.id, nick_key(nick), self._entry(member, nick)]
-        await self._script("restore", Keys(room).all, args)
-
-    async def _reap(self) -> None:
-        dead = await self._script("claim", [NODES, REAPING], [self._lease_ms * 2])
-        for raw in dead:
-            node = as_str(raw)
-            rooms_key, keys_key, _ = node_keys(node)
-            ts = f"{time.time():.3f}"
-            for room in await self.redis.smembers(rooms_key):
-                name = as_str(room)
-                args = [self._floor(name), node, ts, self._idle_ms]
-                gone = await self._script("reap", Keys(name).all, args)
-                if gone:
-                    log.info("node %s is gone: %d member(s) left %s", node, gone, name)
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for key in await self.redis.smembers(keys_key):
-                    pipe.hdel(reach_key(as_str(key)), node)
-                pipe.delete(rooms_key, keys_key)
-                pipe.zrem(REAPING, node)
-                await pipe.execute()
-
-
-def _answer_late(batch: list[_Say], first: int) -> None:
-    """``ok`` for whatever of a batch has not come back after ``ACK_WAIT`` (one timer a
-    batch, not one a message)."""
-    for i, say in enumerate(batch):
-        if not say.future.done():
-            say.future.set_result(first + i)
