@@ -43,7 +43,7 @@ _FLUSH_AT = 1 << 20
 
 
 class Link(Protocol):
-    """What a transport adapter offers its session (see the module docstring)."""
+    """What a transport adapter offers its session (see ``server/session.py``'s docstring)."""
 
     def write(self, data: bytes | bytearray | memoryview) -> None: ...
 
