@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from .service import ConnectionClosed
 
 if TYPE_CHECKING:
-    from .session import ServerSession
+    from .outbound import Outbound
 
 __all__ = ["FileBody", "send_body"]
 
@@ -63,7 +63,7 @@ async def _writable(fd: int, timeout: float) -> None:
         loop.remove_writer(fd)
 
 
-async def send_body(session: ServerSession, body: FileBody) -> None:
+async def send_body(session: Outbound, body: FileBody) -> None:
     sock_fd = session.link.socket_fd()
     if sock_fd is None:
         await _send_copied(session, body)
@@ -71,7 +71,7 @@ async def send_body(session: ServerSession, body: FileBody) -> None:
         await _send_zero_copy(session, sock_fd, body)
 
 
-async def _send_zero_copy(session: ServerSession, sock_fd: int, body: FileBody) -> None:
+async def _send_zero_copy(session: Outbound, sock_fd: int, body: FileBody) -> None:
     timeout = session.server.limits.send_timeout
     out = os.dup(sock_fd)  # a second fd, so the loop lets us wait for it to be writable
     try:
@@ -93,7 +93,7 @@ async def _send_zero_copy(session: ServerSession, sock_fd: int, body: FileBody) 
         os.close(out)
 
 
-async def _send_copied(session: ServerSession, body: FileBody) -> None:
+async def _send_copied(session: Outbound, body: FileBody) -> None:
     offset, end = body.offset, body.offset + body.count
     while offset < end:
         chunk = await asyncio.to_thread(os.pread, body.fd, min(end - offset, _PIECE), offset)

@@ -2,8 +2,9 @@
 
 The session owns everything that does not depend on the transport: the decoder and the
 per-op body policy, admission, requests in flight (with or without an id), streamed
-body sinks, the authenticated user, timers, counted pause reasons, the outbound queue
-(frames and file bodies, in order) and close. A transport adapter is a thin shell
+body sinks, the authenticated user, timers, counted pause reasons and close; the
+outbound queue (frames and file bodies, in order, with its backlog limits) is the
+``Outbound`` base class in ``server/outbound.py``. A transport adapter is a thin shell
 around it (``server/stream.py`` for TCP, TLS and UNIX; the WebSocket bridge); the
 split follows python-websockets' sans-I/O ``Protocol`` and thin asyncio ``Connection``.
 
@@ -54,11 +55,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import os
 import threading
-from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from ..protocol.errors import (
     BadRequest,
@@ -72,10 +71,10 @@ from ..protocol.errors import (
     error_header,
 )
 from ..protocol.fields import get_id
-from ..protocol.frames import BodyChunk, Decoder, Frame, FrameStart, encode_header_into
+from ..protocol.frames import BodyChunk, Decoder, Frame, FrameStart
 from ..protocol.sniff import describe_foreign, lab_hint
 from ..protocol.text import escape
-from .sendfile import FileBody, send_body
+from .outbound import Link, Outbound
 from .service import BodySink, ConnectionClosed, OpSpec, Request
 
 if TYPE_CHECKING:
@@ -85,9 +84,7 @@ __all__ = ["Link", "ServerSession"]
 
 log = logging.getLogger("sockhub.server")
 
-# the session's own pause reasons; a service pauses under its own owner object
-WRITE = "write"
-"""The link's buffer is over its high-water mark."""
+# the session's own pause reasons (and outbound.WRITE); a service pauses under its own owner
 INFLIGHT = "inflight"
 """``max_inflight`` requests are running."""
 DONE = "done"
@@ -99,8 +96,6 @@ _SPENT = Decoder()
 """Stands in for a closed session's decoder, which is never fed again."""
 
 _READ_SIZE = 256 * 1024
-_FLUSH_AT = 1 << 20
-"""Queued bytes that are written at once instead of at the end of the loop turn."""
 _SMALL_BODY = 64 * 1024
 """Bodies up to this size are not drawn from the body budget: each session's read
 size bounds them already, and the hot path of small requests stays lean."""
@@ -117,50 +112,16 @@ def _read_buffer() -> memoryview:
     return view
 
 
-class Link(Protocol):
-    """What a transport adapter offers its session (see the module docstring)."""
-
-    def write(self, data: bytes | bytearray | memoryview) -> None: ...
-
-    def buffered(self) -> int:
-        """Bytes written but not yet taken by the peer's side (the link's own buffer)."""
-
-    def pause_reading(self) -> None: ...
-
-    def resume_reading(self) -> None: ...
-
-    def write_eof(self) -> bool:
-        """Half-close after what is buffered; False when the transport cannot."""
-
-    def close(self) -> None:
-        """Close after what is buffered has left."""
-
-    def abort(self) -> None:
-        """Close at once, dropping what is buffered (a reset on TCP)."""
-
-    def socket_fd(self) -> int | None:
-        """A socket descriptor ``os.sendfile`` may write file bodies to, or None."""
-
-
-class ServerSession:
+class ServerSession(Outbound):
     __slots__ = (
         "_body_view",
-        "_charged",
         "_close_callbacks",
-        "_closing",
         "_done",
-        "_drain_waiters",
         "_eof_callbacks",
         "_first",
-        "_flush_scheduled",
         "_funded",
         "_inflight",
-        "_linger",
-        "_loop",
-        "_lost",
-        "_out",
         "_pauses",
-        "_queue",
         "_receiving",
         "_requests",
         "_sink",
@@ -169,45 +130,26 @@ class ServerSession:
         "_tasks",
         "_unfunded",
         "admitted",
-        "closed",
         "decoder",
         "grants",
         "key",
-        "kind",
         "last_data",
         "last_frame",
-        "link",
         "nonce",
         "opened",
-        "over_soft_since",
-        "peer",
-        "server",
         "spoke",
         "user",
-        "write_paused_at",
     )
 
     def __init__(self, server: Server, link: Link, kind: str, peer: str) -> None:
-        self.server = server
-        self.link = link
-        self.kind = kind
-        self.peer = peer
-        self._loop = server.loop
+        super().__init__(server, link, kind, peer)
         self.user: str | None = None
         self.key: bytes | None = None
         """The key the user authenticated with: a changed key ends the session."""
         self.grants: frozenset[str] = server.anonymous_grants
         self.admitted = False
-        self.closed = False
-        """No more output is accepted (closing or closed)."""
-        self._closing = False
-        self._lost = False
         self._done = False
         self._started = False
-        self._out = bytearray()
-        self._queue: deque[bytearray | FileBody] | None = None
-        """What waits behind a file body, in order; None when no body is queued."""
-        self._flush_scheduled = False
         self._receiving = False
         self._pauses: dict[object, int] | None = None
         self._requests = 0
@@ -215,23 +157,17 @@ class ServerSession:
         self._tasks: set[asyncio.Task[Any]] | None = None
         self._close_callbacks: list[Callable[[], object]] | None = None
         self._eof_callbacks: list[Callable[[], object]] | None = []
-        self._drain_waiters: list[asyncio.Future[None]] | None = None
         self._sink: BodySink | None = None
         self._body_view: memoryview | None = None
         self._sink_req: Request | None = None
-        self._linger: asyncio.TimerHandle | None = None
         self._first: bytes | None = b""
         self._funded = 0
         """Bytes of the body budget the frame being read holds."""
         self._unfunded = 0
         """Bytes the frame being read waits for in the body budget (reading paused)."""
-        self._charged = 0
-        """This session's backlog as last charged to the outbound budget."""
         self.decoder = Decoder(max_header=server.limits.max_header, policy=self._body_policy)
         self.nonce = b""
         self.opened = self.last_data = self.last_frame = self._loop.time()
-        self.write_paused_at: float | None = None
-        self.over_soft_since: float | None = None
         self.spoke = False
 
     # the adapter's side ---------------------------------------------------------------
@@ -336,35 +272,16 @@ class ServerSession:
         self.finish()
         return True
 
-    def pause_writing(self) -> None:
-        self.write_paused_at = self._loop.time()
-        self._hold(WRITE)
-
-    def resume_writing(self) -> None:
-        self.write_paused_at = None
-        self._release(WRITE)
-        self._wake_drainers(None)
-        self.account()
-
     def connection_lost(self, exc: Exception | None) -> None:
         if self._lost:
             return
         self._lost = True
         self.closed = self._closing = True
-        if self._linger is not None:
-            self._linger.cancel()
         if self._sink is not None:
             sink, self._sink = self._sink, None
             self._guarded(sink.abort)
-        queue, self._queue = self._queue, None
-        for item in queue or ():
-            if isinstance(item, FileBody):  # its pump may never have run: free its fd
-                item.finished(ConnectionClosed("connection closed"))
         self._settle_body()
-        if self._charged:
-            self.server.outbound.charge(self._charged, 0)
-            self._charged = 0
-        self._wake_drainers(ConnectionClosed("connection closed"))
+        self._drop_outbound()
         if self._tasks:
             for task in self._tasks:
                 task.cancel()
@@ -377,56 +294,6 @@ class ServerSession:
         log.info("close %s %s%s", self.kind, self.peer, f" user={self.user}" if self.user else "")
 
     # what services use (server.service.Session) ----------------------------------
-
-    def send(self, header: dict[str, Any], body: bytes | bytearray | memoryview = b"") -> None:
-        if self.closed:
-            return
-        out = self._out if self._queue is None else self._tail()
-        encode_header_into(out, header, len(body))
-        if body:
-            out += body
-        self._queued()
-
-    def send_raw(self, frame: bytes) -> None:
-        if self.closed:
-            return
-        if self._queue is None:
-            self._out += frame
-        else:
-            self._tail().extend(frame)
-        self._queued()
-
-    async def drain(self) -> None:
-        """Wait until what is queued has (mostly) left: the link is below its high-water
-        mark and no file body or frame waits behind one."""
-        while True:
-            if self.closed:
-                raise ConnectionClosed("connection closed")
-            self._flush()
-            if self.write_paused_at is None and self._queue is None:
-                return
-            waiter: asyncio.Future[None] = self._loop.create_future()
-            if self._drain_waiters is None:
-                self._drain_waiters = []
-            self._drain_waiters.append(waiter)
-            await waiter
-
-    async def send_file(self, header: dict[str, Any], file: Any, offset: int, count: int) -> None:
-        """Queue ``header`` and ``count`` bytes of ``file`` (anything with ``fileno()``)
-        from ``offset`` as its body, behind everything queued before; return once the
-        body has been written. Any number may be queued: they leave in order, and frames
-        queued meanwhile follow the body instead of landing inside it."""
-        if self.closed:
-            raise ConnectionClosed("connection closed")
-        body = FileBody(os.dup(file.fileno()), offset, count, self._loop.create_future())
-        out = self._out if self._queue is None else self._tail()
-        encode_header_into(out, header, count)
-        if self._queue is None:
-            self._queue = deque()
-            self.spawn(self._pump(self._queue))
-        self._queue.append(body)
-        self._queued()
-        await asyncio.shield(body.done)
 
     def pause_reading(self, owner: object) -> None:
         """Stop reading for ``owner``; counted, so each pause needs its own resume."""
@@ -515,137 +382,9 @@ class ServerSession:
         if self._pauses is not None:
             self._pauses = None
             self.link.resume_reading()
-        if self.link.write_eof():
-            self._linger = self._loop.call_later(self.server.linger, self._linger_done)
-        else:
-            self.link.close()
+        self._linger_close()
 
     # internals --------------------------------------------------------------------
-
-    def _tail(self) -> bytearray:
-        """The bytes behind the last queued file body, where new frames go."""
-        queue = self._queue
-        assert queue is not None
-        last = queue[-1] if queue else None
-        if last.__class__ is bytearray:
-            return last
-        tail = bytearray()
-        queue.append(tail)
-        return tail
-
-    def backlog(self) -> int:
-        """Bytes queued in memory for this client: the link's buffer and ours (file
-        bodies not yet read are not in memory and do not count)."""
-        queued = self.link.buffered() + len(self._out)
-        for item in self._queue or ():
-            if item.__class__ is bytearray:
-                queued += len(item)
-        return queued
-
-    async def writable(self) -> None:
-        """Wait until the link is below its high-water mark (raises once closed)."""
-        while self.write_paused_at is not None:
-            if self._lost:
-                raise ConnectionClosed("connection closed")
-            waiter: asyncio.Future[None] = self._loop.create_future()
-            if self._drain_waiters is None:
-                self._drain_waiters = []
-            self._drain_waiters.append(waiter)
-            await waiter
-
-    async def _pump(self, queue: deque[bytearray | FileBody]) -> None:
-        """Move the queue to the link in order, a file body only once the link is empty."""
-        try:
-            while queue:
-                self._flush()  # what was queued before the first body goes first
-                item = queue[0]
-                if isinstance(item, bytearray):
-                    queue.popleft()
-                    self.link.write(bytes(item))
-                    self.account()
-                    await self.writable()
-                    continue
-                await send_body(self, item)
-                queue.popleft()
-                item.finished(None)
-        except BaseException as exc:
-            failure = exc if isinstance(exc, ConnectionClosed) else ConnectionClosed(str(exc))
-            for item in queue:
-                if item.__class__ is FileBody:
-                    item.finished(failure)
-            if not self._closing:
-                self.closed = self._closing = True
-                self._abort()  # a body cut short: no frame can follow it
-            if not isinstance(exc, Exception):
-                raise
-            if not isinstance(exc, (ConnectionClosed, OSError)):
-                log.error("sending to %s %s failed", self.kind, self.peer, exc_info=exc)
-            return
-        if self._queue is queue:
-            self._queue = None
-        self._wake_drainers(None)
-        if self._done:
-            self.finish()
-
-    def _linger_done(self) -> None:
-        """The lingering close is over: whatever the client did not read is dropped."""
-        if self._lost:
-            return
-        if self.link.buffered():
-            self.link.abort()
-        else:
-            self.link.close()
-
-    def _abort(self) -> None:
-        self._out.clear()
-        self.link.abort()
-
-    def _queued(self) -> None:
-        if len(self._out) >= _FLUSH_AT:
-            self._flush()
-        elif not self._receiving and not self._flush_scheduled:
-            self._flush_scheduled = True
-            self._loop.call_soon(self._flush)
-
-    def _flush(self, final: bool = False) -> None:
-        """Hand what is queued to the link, then judge the backlog that remains."""
-        self._flush_scheduled = False
-        if self._lost or (self._closing and not final):
-            return
-        if self._out:
-            data = bytes(self._out)
-            self._out.clear()
-            self.link.write(data)
-        self.account()
-
-    def account(self) -> None:
-        """Cut a client whose backlog passed the hard limit or stayed over the soft one
-        for its grace time; a client that reads is never cut for one large burst."""
-        if self._closing:
-            return
-        backlog = self.backlog()
-        if not backlog and not self._charged:
-            self.over_soft_since = None
-            return
-        limits = self.server.limits
-        if backlog != self._charged:
-            outbound = self.server.outbound
-            outbound.charge(self._charged, backlog)
-            self._charged = backlog
-            if outbound.spent and backlog > outbound.share:
-                self.close(LimitSlowConsumer("the server is short of memory: read faster"))
-                return
-        if backlog > limits.max_outbound:
-            self.close(LimitSlowConsumer(f"{backlog} bytes queued for you: read faster"))
-            return
-        if backlog <= limits.outbound_soft:
-            self.over_soft_since = None
-            return
-        now = self._loop.time()
-        if self.over_soft_since is None:
-            self.over_soft_since = now
-        elif now - self.over_soft_since > limits.outbound_soft_seconds:
-            self.close(LimitSlowConsumer("your backlog stayed too large: read faster"))
 
     def _hold(self, reason: str) -> None:
         """Pause for one of the session's own reasons (each held at most once)."""
@@ -654,18 +393,6 @@ class ServerSession:
 
     def _release(self, reason: str) -> None:
         self.resume_reading(reason)
-
-    def _wake_drainers(self, exc: BaseException | None) -> None:
-        waiters, self._drain_waiters = self._drain_waiters, None
-        for waiter in waiters or ():
-            if not waiter.done():
-                if exc is None:
-                    waiter.set_result(None)
-                else:
-                    waiter.set_exception(exc)
-
-    def wake_drainers(self) -> None:
-        self._wake_drainers(None)
 
     def _guarded(self, callback: Callable[[], object]) -> None:
         try:
