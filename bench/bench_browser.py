@@ -2,8 +2,9 @@
 
 One file of ``SIZE`` random bytes, three ways, rounds interleaved (A B C A B C ...):
 
-a. **hashing**: the picked file read in the upload's pieces into the page's own SHA-256
-   worker (``Hasher`` of ``files.js``, as an upload feeds it), nothing sent;
+a. **hashing**: the picked file read and hashed by the page's own SHA-256 worker
+   (``Hasher.file`` of ``files.js``, as an upload whose body is POSTed hashes it),
+   nothing sent;
 b. **raw HTTP**: ``fetch`` POSTs the picked file to a minimal HTTP receiver started here
    (``http.server``, writing it to a temp file), from a page of the receiver's own origin
    (the sockhub page's CSP lets it talk to its own server only);
@@ -43,10 +44,7 @@ HASH_IN_PAGE = """async (input) => {
     const file = input.files[0];
     const hasher = new Hasher();
     const started = performance.now();
-    for (let at = 0; at < file.size; at += 1024 * 1024) {
-        await hasher.add(new Uint8Array(await file.slice(at, at + 1024 * 1024).arrayBuffer()));
-    }
-    await hasher.digest();
+    await hasher.file(file);
     hasher.close();
     return (performance.now() - started) / 1000;
 }"""

@@ -20,7 +20,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from sockhub.protocol.frames import Decoder, Frame, encode_frame
-from sockhub.services.files.spool import Spool
+from sockhub.services.files.spool import BUFFER, Spool
 from sockhub.web.upload import MAX_HEAD
 
 from .files_support import partials
@@ -31,8 +31,6 @@ from .web_support import RunningWeb, chromium, running_web
 __all__ = ["chromium"]  # the fixture, used by name
 
 MiB = 1024 * 1024
-READ = 256 * 1024
-"""The most asyncio's socket transport reads at once."""
 
 
 @pytest.fixture
@@ -129,6 +127,34 @@ async def test_a_posted_body_arrives_with_its_sha256(web: RunningWeb) -> None:
         assert stored(web, "posted.bin").read_bytes() == data
         # the POSTs' connections no longer count against the caps; the session does
         await asyncio.to_thread(web.srv.wait_until, lambda: web.web.waiting_total == 0)
+
+
+async def test_a_body_in_odd_pieces_is_stored_exactly_and_bytes_after_it_are_not(
+    web: RunningWeb,
+) -> None:
+    """The head with the body's first bytes (h11 hands those over), then pieces of one
+    byte and of more than a read, read past h11 into the spool; bytes after the body
+    (a pipelined request) are dropped, not stored."""
+    data = os.urandom(3 * MiB + 11)
+    async with ws_connect(web) as ws:
+        peer = await login(web, ws)
+        token = (await put(peer, 2, "pieces.bin", len(data)))["token"]
+
+        def send() -> bytes:
+            with head_only(web, token, len(data), data[:3]) as sock:
+                for at, end in ((3, 4), (4, 5), (5, 2 * MiB + 1), (2 * MiB + 1, len(data))):
+                    sock.sendall(data[at:end])
+                sock.sendall(b"GET / HTTP/1.1\r\n\r\n" + b"j" * MiB)
+                return sock.recv(100)
+
+        assert (await asyncio.to_thread(send)).startswith(b"HTTP/1.1 204 ")
+        await ws.send(
+            encode_frame(
+                {"op": "file.end", "target": 2, "sha256": hashlib.sha256(data).hexdigest()}
+            )
+        )
+        assert (await final(peer, 2))[0].header["op"] == "ok"
+    assert stored(web, "pieces.bin").read_bytes() == data
 
 
 async def test_a_body_posted_over_tls(tmp_path: Path) -> None:
@@ -291,7 +317,8 @@ async def test_the_server_stops_reading_a_post_while_the_disk_is_behind(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The disk is held still: the POST's socket is paused once the spool holds its
-    high-water mark, so the bytes taken stay within it and one read; then it goes on."""
+    high-water mark, so the bytes taken stay within it and one read (into one of the
+    spool's pooled buffers); then it goes on."""
     gate = threading.Event()
     store = Spool._store
 
@@ -311,7 +338,7 @@ async def test_the_server_stops_reading_a_post_while_the_disk_is_behind(
             paused = next(iter(web.web.posts))
             assert paused.sink is not None
             got = paused.sink.got  # type: ignore[attr-defined]
-            assert MiB < got <= MiB + READ
+            assert MiB < got <= MiB + BUFFER
             assert not sending.done()
             gate.set()
             assert await sending == (204, {})

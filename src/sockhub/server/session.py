@@ -55,7 +55,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
@@ -75,6 +74,7 @@ from ..protocol.frames import BodyChunk, Decoder, Frame, FrameStart
 from ..protocol.sniff import describe_foreign, lab_hint
 from ..protocol.text import escape
 from .outbound import Link, Outbound
+from .reads import BodyReads, read_buffer
 from .service import BodySink, ConnectionClosed, OpSpec, Request
 
 if TYPE_CHECKING:
@@ -95,26 +95,15 @@ BUDGET = "budget"
 _SPENT = Decoder()
 """Stands in for a closed session's decoder, which is never fed again."""
 
-_READ_SIZE = 256 * 1024
 _SMALL_BODY = 64 * 1024
 """Bodies up to this size are not drawn from the body budget: each session's read
 size bounds them already, and the hot path of small requests stays lean."""
 _SNIFF = 64
 """First bytes kept to name a foreign protocol in the log."""
-_reads = threading.local()
-
-
-def _read_buffer() -> memoryview:
-    """One read buffer per thread (per event loop): data is copied out of it at once."""
-    view: memoryview | None = getattr(_reads, "view", None)
-    if view is None:
-        view = _reads.view = memoryview(bytearray(_READ_SIZE))
-    return view
 
 
 class ServerSession(Outbound):
     __slots__ = (
-        "_body_view",
         "_close_callbacks",
         "_done",
         "_eof_callbacks",
@@ -122,6 +111,7 @@ class ServerSession(Outbound):
         "_funded",
         "_inflight",
         "_pauses",
+        "_reads",
         "_receiving",
         "_requests",
         "_sink",
@@ -158,7 +148,7 @@ class ServerSession(Outbound):
         self._close_callbacks: list[Callable[[], object]] | None = None
         self._eof_callbacks: list[Callable[[], object]] | None = []
         self._sink: BodySink | None = None
-        self._body_view: memoryview | None = None
+        self._reads = BodyReads()
         self._sink_req: Request | None = None
         self._first: bytes | None = b""
         self._funded = 0
@@ -195,26 +185,19 @@ class ServerSession(Outbound):
         return True
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        """Where the next read lands: a streamed body straight into its sink's own buffer
-        (no ``bytes`` made and copied per read); anything else into the thread's shared
-        read buffer, copied out at once by ``buffer_updated``."""
-        sink = self._sink
-        if sink is not None and (left := self.decoder.body_left):
-            view = sink.buffer(left)
-            if view is not None:
-                self._body_view = view
-                return view
-        return _read_buffer()
+        """Where the next read lands (``BodyReads``): a streamed body into its sink's own
+        buffers, anything else into the thread's read buffer."""
+        return self._reads.buffer(self._sink, self.decoder.body_left)
 
     def buffer_updated(self, nbytes: int) -> None:
-        view, self._body_view = self._body_view, None
+        view = self._reads.landed(nbytes)
         if view is None:
-            self.receive_data(bytes(_read_buffer()[:nbytes]))
+            self.receive_data(bytes(read_buffer()[:nbytes]))
             return
         if self._closing or self._sink is None:
             return
         self.decoder.body_received(nbytes)
-        self._sink.write(view[:nbytes])
+        self._sink.write(view)
         self.receive_data(b"")  # the body's end, once all of it is in
 
     def receive_frame(self, data: bytes) -> None:

@@ -147,7 +147,7 @@ class WebPeer(asyncio.Protocol):
             self.state = CLOSED
             post = PostPeer(self.web, self.transport, self.peer)
             self.transport.set_protocol(post)
-            post.data_received(data)
+            post.feed(data)
             return
         self.ws = ServerProtocol(
             subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]

@@ -6,10 +6,13 @@ then copied by ``send``). So the page may send an upload's body this way, with t
 one-time token its session's ``file.ready`` gave (docs/PROTOCOL.md sections 1 and 7);
 the control (``file.put``, ``file.end`` with the sha256, the reply) stays on the socket.
 
-The request is parsed by h11 (the web port's GETs stay with python-websockets' sans-IO
-handshake, which serves GET only). The body goes into the same sink as ``file.data``:
-its quota, limits and spool, and its backpressure, which pauses reading this socket
-instead of the session's. One request per connection; every answer closes it.
+The request's head is parsed by h11 (the web port's GETs stay with python-websockets'
+sans-IO handshake, which serves GET only); once h11 has handed over the body bytes that
+came with the head, the rest of the body is read past it, straight into the spool's
+buffers (``server.reads.BodyReads``), as a ``file.data`` body is: h11 would copy every
+read twice more. The body goes into the same sink as ``file.data``: its quota, limits
+and spool, and its backpressure, which pauses reading this socket instead of the
+session's. One request per connection; every answer closes it.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import TYPE_CHECKING
 import h11
 
 from ..protocol.errors import FileTooLarge, LimitBusy, ProtocolError
+from ..server.reads import BodyReads, read_buffer
 from ..server.service import BodySink
 
 if TYPE_CHECKING:
@@ -49,7 +53,7 @@ def _header(request: h11.Request, name: bytes) -> str | None:
     return values[0].decode("latin-1") if len(values) == 1 else None
 
 
-class PostPeer(asyncio.Protocol):
+class PostPeer(asyncio.BufferedProtocol):
     """One connection carrying one ``POST /up/<token>``, from its first bytes to its answer.
 
     Made by ``WebPeer`` when a connection's first bytes are a POST: the transport is
@@ -62,6 +66,11 @@ class PostPeer(asyncio.Protocol):
         self.http = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
         self.sink: BodySink | None = None
         """Where the body goes, from an accepted head to its end (or the upload's)."""
+        self.left = 0
+        """Body bytes still to come, from an accepted head on."""
+        self.raw = False
+        """h11 has handed over all it read: the rest of the body is read past it."""
+        self._reads = BodyReads()
         self.answered = False
         self.paused = False
         self.last_data = web.loop.time()
@@ -69,23 +78,36 @@ class PostPeer(asyncio.Protocol):
         self._close_timer: asyncio.TimerHandle | None = None
         web.posts.add(self)
 
-    # asyncio.Protocol ---------------------------------------------------------------
+    # asyncio.BufferedProtocol -------------------------------------------------------
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._reads.buffer(self.sink, self.left if self.raw else 0)
+
+    def buffer_updated(self, nbytes: int) -> None:
+        view = self._reads.landed(nbytes)
         self.last_data = self.web.loop.time()
         if self.answered:
             return  # the rest of a refused body: read and dropped until the client closes
+        if not self.raw:
+            self.feed(bytes(read_buffer()[:nbytes]))
+        elif view is not None:
+            self._body(view)
+        else:  # the sink lent no buffer; anything past the body is dropped
+            self._body(bytes(read_buffer()[: min(nbytes, self.left)]))
+
+    def feed(self, data: bytes) -> None:
+        """Bytes for h11: the head, and any body bytes read with it."""
         self.http.receive_data(data)
         try:
             while not self.answered:
                 event = self.http.next_event()
                 if event is h11.NEED_DATA or event is h11.PAUSED:
+                    self.raw = self.sink is not None
                     return
                 if isinstance(event, h11.Request):
                     self._start(event)
                 elif isinstance(event, h11.Data):
-                    if self.sink is not None:
-                        self.sink.write(event.data)
+                    self._body(event.data)
                 elif isinstance(event, h11.EndOfMessage):
                     self._finish()
         except h11.RemoteProtocolError as exc:  # 431 for a head over MAX_HEAD, else 400
@@ -142,7 +164,14 @@ class PostPeer(asyncio.Protocol):
         if sink is None:
             self._refuse(HTTPStatus.NOT_FOUND, "bad.request", "no upload waits for this token")
         else:
-            self.sink = sink
+            self.sink, self.left = sink, size
+
+    def _body(self, chunk: bytes | memoryview) -> None:
+        if self.sink is not None:
+            self.left -= len(chunk)
+            self.sink.write(chunk)
+            if not self.left:
+                self._finish()
 
     def _finish(self) -> None:
         """The whole body is in the sink: the upload waits for file.end on the socket."""

@@ -2,7 +2,10 @@
 
 The event loop only appends received chunks to a queue; a worker thread writes them at
 their offset and feeds the same chunk to sha256 (both release the GIL), so disk, hash
-and network overlap and the loop never waits on the disk. A resumed upload first hashes
+and network overlap and the loop never waits on the disk. Reads land in pooled buffers
+(``buffer``), one after another in the same buffer until it is full: a browser's body
+comes in reads of tens of KiB, and the worker is woken, writes and hashes once per
+buffer, not once per read. A resumed upload first hashes
 the bytes the partial already holds, while the new ones arrive. When more than ``high``
 bytes wait, the connection stops reading (``pressure(True)``) until half have gone. A
 write error (a full disk) is reported at once through ``failed``, not at the end.
@@ -66,27 +69,59 @@ class Spool:
         self._closed = False
         self._free: list[bytearray] = []
         self._lent = 0
+        self._fill: bytearray | None = None
+        """The pooled buffer reads are landing in, not yet queued; its first ``_filled``
+        bytes are the body's next bytes."""
+        self._filled = 0
 
     # event-loop side ----------------------------------------------------------------
 
     def buffer(self, size: int) -> memoryview | None:
-        """A pooled buffer to receive body bytes into (``BodySink.buffer``); None once
-        ``high`` bytes' worth are out, so queued bytes stay bounded."""
-        with self._cond:
-            if self._error is not None or self._closed:
-                return None
-            if self._free:
-                buf = self._free.pop()
-            elif self._lent < self._high // BUFFER + 2:
-                buf = bytearray(BUFFER)
-            else:
-                return None
-            self._lent += 1
-        return memoryview(buf)[: min(size, BUFFER)]
+        """Where the next body bytes may be read (``BodySink.buffer``): the rest of the
+        pooled buffer being filled (at most ``size`` bytes); None once ``high`` bytes'
+        worth of buffers are out, so queued bytes stay bounded."""
+        fill = self._fill
+        if fill is None:
+            with self._cond:
+                if self._error is not None or self._closed:
+                    return None
+                if self._free:
+                    fill = self._free.pop()
+                elif self._lent < self._high // BUFFER + 2:
+                    fill = bytearray(BUFFER)
+                else:
+                    return None
+                self._lent += 1
+            self._fill, self._filled = fill, 0
+        at = self._filled
+        return memoryview(fill)[at : at + min(size, BUFFER - at)]
 
     def write(self, chunk: bytes | bytearray | memoryview) -> None:
-        """Queue a chunk; a ``memoryview`` is a slice of a buffer from ``buffer``, which
-        goes back to the pool once the chunk is stored."""
+        """Take the body's next bytes: a slice ``buffer`` gave, which stays in its buffer
+        until the buffer is full, or any other chunk, queued at once (after what was
+        filled before it)."""
+        if isinstance(chunk, memoryview) and chunk.obj is self._fill is not None:
+            self._filled += len(chunk)
+            if self._filled < BUFFER:
+                return
+            self._enqueue(self._take_fill())
+            return
+        self._flush()
+        self._enqueue(chunk)
+
+    def _take_fill(self) -> memoryview:
+        fill, self._fill = self._fill, None
+        assert fill is not None
+        return memoryview(fill)[: self._filled]
+
+    def _flush(self) -> None:
+        """Queue what the buffer being filled holds."""
+        if self._fill is not None and self._filled:
+            self._enqueue(self._take_fill())
+
+    def _enqueue(self, chunk: bytes | bytearray | memoryview) -> None:
+        """Queue a chunk; a ``memoryview`` of a pooled buffer goes back to the pool once
+        the chunk is stored."""
         n = len(chunk)
         with self._cond:
             if self._error is not None or self._closed:
@@ -109,6 +144,7 @@ class Spool:
 
     async def finish(self) -> str:
         """Wait until every byte is on disk and hashed; the hex sha256 of the whole file."""
+        self._flush()
         with self._cond:
             self._ending = True
             self._cond.notify()
@@ -120,6 +156,7 @@ class Spool:
     async def close(self) -> None:
         """Stop taking bytes, let the queued ones reach the disk (a later resume counts on
         them), then close the partial's fd."""
+        self._flush()
         with self._cond:
             self._ending = True
             self._cond.notify()

@@ -12,8 +12,9 @@ const READ = 4 * 1024 * 1024; // bytes read from the file at a time
 const HIGH_WATER = 8 * 1024 * 1024; // bytes the socket may hold unsent before we wait
 const HASH_AHEAD = 16 * 1024 * 1024; // bytes given to the hashing worker and not yet hashed
 
-// The hashing worker fed the file's pieces in order, at most HASH_AHEAD bytes ahead of it
-// (it tells how far it has got), so a fast socket does not pile the file up in its queue.
+// The hashing worker: fed the file's pieces in order, at most HASH_AHEAD bytes ahead of it
+// (it tells how far it has got), so a fast socket does not pile the file up in its queue;
+// or given the whole File to read itself (file()), when the page needs none of its bytes.
 export class Hasher {
   constructor() {
     this.worker = new Worker("/js/hashworker.js", { type: "module" });
@@ -22,8 +23,15 @@ export class Hasher {
     this.wake = null;
     this.result = new Promise((resolve, reject) => {
       this.worker.onmessage = (ev) => {
-        if (ev.data.hashed !== undefined) this.hashed = ev.data.hashed;
+        if (ev.data.hashed !== undefined) {
+          this.hashed = ev.data.hashed;
+          this.onprogress?.(this.hashed);
+        }
         if (ev.data.sha256) resolve(ev.data.sha256);
+        if (ev.data.failed) {
+          this.failed = new Error(ev.data.failed);
+          reject(this.failed);
+        }
         this.wake?.();
       };
       this.worker.onerror = (ev) => {
@@ -44,6 +52,13 @@ export class Hasher {
 
   digest() {
     this.worker.postMessage({ end: true });
+    return this.result;
+  }
+
+  // The sha256 of all of `file`, read in the worker; onprogress(bytes hashed) as it goes.
+  file(file, onprogress) {
+    this.onprogress = onprogress;
+    this.worker.postMessage({ file });
     return this.result;
   }
 
@@ -174,20 +189,13 @@ export class Files extends EventTarget {
       throw new Error(why.message || `the server refused the upload (HTTP ${answer.status})`);
     });
     try {
-      const [sha256] = await Promise.all([this.hashAll(file, t, hasher), sent]);
+      const hashed = hasher.file(file, (n) => this.advanced(t, t.received, n));
+      const [sha256] = await Promise.all([hashed, sent]);
       return sha256;
     } catch (err) {
       await Promise.race([put.done, waitFor(2000)]);
       throw err;
     }
-  }
-
-  async hashAll(file, t, hasher) {
-    for await (const [, bytes] of pieces(file)) {
-      await hasher.add(bytes);
-      this.advanced(t, t.received, hasher.hashed);
-    }
-    return hasher.digest();
   }
 
   // The body over the socket, one message per PIECE, each piece then moved (not copied)

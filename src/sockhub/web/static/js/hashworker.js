@@ -1,7 +1,10 @@
-// SHA-256 off the page's thread, of a file given piece by piece as it is read (an upload)
-// or as it arrives (a download): {piece} messages, each answered with {hashed} (the bytes
-// hashed so far, so the page can keep its lead bounded), then {end, expect}, answered
-// with {sha256}.
+// SHA-256 off the page's thread, of a file given piece by piece as it is read (an upload
+// over the socket) or as it arrives (a download): {piece} messages, each answered with
+// {hashed} (the bytes hashed so far, so the page can keep its lead bounded), then
+// {end, expect}, answered with {sha256}.
+// Or of a picked File read here ({file}: an upload whose body the browser POSTs itself):
+// {hashed} as it goes, then {sha256}, or {failed} if the file cannot be read. The bytes
+// never cross to the page's thread, and a stream reads ahead while a piece is hashed.
 // A download written to disk goes through here on its way to the service worker (a
 // {stream} port): each piece is passed on once hashed, except the last one, held back
 // until the whole hash matches the server's (`expect`), so a file that does not match is
@@ -30,9 +33,26 @@ function end(expect) {
   postMessage({ sha256 });
 }
 
+async function hashFile(file) {
+  const sha = new Sha256();
+  try {
+    const reader = file.stream().getReader();
+    for (let read = await reader.read(); !read.done; read = await reader.read()) {
+      sha.update(read.value);
+      postMessage({ hashed: sha.length });
+    }
+  } catch (err) {
+    postMessage({ failed: `${file.name} could not be read (${err.message}); was it changed or moved?` });
+    return;
+  }
+  postMessage({ sha256: hex(sha.digest()) });
+}
+
 onmessage = (ev) => {
   const message = ev.data;
-  if (message.piece) {
+  if (message.file) {
+    hashFile(message.file);
+  } else if (message.piece) {
     streaming ??= new Sha256();
     streaming.update(message.piece);
     postMessage({ hashed: streaming.length });
