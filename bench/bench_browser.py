@@ -1,20 +1,25 @@
 """The page's upload against the two things it is made of, in headless Chromium on loopback.
 
-One file of ``SIZE`` random bytes, three ways, rounds interleaved (A B C A B C ...):
+One file of ``SIZE`` random bytes, four ways, rounds interleaved (A B C D A B C D ...):
 
 a. **hashing**: the picked file read and hashed by the page's own SHA-256 worker
-   (``Hasher.file`` of ``files.js``, as an upload whose body is POSTed hashes it),
-   nothing sent;
+   (``Hasher.file`` of ``files.js``, as an upload whose body is POSTed hashes it: the
+   WebAssembly engine), nothing sent;
 b. **raw HTTP**: ``fetch`` POSTs the picked file to a minimal HTTP receiver started here
-   (``http.server``, writing it to a temp file), from a page of the receiver's own origin
-   (the sockhub page's CSP lets it talk to its own server only);
+   (``http.server``, writing it to a temp file);
 c. **sockhub upload**: the page's real upload (picker, ``file.put``, the body as a
    streamed ``fetch`` POST to ``/up/<token>`` on the web port while the worker hashes,
    ``file.end`` on the WebSocket, the server's check of the sha256, its fsync and
-   rename), timed from picking the file to the transfer shown done.
+   rename), timed from picking the file to the transfer shown done;
+d. **a and b at once**, in one page: what any upload that must both hash the file and
+   send it can do on this machine, with no sockhub in it.
 
-An upload must hash and send, so it cannot beat the slower of (a) and (b); the figure is
-(c) / min(a, b) per round, and its median. Rates are MB/s (10^6 bytes).
+(a), (b) and (d) run in a page of the receiver's own origin, which also serves the
+page's scripts (the sockhub page's CSP lets it talk to its own server only).
+
+An upload must hash and send, so it cannot beat the slower of (a) and (b); the target
+figure is (c) / min(a, b) per round, and its median. (c) / (d) is what sockhub itself
+costs over that. Rates are MB/s (10^6 bytes).
 """
 
 from __future__ import annotations
@@ -28,7 +33,9 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from ._procs import interleaved, median, report_port, spawn_server
+from sockhub.web.static import load_assets
+
+from ._procs import interleaved, median, ratio_median, report_port, spawn_server
 from ._table import print_table
 from .bench_web import serve_web_with
 
@@ -39,32 +46,38 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
 
 RECEIVER_PAGE = b"<!doctype html><title>receiver</title><input id=pick type=file>"
-HASH_IN_PAGE = """async (input) => {
+IN_PAGE = """async ([input, hash, post]) => {
     const { Hasher } = await import("/js/files.js");
     const file = input.files[0];
     const hasher = new Hasher();
     const started = performance.now();
-    await hasher.file(file);
+    const posting = async () => {
+        const answer = await fetch("/upload", { method: "POST", body: file });
+        if (!answer.ok) throw new Error(`upload answered ${answer.status}`);
+    };
+    await Promise.all([hash ? hasher.file(file) : null, post ? posting() : null]);
     hasher.close();
     return (performance.now() - started) / 1000;
 }"""
-POST_IN_PAGE = """async (input) => {
-    const started = performance.now();
-    const answer = await fetch("/upload", { method: "POST", body: input.files[0] });
-    if (!answer.ok) throw new Error(`upload answered ${answer.status}`);
-    return (performance.now() - started) / 1000;
-}"""
+"""Seconds to hash the picked file (the page's way), POST it, or both at once."""
 
 
 class Receiver(BaseHTTPRequestHandler):
-    """GET: a page with a file picker; POST: the body written to a temp file, then 204."""
+    """GET ``/``: a page with a file picker; GET of the sockhub page's files (its hashing
+    worker and what that loads); POST: the body written to a temp file, then 204."""
+
+    assets = load_assets()
 
     def do_GET(self) -> None:
+        asset = self.assets.get(self.path) if self.path.startswith("/js/") else None
+        body, kind = (
+            (RECEIVER_PAGE, "text/html") if asset is None else (asset.body, asset.content_type)
+        )
         self.send_response(200)
-        self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(RECEIVER_PAGE)))
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(RECEIVER_PAGE)
+        self.wfile.write(body)
 
     def do_POST(self) -> None:
         left = int(self.headers["Content-Length"])
@@ -87,16 +100,6 @@ def serve_receiver(ready: Connection) -> None:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
     report_port(ready, server.server_address[1])
     server.serve_forever()
-
-
-def picker(page: Any, path: Path) -> Any:
-    """A file input of its own (not the page's upload picker), holding ``path``."""
-    handle = page.evaluate_handle(
-        "() => { const i = document.createElement('input'); i.type = 'file';"
-        " document.body.append(i); return i; }"
-    )
-    handle.as_element().set_input_files(str(path))
-    return handle
 
 
 def login(page: Any, url: str, user: str, key: bytes) -> None:
@@ -136,13 +139,15 @@ def main() -> None:
             page = browser.new_page()
             page.set_default_timeout(TIMEOUT_MS)
             login(page, f"http://127.0.0.1:{web_port}/", "bench", key)
-            hashed = picker(page, source)
             raw = browser.new_page()
             raw.set_default_timeout(TIMEOUT_MS)
             raw.goto(f"http://127.0.0.1:{http_port}/")
             raw.set_input_files("#pick", str(source))
-            posted = raw.query_selector("#pick")
+            picked = raw.query_selector("#pick")
             uploads = iter(range(1_000_000))
+
+            def in_page(hash: bool, post: bool) -> float:
+                return SIZE / float(raw.evaluate(IN_PAGE, [picked, hash, post])) / 1e6
 
             def upload() -> float:
                 name = f"up{next(uploads)}.bin"
@@ -157,16 +162,15 @@ def main() -> None:
 
             rates = interleaved(
                 {
-                    "a. hashing in the page": lambda: (
-                        SIZE / page.evaluate(HASH_IN_PAGE, hashed) / 1e6
-                    ),
-                    "b. raw HTTP upload": lambda: SIZE / raw.evaluate(POST_IN_PAGE, posted) / 1e6,
+                    "a. hashing in the page": lambda: in_page(True, False),
+                    "b. raw HTTP upload": lambda: in_page(False, True),
                     "c. sockhub upload": upload,
+                    "d. a and b at once": lambda: in_page(True, True),
                 },
                 ROUNDS,
             )
             browser.close()
-    a, b, c = rates.values()
+    a, b, c, d = rates.values()
     ratios = [cc / min(aa, bb) for aa, bb, cc in zip(a, b, c, strict=True)]
     print(
         f"browser upload, {SIZE >> 20} MiB file, {ROUNDS} rounds interleaved, Chromium on loopback"
@@ -176,4 +180,8 @@ def main() -> None:
     print(
         f"c / min(a, b): median {median(ratios):.2f} "
         f"(rounds {', '.join(f'{r:.2f}' for r in ratios)}; target >= 0.8)"
+    )
+    print(
+        f"d / min(a, b): median {ratio_median(d, [min(x, y) for x, y in zip(a, b, strict=True)]):.2f}"
+        f"; c / d: median {ratio_median(c, d):.2f}"
     )

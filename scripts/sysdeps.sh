@@ -1,6 +1,7 @@
 #!/bin/sh
 # Install the standard tools the tests and benchmarks use, when they are missing.
-# Debian packages: redis-server, rdate, netcat-openbsd (nc), socat, tmux, chromium, bubblewrap.
+# Debian packages: redis-server, rdate, netcat-openbsd (nc), socat, tmux, chromium, bubblewrap,
+# wabt (wat2wasm: the check that the page's committed WebAssembly is built from its source).
 set -eu
 missing=""
 need() { command -v "$1" >/dev/null 2>&1 || missing="$missing $2"; }
@@ -11,6 +12,7 @@ need socat socat
 need tmux tmux
 need chromium chromium
 need bwrap bubblewrap
+need wat2wasm wabt
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
     echo "sysdeps: please install:$missing (tests that use them will fail)" >&2

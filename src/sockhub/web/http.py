@@ -22,12 +22,15 @@ WS_PATH = "/ws"
 
 
 def content_security_policy(scheme: str, host: str) -> str:
-    """Only our own files run; the page talks only to its own WebSocket; no inline code."""
+    """Only our own files run; the page talks only to its own WebSocket; no inline code.
+
+    ``'wasm-unsafe-eval'`` lets the page compile WebAssembly (its own ``sha256.wasm``,
+    the only module it loads, from its own origin); it allows no JavaScript ``eval``."""
     ws = "wss" if scheme == "https" else "ws"
     return "; ".join(
         (
             "default-src 'none'",
-            "script-src 'self'",
+            "script-src 'self' 'wasm-unsafe-eval'",
             "style-src 'self'",
             "img-src 'self' data:",
             f"connect-src 'self' {ws}://{host}",

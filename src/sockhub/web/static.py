@@ -25,6 +25,7 @@ _TYPES = {
     ".svg": "image/svg+xml",
     ".ico": "image/x-icon",
     ".txt": "text/plain; charset=utf-8",
+    ".wasm": "application/wasm",  # what WebAssembly.compileStreaming asks for
 }
 
 

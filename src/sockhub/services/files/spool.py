@@ -29,6 +29,10 @@ BUFFER = 1024 * 1024
 """Size of the pooled buffers a body is received into."""
 _LINGER = 0.05
 """Seconds an idle worker waits for the next chunk before giving its thread back."""
+_fadvise = getattr(os, "posix_fadvise", None)  # not on macOS
+WRITEBACK = 16 * 1024 * 1024
+"""Bytes written between two nudges to the kernel to start writing them to the disk, so
+the fsync before the file appears waits for the last of them only, not for all."""
 
 
 class Spool:
@@ -69,6 +73,8 @@ class Spool:
         self._closed = False
         self._free: list[bytearray] = []
         self._lent = 0
+        self._nudged = offset
+        """Where the written bytes not yet nudged towards the disk begin (worker side)."""
         self._fill: bytearray | None = None
         """The pooled buffer reads are landing in, not yet queued; its first ``_filled``
         bytes are the body's next bytes."""
@@ -233,6 +239,10 @@ class Spool:
             pos += n
             view = view[n:]
         self._hash.update(chunk)
+        if pos - self._nudged >= WRITEBACK and _fadvise is not None:
+            # Linux starts the writeback of the range's dirty pages and does not wait
+            _fadvise(self.fd, self._nudged, pos - self._nudged, os.POSIX_FADV_DONTNEED)
+            self._nudged = pos
         with self._cond:
             self._queue.popleft()
             self._give_back(chunk)

@@ -53,6 +53,10 @@ export class Saver {
   heard(message) {
     if (message.delivered !== undefined) this.delivered = Math.max(this.delivered, message.delivered);
     if (message.cancelled) this.failure = new Error("the download was cancelled in the browser");
+    if (message.failed) {
+      this.failure = new Error(message.failed);
+      this.replies.sha256?.(null);
+    }
     for (const key of ["opened", "sha256"]) if (message[key] !== undefined) this.replies[key]?.(message[key]);
     for (const wake of this.waiters.splice(0)) wake();
   }
@@ -100,6 +104,7 @@ export class Saver {
     const hashed = this.reply("sha256");
     this.worker.postMessage({ end: true, expect });
     const sha256 = await hashed;
+    if (this.failure) throw this.failure;
     if (sha256 !== expect) throw new Error("the bytes do not match the server's sha256; nothing saved");
     if (this.parts) {
       const a = document.createElement("a");

@@ -153,14 +153,14 @@ export class Files extends EventTarget {
   async send(file, path, t) {
     let ready;
     const readyKnown = new Promise((resolve) => (ready = resolve));
-    const put = this.hub.start({ op: "file.put", path, total: file.size }, undefined, (h) => {
-      if (h.op === "file.ready") ready(h);
-      else if (h.op === "file.got") this.advanced(t, h.offset, t.hashed);
-    });
-    const answer = await Promise.race([readyKnown, put.done.then(() => null)]);
-    if (answer !== null) {
-      const hasher = new Hasher();
-      try {
+    const hasher = new Hasher(); // its worker starts while the put is asked
+    try {
+      const put = this.hub.start({ op: "file.put", path, total: file.size }, undefined, (h) => {
+        if (h.op === "file.ready") ready(h);
+        else if (h.op === "file.got") this.advanced(t, h.offset, t.hashed);
+      });
+      const answer = await Promise.race([readyKnown, put.done.then(() => null)]);
+      if (answer !== null) {
         t.offset = t.done = t.received = answer.offset;
         t.hashed = 0;
         t.state = "sending";
@@ -171,12 +171,12 @@ export class Files extends EventTarget {
         t.state = "checking";
         this.changed();
         this.hub.send({ op: "file.end", target: put.id, sha256 });
-      } finally {
-        hasher.close();
       }
+      const { header } = await put.done;
+      t.sha256 = header.sha256 ?? "";
+    } finally {
+      hasher.close();
     }
-    const { header } = await put.done;
-    t.sha256 = header.sha256 ?? "";
   }
 
   // The body as POST /up/<token>, and the hash meanwhile. The progress shown is what both
