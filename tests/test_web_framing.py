@@ -411,3 +411,24 @@ def test_a_client_that_never_answers_the_close_is_cut_off(web: RunningWeb) -> No
     server = web.srv.server
     assert server is not None
     web.srv.wait_until(lambda: not server.connections)
+
+
+def test_no_pong_is_asked_for_while_the_server_is_not_reading(web: RunningWeb) -> None:
+    """A session the server has paused (backpressure) for longer than the pong deadline
+    stays open: the client's pong would wait unread. Once reading again, a client that
+    never answers pings is closed with 1011 within the deadline."""
+    interval = 0.2
+    web.srv.call(lambda: setattr(web.web, "ping_interval", interval))
+    peer = RawWebSocket(web)  # answers no ping
+    try:
+        peer.sockhub()
+        ws = web.srv.call(lambda: next(iter(web.web.peers)))
+        session = ws.receiver.session
+        paused_at = web.srv.call(lambda: (session.pause_reading("test"), web.web.loop.time())[1])
+        # the sweeps go on well past the deadline, and the socket is still open
+        web.srv.wait_until(lambda: ws.last_pong > paused_at + 2 * (2 * interval + 1))
+        assert web.srv.call(lambda: ws in web.web.peers)
+        web.srv.call(lambda: session.resume_reading("test"))
+        assert peer.closed_with() == 1011
+    finally:
+        peer.close()

@@ -153,7 +153,10 @@ class WebListener:
 
     async def _sweep(self) -> None:
         """Once a second: drop requests that never finished (an upload's POST whose bytes
-        stopped coming while the server was reading), ping the open sockets."""
+        stopped coming while the server was reading), ping the open sockets. As with the
+        session's own timeouts, the pong deadline does not run while the server is not
+        reading (its pause for backpressure): the pong waits unread behind it, and
+        ``send_timeout`` and the backlog limits bound such a pause instead."""
         limits = self.server.limits
         while True:
             await asyncio.sleep(min(1.0, self.ping_interval))
@@ -165,6 +168,8 @@ class WebListener:
                 if peer.receiver is None:
                     if now - peer.opened > limits.handshake_timeout:
                         peer.abort()
+                elif peer.reading_paused:
+                    peer.last_pong = now  # the deadline starts again when reading does
                 elif now - peer.last_pong > 2 * self.ping_interval + 1:
                     peer.close(1011, "no pong")
                 elif now - peer.last_ping_sent >= self.ping_interval:
