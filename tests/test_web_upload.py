@@ -400,3 +400,42 @@ def test_the_page_sends_over_the_socket_when_no_post_is_offered(
     page.wait_for_selector(DONE, timeout=60_000)
     assert posts == []
     assert sha(stored(web, "socket.bin")) == sha(source)
+
+
+def test_a_file_changed_after_it_was_picked_fails_with_a_clear_note(
+    web: RunningWeb, chromium: Any, tmp_path: Path
+) -> None:
+    """The browser refuses to read a picked file that changed on disk since: the upload
+    fails, saying so, and nothing is stored. The put's file.ready is held back by a relay
+    until the file has changed, so the reads begin after it."""
+    source = tmp_path / "changing.bin"
+    source.write_bytes(os.urandom(8 * MiB))
+    page = files_page(web, chromium)
+    held: list[bytes] = []
+    route: list[Any] = []
+
+    def relay(ws: Any) -> None:
+        server = ws.connect_to_server()
+        route.append(ws)
+        ws.on_message(server.send)
+        server.on_message(
+            lambda m: held.append(m) if isinstance(m, bytes) and b"file.ready" in m else ws.send(m)
+        )
+
+    page.route_web_socket("**/ws", relay)
+    page.reload()
+    page.wait_for_selector("#chat:not([hidden])")
+    page.click("#tab-files")
+    page.set_input_files("#upload-input", str(source))
+    for _ in range(1000):  # the handlers run while Playwright is waited on
+        if held:
+            break
+        page.wait_for_timeout(10)
+    assert held, "file.ready never came"
+    with source.open("ab") as fh:
+        fh.write(b"changed")
+    route[0].send(held[0])
+    failed = page.wait_for_selector("#transfers li[data-state='failed']", timeout=60_000)
+    note = failed.inner_text()
+    assert "could not be read" in note and "changed" in note, note
+    assert not stored(web, "changing.bin").exists()

@@ -180,8 +180,10 @@ export class Files extends EventTarget {
   }
 
   // The body as POST /up/<token>, and the hash meanwhile. The progress shown is what both
-  // have done: the bytes hashed, and those the server says it has (file.got). When the
-  // POST fails, the put's own error (a lost connection, a full disk) says why, if it has one.
+  // have done: the bytes hashed, and those the server says it has (file.got). When either
+  // fails, the most telling reason is given: the file could not be read (it changed since
+  // it was picked: the POST fails too, saying only "Failed to fetch"), else the put's own
+  // error (a lost connection, a full disk), else the POST's.
   async post(file, { offset, token }, put, t, hasher) {
     const sent = fetch(`/up/${token}`, { method: "POST", body: file.slice(offset), cache: "no-store" }).then(async (answer) => {
       if (answer.ok) return;
@@ -193,8 +195,8 @@ export class Files extends EventTarget {
       const [sha256] = await Promise.all([hashed, sent]);
       return sha256;
     } catch (err) {
-      await Promise.race([put.done, waitFor(2000)]);
-      throw err;
+      const why = await Promise.race([put.done.then(() => err, (putErr) => putErr), waitFor(2000).then(() => err)]);
+      throw hasher.failed ?? why;
     }
   }
 
