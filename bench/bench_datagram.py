@@ -20,6 +20,8 @@ from typing import Any
 
 import uvloop
 
+from sockhub.server.background import Background
+from sockhub.server.budget import Budget
 from sockhub.server.config import load_config
 from sockhub.server.service import ServerContext
 from sockhub.server.users import UserStore
@@ -74,7 +76,8 @@ async def _classic(ready: Connection, service: str) -> None:
         }
         config = load_config(flags, env={})
         classic = ClassicService()
-        await classic.start(ServerContext(config, UserStore(config.data)))
+        spools = Budget("spools", config.limits.memory_spools)
+        await classic.start(ServerContext(config, UserStore(config.data), Background(), spools))
         report_port(ready, classic.port(service, "udp"))
         await asyncio.Event().wait()
 
