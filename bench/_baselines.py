@@ -16,6 +16,7 @@ import asyncio
 import struct
 import time
 from multiprocessing.connection import Connection
+from typing import cast
 
 import uvloop
 import zmq
@@ -114,9 +115,9 @@ class _RawEchoClient(asyncio.Protocol):
         self.stopping = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = stream = cast(asyncio.Transport, transport)
         self.inflight = self.window
-        self.transport.write(self.message * self.window)
+        stream.write(self.message * self.window)
 
     def data_received(self, data: bytes) -> None:
         buf = self.buf
@@ -182,7 +183,7 @@ def serve_zmq(ready: Connection, kind: str) -> None:
 def _zmq_rate(
     port: int, kind: int, body: bytes, window: int, seconds: float, warmup: float
 ) -> float:
-    ctx = zmq.Context.instance()
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
     sock = ctx.socket(kind)
     sock.setsockopt(zmq.LINGER, 0)
     sock.connect(f"tcp://127.0.0.1:{port}")

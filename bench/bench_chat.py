@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import os
 import re
@@ -187,7 +188,7 @@ class Harness:
             for n in range(room.members):
                 sample = n % SAMPLE_EVERY == 0
                 transport, member = await loop.create_connection(
-                    lambda room=room, sample=sample: Member(room, sample), "127.0.0.1", self.port
+                    functools.partial(Member, room, sample), "127.0.0.1", self.port
                 )
                 self.conns.append(transport)
                 if self.server is SOCKHUB:

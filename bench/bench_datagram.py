@@ -12,11 +12,12 @@ signed message out, the peer's dedup and queue, the ack back, the future settled
 from __future__ import annotations
 
 import asyncio
+import functools
 import tempfile
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, cast
 
 import uvloop
 
@@ -110,7 +111,7 @@ class _Driver(asyncio.DatagramProtocol):
         self.counting = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport: Any = transport
+        self.transport = cast(asyncio.DatagramTransport, transport)
         for _ in range(self.window):
             self.transport.sendto(self.payload)
 
@@ -180,10 +181,14 @@ def main() -> None:
         for window in WINDOWS:
             results = timed_rounds(
                 {
-                    "raw uvloop UDP echo (baseline)": lambda w=window: udp_rate(raw, BODY, w),
-                    "classic UDP echo (RFC 862)": lambda w=window: udp_rate(echo, BODY, w),
-                    "classic SNTP (RFC 4330)": lambda w=window: udp_rate(sntp, NTP_REQUEST, w),
-                    "talk message + ack, signed": lambda w=window: talk_rate(talk, w),
+                    "raw uvloop UDP echo (baseline)": functools.partial(
+                        udp_rate, raw, BODY, window
+                    ),
+                    "classic UDP echo (RFC 862)": functools.partial(udp_rate, echo, BODY, window),
+                    "classic SNTP (RFC 4330)": functools.partial(
+                        udp_rate, sntp, NTP_REQUEST, window
+                    ),
+                    "talk message + ack, signed": functools.partial(talk_rate, talk, window),
                 },
                 ROUNDS,
             )

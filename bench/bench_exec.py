@@ -16,6 +16,8 @@ Rounds are interleaved and bounded in count; the whole run takes well under a mi
 from __future__ import annotations
 
 import asyncio
+import functools
+import io
 import subprocess
 import tempfile
 import time
@@ -94,7 +96,7 @@ def local_pipe_gbps() -> float:
     buf = bytearray(1 << 20)
     start = time.perf_counter()
     proc = subprocess.Popen(["head", "-c", str(BULK), "/dev/zero"], stdout=subprocess.PIPE)
-    assert proc.stdout is not None
+    assert isinstance(proc.stdout, io.BufferedReader)
     got = 0
     while n := proc.stdout.readinto(buf):
         got += n
@@ -133,10 +135,14 @@ def main() -> None:
         ):
             spawn = timed_rounds(
                 {
-                    **{f"ours{w}": (lambda w=w: sockhub_rate(port, key, w)) for w in IN_FLIGHT},
-                    **{f"bare{w}": (lambda w=w: sockhub_rate(bare, key, w)) for w in IN_FLIGHT},
-                    **{f"local{w}": (lambda w=w: local_rate(w, False)) for w in IN_FLIGHT},
-                    **{f"uv{w}": (lambda w=w: local_rate(w, True)) for w in IN_FLIGHT},
+                    **{
+                        f"ours{w}": functools.partial(sockhub_rate, port, key, w) for w in IN_FLIGHT
+                    },
+                    **{
+                        f"bare{w}": functools.partial(sockhub_rate, bare, key, w) for w in IN_FLIGHT
+                    },
+                    **{f"local{w}": functools.partial(local_rate, w, False) for w in IN_FLIGHT},
+                    **{f"uv{w}": functools.partial(local_rate, w, True) for w in IN_FLIGHT},
                 },
                 ROUNDS,
             )

@@ -87,7 +87,9 @@ def _listening(port: int) -> bool:
 
 def _nc_listener(port: int, **popen: object) -> subprocess.Popen[bytes]:
     """``nc -l`` on ``port``, returned once it listens."""
-    proc = subprocess.Popen(["nc", "-l", "127.0.0.1", str(port)], **popen)  # type: ignore[call-overload]
+    proc: subprocess.Popen[bytes] = subprocess.Popen(  # type: ignore[call-overload]
+        ["nc", "-l", "127.0.0.1", str(port)], **popen
+    )
     deadline = time.monotonic() + 10
     while not _listening(port):
         if time.monotonic() > deadline or proc.poll() is not None:
