@@ -11,6 +11,7 @@ const PIECE = 1024 * 1024; // bytes per WebSocket message of an upload body
 const READ = 4 * 1024 * 1024; // bytes read from the file at a time
 const HIGH_WATER = 8 * 1024 * 1024; // bytes the socket may hold unsent before we wait
 const HASH_AHEAD = 16 * 1024 * 1024; // bytes given to the hashing worker and not yet hashed
+const RECONNECT_WAIT = 60_000; // ms a download waits for a lost connection to come back
 
 // The hashing worker: fed the file's pieces in order, at most HASH_AHEAD bytes ahead of it
 // (it tells how far it has got), so a fast socket does not pile the file up in its queue;
@@ -281,9 +282,11 @@ export class Files extends EventTarget {
         t.done = saver.written; // what came of the windows after it is asked for again
         t.note = `connection lost at ${t.done} bytes; resuming`;
         this.changed();
-        const until = performance.now() + 60_000;
+        const until = performance.now() + RECONNECT_WAIT;
         while (!this.hub.authed && performance.now() < until) await waitFor(wait);
-        if (!this.hub.authed) throw err;
+        if (!this.hub.authed) {
+          throw new Error(`connection lost at ${t.done} bytes and not back within a minute: download the file again`);
+        }
       }
     }
   }
