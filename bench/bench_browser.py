@@ -33,7 +33,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from sockhub.web.static import load_assets
+from sockhub.web.static import Asset, load_assets
 
 from ._procs import interleaved, median, ratio_median, report_port, spawn_server
 from ._table import print_table
@@ -85,7 +85,8 @@ class Receiver(BaseHTTPRequestHandler):
     """GET ``/``: a page with a file picker; GET of the sockhub page's files (its hashing
     worker and what that loads); POST: the body written to a temp file, then 204."""
 
-    assets = load_assets()
+    assets: dict[str, Asset] = {}
+    """The page's files, loaded by the receiver's own process (``serve_receiver``)."""
 
     def do_GET(self) -> None:
         asset = self.assets.get(self.path) if self.path.startswith("/js/") else None
@@ -116,6 +117,7 @@ class Receiver(BaseHTTPRequestHandler):
 
 def serve_receiver(ready: Connection) -> None:
     """Process target: the raw HTTP baseline's receiver; reports its port."""
+    Receiver.assets = load_assets()
     server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
     report_port(ready, server.server_address[1])
     server.serve_forever()

@@ -64,6 +64,14 @@ async def final(peer: WsPeer, rid: int) -> tuple[Frame, list[int]]:
             return frame, told
 
 
+async def ended(ws: Any, peer: WsPeer, rid: int, data: bytes) -> tuple[Frame, list[int]]:
+    """file.end with the sha256 of ``data`` for the put ``rid``; its final frame (and the
+    file.got offsets told before it)."""
+    sha = hashlib.sha256(data).hexdigest()
+    await ws.send(encode_frame({"op": "file.end", "target": rid, "sha256": sha}))
+    return await final(peer, rid)
+
+
 def post(
     web: RunningWeb,
     token: str,
@@ -110,12 +118,7 @@ async def test_a_posted_body_arrives_with_its_sha256(web: RunningWeb) -> None:
         ready = await put(peer, 2, "posted.bin", len(data))
         assert ready["offset"] == 0 and len(ready["token"]) >= 43
         assert await asyncio.to_thread(post, web, ready["token"], data) == (204, {})
-        await ws.send(
-            encode_frame(
-                {"op": "file.end", "target": 2, "sha256": hashlib.sha256(data).hexdigest()}
-            )
-        )
-        done, told = await final(peer, 2)
+        done, told = await ended(ws, peer, 2, data)
         assert (
             done.header["op"] == "ok" and done.header["sha256"] == hashlib.sha256(data).hexdigest()
         )
@@ -148,12 +151,7 @@ async def test_a_body_in_odd_pieces_is_stored_exactly_and_bytes_after_it_are_not
                 return sock.recv(100)
 
         assert (await asyncio.to_thread(send)).startswith(b"HTTP/1.1 204 ")
-        await ws.send(
-            encode_frame(
-                {"op": "file.end", "target": 2, "sha256": hashlib.sha256(data).hexdigest()}
-            )
-        )
-        assert (await final(peer, 2))[0].header["op"] == "ok"
+        assert (await ended(ws, peer, 2, data))[0].header["op"] == "ok"
     assert stored(web, "pieces.bin").read_bytes() == data
 
 
@@ -170,12 +168,7 @@ async def test_a_body_posted_over_tls(tmp_path: Path) -> None:
             peer = await login(web, ws)
             token = (await put(peer, 2, "secret.bin", len(data)))["token"]
             assert await asyncio.to_thread(post, web, token, data, None, ctx) == (204, {})
-            await ws.send(
-                encode_frame(
-                    {"op": "file.end", "target": 2, "sha256": hashlib.sha256(data).hexdigest()}
-                )
-            )
-            assert (await final(peer, 2))[0].header["op"] == "ok"
+            assert (await ended(ws, peer, 2, data))[0].header["op"] == "ok"
         assert stored(web, "secret.bin").read_bytes() == data
 
 
@@ -219,12 +212,7 @@ async def test_wrong_origin_host_and_chunked_are_refused_before_the_body(web: Ru
         chunked.close()
         # none of these used the token or touched the upload: the right POST still works
         assert await asyncio.to_thread(post, web, token, data) == (204, {})
-        await ws.send(
-            encode_frame(
-                {"op": "file.end", "target": 2, "sha256": hashlib.sha256(data).hexdigest()}
-            )
-        )
-        assert (await final(peer, 2))[0].header["op"] == "ok"
+        assert (await ended(ws, peer, 2, data))[0].header["op"] == "ok"
     assert stored(web, "checked.txt").read_bytes() == data
 
 
@@ -304,12 +292,7 @@ async def test_a_post_cut_midway_leaves_a_partial_to_resume(web: RunningWeb) -> 
         ready = await put(peer, 3, "cut.bin", len(data))
         assert ready["offset"] == half
         assert await asyncio.to_thread(post, web, ready["token"], data[half:]) == (204, {})
-        await ws.send(
-            encode_frame(
-                {"op": "file.end", "target": 3, "sha256": hashlib.sha256(data).hexdigest()}
-            )
-        )
-        assert (await final(peer, 3))[0].header["op"] == "ok"
+        assert (await ended(ws, peer, 3, data))[0].header["op"] == "ok"
     assert stored(web, "cut.bin").read_bytes() == data
 
 
@@ -342,12 +325,7 @@ async def test_the_server_stops_reading_a_post_while_the_disk_is_behind(
             assert not sending.done()
             gate.set()
             assert await sending == (204, {})
-            await ws.send(
-                encode_frame(
-                    {"op": "file.end", "target": 2, "sha256": hashlib.sha256(data).hexdigest()}
-                )
-            )
-            assert (await final(peer, 2))[0].header["op"] == "ok"
+            assert (await ended(ws, peer, 2, data))[0].header["op"] == "ok"
         assert stored(web, "slow.bin").read_bytes() == data
 
 
