@@ -25,7 +25,9 @@ Redis holds the message; a failing or unreachable Redis is ``backend.unavailable
 within ``TIMEOUT`` and, the script being atomic, nothing half-done.
 
 Presence survives a crashed node through leases (``redis_lease``). Direct messages go
-to the nodes named in ``sockhub:{reach:KEY}``. The totals over every room's history are kept by ``redis_totals``.
+to the nodes named in ``sockhub:{reach:KEY}`` (``redis_directory``, which also keeps each
+node's record of the names and rooms it holds). The totals over every room's history
+are kept by ``redis_totals``.
 """
 
 from __future__ import annotations
@@ -57,11 +59,11 @@ from .broker import (
     Member,
     Message,
 )
-from .coalesce import Coalesced
 from .names import nick_key
 from .presence import Presence
 from .redis_cluster import Client, Router, open_client
 from .redis_cork import CorkedPipe
+from .redis_directory import Directory
 from .redis_format import (
     DM,
     ENTRY,
@@ -72,14 +74,12 @@ from .redis_format import (
     ROOM_SCRIPTS,
     Keys,
     array_header,
-    as_str,
     costs,
     decode_push,
     lua,
     nicks,
     node_keys,
     parse_url,
-    reach_key,
     safe_url,
     stored_messages,
 )
@@ -181,12 +181,9 @@ class RedisBroker(ChatBroker):
         self._presence = Presence()
         self._entries: dict[str, tuple[str, Member, str]] = {}
         """member id -> (room, member, nick) of this node's members, to put back"""
-        self._reach: dict[str, int] = {}
-        self._reach_writes = Coalesced(self._write_reach)
-        self._room_writes = Coalesced(self._write_rooms)
-        """Which names this node's connections hold and which rooms it has members in,
-        each written in one call per loop turn (a mass disconnect is one call, not a
-        thousand)."""
+        self._directory = Directory(
+            lambda: self.redis, lambda: self.node_id, self._presence, self._local, TIMEOUT
+        )
         self._turn = False
         self._stopping = False
         self._clock_offset = 0
@@ -202,7 +199,7 @@ class RedisBroker(ChatBroker):
             leave_script=self._leave_script,
             entry=self._entry,
             entries=self._entries,
-            reach=self._reach,
+            reach=self._directory.reach,
         )
         self.totals = Totals(
             self._script,
@@ -229,6 +226,7 @@ class RedisBroker(ChatBroker):
         cluster = int(info.get("cluster_enabled", 0)) == 1
         self._router = Router(self._url, cluster=cluster, pipe=CorkedPipe)
         self._sharded = int(str(info.get("redis_version", "0")).split(".")[0]) >= 7
+        self._directory.sharded = self._sharded
         seconds, micros = await self.redis.time()
         self._clock_offset = seconds * 1000 + micros // 1000 - int(time.time() * 1000)
         publish = "SPUBLISH" if self._sharded else "PUBLISH"
@@ -267,16 +265,12 @@ class RedisBroker(ChatBroker):
                     await room.lane.runner
         if self._own_background:
             await self._background.close()
-        await self._reach_writes.idle()
-        await self._room_writes.idle()
+        await self._directory.idle()
         await self.totals.flush()
-        rooms_key, keys_key, _ = node_keys(self.node_id)
         with contextlib.suppress(*_FAILURES):
             async with self.redis.pipeline(transaction=False) as pipe:
                 pipe.zrem(NODES, self.node_id)
-                for key in self._reach:
-                    pipe.hdel(reach_key(key), self.node_id)
-                pipe.delete(rooms_key, keys_key)
+                self._directory.withdraw(pipe)
                 await pipe.execute()
         for room in self._rooms.values():
             room.order.close()
@@ -486,7 +480,7 @@ class RedisBroker(ChatBroker):
                 assert state.subscribed is not None
                 async with asyncio.timeout(TIMEOUT):
                     await asyncio.shield(state.subscribed)
-                    await self._room_writes.changed([room])
+                    await self._directory.room_changed(room)
                 args: list[Any] = [
                     member.id,
                     nick,
@@ -547,7 +541,7 @@ class RedisBroker(ChatBroker):
         state.local -= 1
         if state.local == 0:
             with contextlib.suppress(*_FAILURES):
-                await self._room_writes.changed([room])
+                await self._directory.room_changed(room)
         self._release_room(room)
 
     async def _leave_script(self, room: str, member_id: str) -> int:
@@ -589,51 +583,18 @@ class RedisBroker(ChatBroker):
         return str(old)
 
     async def _reach_quietly(self, member: Member, *names: str) -> None:
-        """``_update_reach`` once the room change is done: its failure must not undo
-        the change (the client would think it failed); DMs may miss the name until
-        the node registers again."""
+        """The directory's record of ``names`` once the room change is done: its failure
+        must not undo the change (the client would think it failed); DMs may miss the
+        name until the node registers again."""
         try:
-            await self._update_reach(member, *names)
+            await self._directory.names_changed(member, *names)
         except _FAILURES as exc:
             log.warning("recording who %s reaches failed: %r", escape(names[-1], 64), exc)
             self._lease.registered = False  # the lease keeper writes the reach table again
 
-    async def _update_reach(self, member: Member, *nicks: str) -> None:
-        """Tell Redis how many of this node's connections hold each name now."""
-        keys = {nick_key(n) for n in nicks}
-        if member.user is not None:
-            keys.add(nick_key(member.user))
-        await self._reach_writes.changed(keys)
-
-    async def _write_rooms(self, names: set[str]) -> None:
-        """Record whether this node has members in each room (a reaper reads it)."""
-        rooms_key = node_keys(self.node_id)[0]
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for name in names:
-                room = self._rooms.get(name)
-                if room is not None and room.local > 0:
-                    pipe.sadd(rooms_key, name)
-                else:
-                    pipe.srem(rooms_key, name)
-            async with asyncio.timeout(TIMEOUT):
-                await pipe.execute()
-
-    async def _write_reach(self, keys: set[str]) -> None:
-        """Record how many of this node's connections hold each name now."""
-        keys_key = node_keys(self.node_id)[1]
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for key in keys:
-                held = len(self._presence.reach(key))
-                if held:
-                    self._reach[key] = held
-                    pipe.hset(reach_key(key), self.node_id, held)
-                    pipe.sadd(keys_key, key)
-                else:
-                    self._reach.pop(key, None)
-                    pipe.hdel(reach_key(key), self.node_id)
-                    pipe.srem(keys_key, key)
-            async with asyncio.timeout(TIMEOUT):
-                await pipe.execute()
+    def _local(self, name: str) -> int:
+        room = self._rooms.get(name)
+        return 0 if room is None else room.local
 
     async def members(self, room: str) -> list[str]:
         with _unavailable():
@@ -643,31 +604,9 @@ class RedisBroker(ChatBroker):
     async def rooms(self) -> list[tuple[str, int]]:
         with _unavailable():
             async with asyncio.timeout(TIMEOUT):
-                nodes = await self.redis.zrange(NODES, 0, -1)
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    for node in nodes:
-                        pipe.smembers(node_keys(as_str(node))[0])
-                    names = sorted({as_str(r) for found in await pipe.execute() for r in found})
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    for name in names:
-                        pipe.hlen(Keys(name).members)
-                    counts = await pipe.execute()
-        return [(name, int(n)) for name, n in zip(names, counts, strict=True) if n]
+                return await self._directory.rooms()
 
     async def direct(self, dm: Direct, key: str) -> int:
         with _unavailable():
             async with asyncio.timeout(TIMEOUT):
-                holders = await self.redis.hgetall(reach_key(key))
-                reached = {as_str(node): int(n) for node, n in holders.items() if int(n) > 0}
-                if not reached:
-                    return 0
-                payload = PACK.encode((dm.to, dm.sender, dm.ts, dm.text, key))
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    for node in reached:
-                        channel = node_keys(node)[2]
-                        if self._sharded:
-                            pipe.execute_command("SPUBLISH", channel, payload)
-                        else:
-                            pipe.publish(channel, payload)
-                    await pipe.execute()
-        return sum(reached.values())
+                return await self._directory.direct(dm, key)
