@@ -1,10 +1,12 @@
 """``ServerSession``: one client of the framed protocol, whatever carries its bytes.
 
 The session owns everything that does not depend on the transport: the decoder and the
-per-op body policy, admission, requests in flight (with or without an id), streamed
-body sinks, the authenticated user, timers, counted pause reasons and close; the
-outbound queue (frames and file bodies, in order, with its backlog limits) is the
-``Outbound`` base class in ``server/outbound.py``. A transport adapter is a thin shell
+per-op body policy, admission, the authenticated user, timers, counted pause reasons
+and close. Two halves are base classes of it, so the hot paths keep plain attribute
+accesses: the requests (an op admitted and run, in flight with or without an id, a
+streamed body's sink, a failure answered) are ``Requests`` in ``server/requests.py``,
+and the outbound queue (frames and file bodies, in order, with its backlog limits) is
+``Outbound`` in ``server/outbound.py``. A transport adapter is a thin shell
 around it (``server/stream.py`` for TCP, TLS and UNIX; the WebSocket bridge); the
 split follows python-websockets' sans-I/O ``Protocol`` and thin asyncio ``Connection``.
 
@@ -55,27 +57,23 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from ..protocol.errors import (
-    BadRequest,
     FrameBad,
     FrameTooLarge,
-    Internal,
     LimitIdle,
     LimitSlowConsumer,
-    OpUnknown,
     ProtocolError,
     error_header,
 )
-from ..protocol.fields import get_id
 from ..protocol.frames import BodyChunk, Decoder, Frame, FrameStart
 from ..protocol.sniff import describe_foreign, lab_hint
 from ..protocol.text import escape
-from .outbound import Link, Outbound
+from .outbound import Link
 from .reads import BodyReads, read_buffer
-from .service import BodySink, ConnectionClosed, OpSpec, Request
+from .requests import Requests
 
 if TYPE_CHECKING:
     from .app import Server
@@ -85,8 +83,6 @@ __all__ = ["Link", "ServerSession"]
 log = logging.getLogger("sockhub.server")
 
 # the session's own pause reasons (and outbound.WRITE); a service pauses under its own owner
-INFLIGHT = "inflight"
-"""``max_inflight`` requests are running."""
 DONE = "done"
 """The client said bye or sent EOF: nothing more is read."""
 BUDGET = "budget"
@@ -102,22 +98,17 @@ _SNIFF = 64
 """First bytes kept to name a foreign protocol in the log."""
 
 
-class ServerSession(Outbound):
+class ServerSession(Requests):
     __slots__ = (
         "_close_callbacks",
         "_done",
         "_eof_callbacks",
         "_first",
         "_funded",
-        "_inflight",
         "_pauses",
         "_reads",
         "_receiving",
-        "_requests",
-        "_sink",
-        "_sink_req",
         "_started",
-        "_tasks",
         "_unfunded",
         "admitted",
         "decoder",
@@ -142,14 +133,9 @@ class ServerSession(Outbound):
         self._started = False
         self._receiving = False
         self._pauses: dict[object, int] | None = None
-        self._requests = 0
-        self._inflight: dict[int, asyncio.Task[None]] | None = None
-        self._tasks: set[asyncio.Task[Any]] | None = None
         self._close_callbacks: list[Callable[[], object]] | None = None
         self._eof_callbacks: list[Callable[[], object]] | None = []
-        self._sink: BodySink | None = None
         self._reads = BodyReads()
-        self._sink_req: Request | None = None
         self._first: bytes | None = b""
         self._funded = 0
         """Bytes of the body budget the frame being read holds."""
@@ -383,12 +369,6 @@ class ServerSession(Outbound):
         except Exception:
             log.exception("cleanup for %s %s failed", self.kind, self.peer)
 
-    def _own(self, task: asyncio.Task[Any]) -> None:
-        if self._tasks is None:
-            self._tasks = set()
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     def _note_foreign(self, complete: bool) -> None:
         first, self._first = self._first, None
         what = describe_foreign(first or b"", complete=complete)
@@ -448,113 +428,6 @@ class ServerSession(Outbound):
             self._unfunded = 0
             self.server.bodies.forget(self._retry_fund)
             self._release(BUDGET)
-
-    def _send_error(self, exc: ProtocolError, header: dict[str, Any], rid: int | None) -> None:
-        target = header.get("target")
-        self.send(error_header(exc, re=rid, target=target if target.__class__ is int else None))
-        if exc.fatal:
-            log.info("%s %s: fatal %s: %s", self.kind, self.peer, exc.code, escape(exc.message))
-            self.close()
-
-    def _failed(self, exc: Exception, req: Request) -> None:
-        """A handler raised: its protocol error goes to the client, anything else to the log."""
-        if isinstance(exc, ProtocolError):
-            self._send_error(exc, req.header, req.id)
-            return
-        log.error("op %s from %s %s failed", req.op, self.kind, self.peer, exc_info=exc)
-        self._send_error(Internal("internal error; the server logged it"), req.header, req.id)
-
-    def _admit_request(self, header: dict[str, Any]) -> tuple[OpSpec, int | None] | None:
-        """The op's spec and id, or None after answering why the frame cannot run."""
-        try:
-            rid = get_id(header)
-        except BadRequest as exc:
-            self._send_error(exc, header, None)
-            return None
-        op = header.get("op")
-        spec = self.server.ops.get(op) if op.__class__ is str else None
-        try:
-            if op.__class__ is not str:
-                raise BadRequest("field 'op' must be a string")
-            if spec is None:
-                if rid is not None:
-                    raise OpUnknown(f"unknown op {escape(op, 64)}")
-                return None
-            outbound = self.server.outbound
-            if (
-                spec.grant is not None and spec.grant not in self.grants
-            ) or outbound.used >= outbound.total:
-                self.server.permit(spec, self.grants, self.user)  # raises why, if it must
-            if rid is not None and self._inflight is not None and rid in self._inflight:
-                raise BadRequest(f"id {rid} is still in flight on this connection")
-        except ProtocolError as exc:
-            self._send_error(exc, header, rid)
-            return None
-        return spec, rid
-
-    def _on_frame(self, header: dict[str, Any], body: bytes) -> None:
-        admitted = self._admit_request(header)
-        if admitted is None:
-            return
-        spec, rid = admitted
-        req = Request(self, header, body, rid)
-        try:
-            result = spec.handler(req)
-        except Exception as exc:
-            self._failed(exc, req)
-            return
-        if result is not None:
-            self._run(req, result)
-
-    def _run(self, req: Request, awaitable: Awaitable[None]) -> None:
-        """Run a request as a task; every one counts toward ``max_inflight``, id or not."""
-        task = self._loop.create_task(self._guard(req, awaitable))
-        self._own(task)
-        if req.id is not None:
-            if self._inflight is None:
-                self._inflight = {}
-            self._inflight[req.id] = task
-        self._requests += 1
-        if self._requests >= self.server.limits.max_inflight:
-            self._hold(INFLIGHT)
-
-    async def _guard(self, req: Request, awaitable: Awaitable[None]) -> None:
-        try:
-            await awaitable
-        except ConnectionClosed:
-            pass
-        except Exception as exc:
-            self._failed(exc, req)
-        finally:
-            if req.id is not None and self._inflight is not None:
-                self._inflight.pop(req.id, None)
-            self._requests -= 1
-            if self._pauses is not None and self._requests < self.server.limits.max_inflight:
-                self._release(INFLIGHT)
-            if self._done and not self._requests:
-                self.finish()
-
-    def _on_stream_start(self, header: dict[str, Any]) -> None:
-        admitted = self._admit_request(header)
-        if admitted is None:
-            return
-        spec, rid = admitted
-        req = Request(self, header, b"", rid)
-        try:
-            self._sink = spec.handler(req)  # type: ignore[assignment]
-            self._sink_req = req
-        except Exception as exc:
-            self._failed(exc, req)
-
-    def _on_stream_end(self) -> None:
-        sink, self._sink = self._sink, None
-        req, self._sink_req = self._sink_req, None
-        if sink is None or req is None:
-            return
-        try:
-            sink.end()
-        except Exception as exc:
-            self._failed(exc, req)
 
     def check_timers(self, now: float) -> None:
         """Called about once a second by the server: send, backlog, handshake, stall and
