@@ -18,7 +18,7 @@ import pytest
 
 from sockhub.services.chat.redis_slots import key_slot
 
-from .redis_support import RedisServer, free_port
+from .redis_support import RedisServer
 
 __all__ = ["PrivateCluster"]
 
@@ -44,10 +44,9 @@ class PrivateCluster:
         self.cli = cli
         extra = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
         extra += ["--cluster-node-timeout", str(NODE_TIMEOUT_MS)]
-        # the bus port is given: the default (port + 10000) may be past 65535
         self.nodes = [
-            RedisServer(folder / f"node{i}", aof=True, extra=[*extra, "--cluster-port", str(bus)])
-            for i, bus in enumerate(free_port() for _ in range(masters * (1 + replicas)))
+            RedisServer(folder / f"node{i}", aof=True, extra=extra, bus=True)
+            for i in range(masters * (1 + replicas))
         ]
         self.replicas = replicas
 

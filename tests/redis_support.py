@@ -20,6 +20,9 @@ import pytest
 
 __all__ = ["RedisServer", "free_port"]
 
+TRIES = 5
+"""Ports a first start tries before giving up."""
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -30,7 +33,9 @@ def free_port() -> int:
 class RedisServer:
     """One redis-server process; ``aof`` keeps an append-only file (fsync always) in ``folder``."""
 
-    def __init__(self, folder: Path, *, aof: bool = False, extra: Sequence[str] = ()) -> None:
+    def __init__(
+        self, folder: Path, *, aof: bool = False, extra: Sequence[str] = (), bus: bool = False
+    ) -> None:
         exe = shutil.which("redis-server")
         if exe is None:
             pytest.skip("redis-server is not installed (make sysdeps)")
@@ -39,7 +44,11 @@ class RedisServer:
         self.aof = aof
         self.extra = list(extra)
         """More redis-server options (a cluster node's)."""
-        self.port = free_port()
+        self.bus = bus
+        """A cluster node: it listens on a bus port too (given: the default, port + 10000,
+        may be past 65535)."""
+        self.port = 0
+        """Chosen at the first start, kept by a restart."""
         self.proc: subprocess.Popen[bytes] | None = None
         folder.mkdir(parents=True, exist_ok=True)
 
@@ -48,22 +57,42 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}"
 
     def start(self) -> RedisServer:
-        args = [self.exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+        """Start, on the port of an earlier start (a restart) or on free ports. A free port
+        can be taken by another process between choosing and binding it (the other test
+        worker's servers): the first start then tries others."""
+        for _ in range(TRIES if not self.port else 1):
+            if self._started(self.port or free_port()):
+                return self
+        raise RuntimeError(f"redis-server did not start: {self.folder / 'redis.log'}")
+
+    def _started(self, port: int) -> bool:
+        args = [self.exe, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
         args += ["--dir", str(self.folder), "--protected-mode", "no"]
         if self.aof:
             args += ["--appendonly", "yes", "--appendfsync", "always"]
         else:
             args += ["--appendonly", "no"]
+        if self.bus:
+            args += ["--cluster-port", str(free_port())]
         args += self.extra
-        log = (self.folder / "redis.log").open("ab")
-        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
-        log.close()
+        log_path = self.folder / "redis.log"
+        logged = log_path.stat().st_size if log_path.exists() else 0
+        with log_path.open("ab") as log:
+            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        self.port = port
         deadline = time.monotonic() + 20
         while not self.ping():
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server did not start: {self.folder / 'redis.log'}")
+                with log_path.open("rb") as log:
+                    log.seek(logged)
+                    taken = b"Address already in use" in log.read()
+                self.stop()
+                if taken:
+                    self.port = 0
+                    return False
+                raise RuntimeError(f"redis-server did not start: {log_path}")
             time.sleep(0.01)
-        return self
+        return True
 
     def ping(self) -> bool:
         try:
